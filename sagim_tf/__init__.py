@@ -1,0 +1,26 @@
+"""sagim_tf: saliency-guided image manipulation (SaGIM, BMVC 2019) in TensorFlow/Keras.
+
+Public names are imported lazily so that ``import sagim_tf`` and the CLI's help stay quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "SaGIM": "sagim_tf.trainer",
+    "SaGIMGenerator": "sagim_tf.generator",
+    "PatchDiscriminator": "sagim_tf.discriminator",
+    "ContentFeatures": "sagim_tf.content_features",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sagim_tf' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY) + ["__version__"]
