@@ -1,0 +1,52 @@
+"""Pad to a multiple inside a network and crop back, so G and D take any H and W."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="sagim_tf")
+class PadToMultiple(keras.layers.Layer):
+    """Mirror-pad the bottom and right edges so that H and W become multiples of ``multiple``.
+
+    Shapes may be dynamic. Symmetric mirroring (the edge pixel repeated) is used rather than
+    reflection so that even inputs smaller than ``multiple`` can be padded.
+    """
+
+    def __init__(self, multiple, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, x):
+        if self.multiple <= 1:
+            return x
+        shape = ops.shape(x)
+        pad_h = (-shape[1]) % self.multiple
+        pad_w = (-shape[2]) % self.multiple
+        return ops.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="symmetric")
+
+    def compute_output_shape(self, input_shape):
+        def up(d):
+            return None if d is None else -(-d // self.multiple) * self.multiple
+
+        return (input_shape[0], up(input_shape[1]), up(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"multiple": self.multiple})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="sagim_tf")
+class CropToReference(keras.layers.Layer):
+    """Crop ``x`` (first input) to the spatial size of ``reference`` (second input)."""
+
+    def call(self, inputs):
+        x, reference = inputs
+        shape = ops.shape(reference)
+        return x[:, : shape[1], : shape[2], :]
+
+    def compute_output_shape(self, input_shapes):
+        x_shape, ref_shape = input_shapes
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])

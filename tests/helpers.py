@@ -1,0 +1,49 @@
+"""Shared test helpers: tiny networks, a tiny frozen stand-in for E, generated data."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def tiny_estimator(seed: int = 0) -> keras.Model:
+    """A frozen, differentiable stand-in for E: one random conv, then a sigmoid.
+
+    Its output depends on local colour, so G can change it; the real estimators have
+    their own tests.
+    """
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(
+        4, 3, padding="same", activation="tanh",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.8, seed=seed),
+    )(inp)
+    out = keras.layers.Conv2D(
+        1, 1, activation="sigmoid",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=seed + 1),
+    )(x)
+    model = keras.Model(inp, out, name="tiny_estimator")
+    model.trainable = False
+    return model
+
+
+def tiny_sagim(seed: int = 0, **kwargs):
+    from sagim_tf import ContentFeatures, PatchDiscriminator, SaGIM, SaGIMGenerator
+
+    keras.utils.set_random_seed(seed)
+    return SaGIM(
+        generator=SaGIMGenerator(base_filters=8, depth=2, num_residual_blocks=1),
+        discriminator=PatchDiscriminator(base_filters=8, num_layers=2),
+        estimator=tiny_estimator(seed),
+        content_features=ContentFeatures(
+            layers=("block1_conv1", "block1_conv2", "block2_conv1"), weights=None, seed=seed
+        ),
+        color_kernel_size=5,
+        **kwargs,
+    )
+
+
+def random_batch(batch=2, height=24, width=32, seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.uniform(0.0, 1.0, (batch, height, width, 3)).astype(np.float32)
+    guidance = rng.uniform(0.0, 1.0, (batch, height, width, 1)).astype(np.float32)
+    return image, guidance
