@@ -134,6 +134,7 @@ class SaGIM(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
         self.g_optimizer = None
         self.d_optimizer = None
+        self.build()
 
     # ------------------------------------------------------------------ building
     def build(self, input_shape=None):
@@ -220,6 +221,11 @@ class SaGIM(keras.Model):
     # ------------------------------------------------------------------ inputs
     @staticmethod
     def _unpack(data):
+        # Keras packs (x, y, sample_weight); x alone arrives as a 1-tuple or with Nones.
+        while isinstance(data, (list, tuple)) and len(data) in (1, 2, 3) and (
+            len(data) == 1 or all(d is None for d in data[1:])
+        ):
+            data = data[0]
         if isinstance(data, dict):
             missing = [k for k in ("image", "guidance") if k not in data]
             if missing:
@@ -302,12 +308,15 @@ class SaGIM(keras.Model):
         return terms, total
 
     def _update_trackers(self, terms, g_total, d_loss):
+        """Update and report the computed terms only (a skipped term is not logged as 0)."""
+        reported = [f"{name}_loss" for name in terms] + ["g_loss"]
         for name, value in terms.items():
             self.trackers[f"{name}_loss"].update_state(value)
         self.trackers["g_loss"].update_state(g_total)
         if d_loss is not None:
             self.trackers["d_loss"].update_state(d_loss)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+            reported.append("d_loss")
+        return {name: self.trackers[name].result() for name in reported}
 
     def train_step(self, data):
         if self.g_optimizer is None:

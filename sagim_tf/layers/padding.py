@@ -10,8 +10,11 @@ from keras import ops
 class PadToMultiple(keras.layers.Layer):
     """Mirror-pad the bottom and right edges so that H and W become multiples of ``multiple``.
 
-    Shapes may be dynamic. Symmetric mirroring (the edge pixel repeated) is used rather than
-    reflection so that even inputs smaller than ``multiple`` can be padded.
+    Shapes may be dynamic. Symmetric mirroring (edge pixel repeated) is used. One mirror
+    pad can add at most the current size, so the padding is applied in up to
+    log2(multiple) rounds, each at most doubling the size: an image smaller than
+    ``multiple`` (even 1 pixel) still gets padded; normal images finish in the first round
+    and the later rounds pad nothing.
     """
 
     def __init__(self, multiple, **kwargs):
@@ -22,9 +25,17 @@ class PadToMultiple(keras.layers.Layer):
         if self.multiple <= 1:
             return x
         shape = ops.shape(x)
-        pad_h = (-shape[1]) % self.multiple
-        pad_w = (-shape[2]) % self.multiple
-        return ops.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="symmetric")
+        h, w = shape[1], shape[2]
+        left_h = (-h) % self.multiple
+        left_w = (-w) % self.multiple
+        rounds = max(1, (self.multiple - 1).bit_length())
+        for _ in range(rounds):
+            step_h = ops.minimum(left_h, h)
+            step_w = ops.minimum(left_w, w)
+            x = ops.pad(x, [[0, 0], [0, step_h], [0, step_w], [0, 0]], mode="symmetric")
+            h, w = h + step_h, w + step_w
+            left_h, left_w = left_h - step_h, left_w - step_w
+        return x
 
     def compute_output_shape(self, input_shape):
         def up(d):

@@ -1,0 +1,146 @@
+"""SaGIM's train_step, test_step, freezing, ablations, saving and input checks."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import random_batch, tiny_sagim
+from sagim_tf import SaGIM
+from sagim_tf.errors import ConfigError, InputError
+
+ALL_TERMS = {"rec_loss", "content_loss", "color_loss", "cycle_loss", "adv_loss", "g_loss", "d_loss"}
+
+
+def _weights(model):
+    return [np.array(v) for v in model.weights]
+
+
+def _dataset(batch=2, n=4, height=24, width=32, seed=0):
+    image, guidance = random_batch(n, height, width, seed)
+    return tf.data.Dataset.from_tensor_slices((image, guidance)).batch(batch)
+
+
+def test_fit_reports_all_five_losses_and_freezes_e_and_vgg():
+    model = tiny_sagim()
+    model.compile()
+    e_before, phi_before = _weights(model.estimator), _weights(model.content_features)
+    g_before, d_before = _weights(model.generator), _weights(model.discriminator)
+    history = model.fit(_dataset(), epochs=2, verbose=0)
+    assert set(history.history) == ALL_TERMS
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    for a, b in zip(e_before, _weights(model.estimator)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(phi_before, _weights(model.content_features)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(g_before, _weights(model.generator)))
+    assert any(not np.array_equal(a, b) for a, b in zip(d_before, _weights(model.discriminator)))
+    assert int(model.g_optimizer.iterations) == 4 and int(model.d_optimizer.iterations) == 4
+    # G's optimizer holds G's variables only, D's holds D's.
+    g_paths = {v.path for v in model.generator.trainable_variables}
+    assert len(model.g_optimizer._trainable_variables) == len(g_paths)
+    logs = model.evaluate(_dataset(), return_dict=True, verbose=0)
+    assert set(logs) == ALL_TERMS
+
+
+def test_adversarial_weight_zero_leaves_d_untouched_and_skips_terms():
+    model = tiny_sagim()
+    model.compile(loss_weights={"adv": 0.0, "cycle": 0.0})
+    d_before = _weights(model.discriminator)
+    history = model.fit(_dataset(), epochs=1, verbose=0)
+    for a, b in zip(d_before, _weights(model.discriminator)):
+        np.testing.assert_array_equal(a, b)
+    assert int(model.d_optimizer.iterations) == 0
+    assert set(history.history) == {"rec_loss", "content_loss", "color_loss", "g_loss"}
+
+
+def test_training_brings_reconstruction_loss_down():
+    model = tiny_sagim(seed=1)
+    model.compile(
+        g_optimizer=keras.optimizers.Adam(2e-3),
+        loss_weights={"adv": 0.0, "cycle": 0.0, "content": 1.0},
+    )
+    image, guidance = random_batch(4, 16, 16, seed=5)
+    ds = tf.data.Dataset.from_tensor_slices((image, guidance)).batch(4).repeat(40)
+    first = model.test_on_batch((image, guidance), return_dict=True)["rec_loss"]
+    model.fit(ds, epochs=1, verbose=0)
+    last = model.test_on_batch((image, guidance), return_dict=True)["rec_loss"]
+    assert last < first - 0.01, (first, last)
+
+
+def test_config_json_round_trip():
+    model = tiny_sagim()
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
+    clone = keras.saving.deserialize_keras_object(config)
+    assert isinstance(clone, SaGIM)
+    assert clone.generator.get_config() == model.generator.get_config()
+    assert clone.discriminator.get_config() == model.discriminator.get_config()
+    assert clone.content_features.layer_names == model.content_features.layer_names
+    assert clone.color_kernel_size == 5
+    assert clone.count_params() == model.count_params()
+
+
+def test_keras_save_load_restores_weights_and_optimizers(tmp_path):
+    model = tiny_sagim()
+    model.compile(g_optimizer=keras.optimizers.Adam(5e-4), loss_weights={"color": 2.0})
+    model.fit(_dataset(), epochs=1, verbose=0)
+    path = tmp_path / "sagim.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    image, guidance = random_batch(2, 24, 32, seed=9)
+    np.testing.assert_array_equal(np.asarray(model((image, guidance))), np.asarray(loaded((image, guidance))))
+    assert int(loaded.g_optimizer.iterations) == int(model.g_optimizer.iterations) == 2
+    assert int(loaded.d_optimizer.iterations) == 2
+    assert np.isclose(float(loaded.g_optimizer.learning_rate), 5e-4)
+    assert loaded.loss_weights["color"] == 2.0
+    for a, b in zip(model.g_optimizer.variables, loaded.g_optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(model.d_optimizer.variables, loaded.d_optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Training resumes from the restored state identically.
+    model.fit(_dataset(seed=3), epochs=1, verbose=0)
+    loaded.fit(_dataset(seed=3), epochs=1, verbose=0)
+    for a, b in zip(model.generator.weights, loaded.generator.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
+def test_input_errors_name_the_problem():
+    model = tiny_sagim()
+    image, guidance = random_batch(1, 16, 16)
+    with pytest.raises(InputError, match="does not match"):
+        model((image, guidance[:, :8]))
+    with pytest.raises(InputError, match=r"\(H, W, 1\)"):
+        model((image, np.concatenate([guidance, guidance], axis=-1)))
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        model((image, guidance * 2.0))
+    bad = guidance.copy()
+    bad[0, 3, 3, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        model((image, bad))
+    with pytest.raises(InputError, match="RGB"):
+        model.edit(image[..., :2], guidance)
+    model.compile()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="guidance values must lie in"):
+        model.train_on_batch((image, guidance * 3.0))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN"):
+        model.train_on_batch((image, bad))
+    fresh = tiny_sagim()
+    fresh.compile()
+    with pytest.raises(InputError, match="height"):
+        fresh.train_on_batch((image, guidance[:, :8]))
+
+
+def test_edit_numpy_api_and_compile_errors():
+    model = tiny_sagim()
+    image, guidance = random_batch(3, 16, 20)
+    out = model.edit((image[0] * 255).astype(np.uint8), guidance[0, ..., 0])
+    assert out.shape == (16, 20, 3) and out.dtype == np.float32
+    assert model.edit(image, guidance, batch_size=2).shape == image.shape
+    with pytest.raises(ConfigError, match="unknown loss weight"):
+        model.compile(loss_weights={"style": 1.0})
+    with pytest.raises(ConfigError, match=">= 0"):
+        model.compile(loss_weights={"rec": -1.0})
+    with pytest.raises(ConfigError, match="not used"):
+        model.compile(optimizer="adam")
