@@ -23,3 +23,35 @@ __all__ = [
     "region_mean",
     "ssim",
 ]
+
+from sagim_tf.evaluation.evaluator import (  # noqa: E402
+    EvaluationResult,
+    baseline_methods,
+    evaluate_methods,
+    identity_method,
+    run_judge,
+)
+from sagim_tf.evaluation.report import (  # noqa: E402
+    format_ablation_table,
+    format_results_md,
+    format_table1,
+    write_example_grid,
+    write_report,
+    write_results_json,
+    write_results_md,
+)
+
+__all__ += [
+    "EvaluationResult",
+    "baseline_methods",
+    "evaluate_methods",
+    "identity_method",
+    "run_judge",
+    "format_ablation_table",
+    "format_results_md",
+    "format_table1",
+    "write_example_grid",
+    "write_report",
+    "write_results_json",
+    "write_results_md",
+]
