@@ -17,13 +17,14 @@ What we simplified:
       the hue change are clipped, which can lower their chroma slightly.
     * The neighbourhood is a ring around the target (the target dilated by ``ring`` times
       the image diagonal, minus the target). Hue histograms (``bins`` bins) are weighted by
-      chroma, so grey pixels, which have no meaningful hue, do not count.
+      chroma, and pixels below ``min_chroma`` are left out, so grey pixels, which have no
+      meaningful hue, do not count.
     * The edit is one global rotation of the target's hues; we choose the rotation that
       maximises the circular Earth Mover's Distance between the rotated target histogram and
       the ring's, by exhaustive search over the bin angles. The papers optimise the target
       hues more freely; a rotation keeps the target's internal hue structure.
     * The target edge is feathered over ``feather`` times the diagonal so no seam appears.
-    * If the ring (or the target) has no chroma at all, every hue is equally far and the
+    * If the ring (or the target) has no chromatic pixel, every hue is equally far and the
       image is returned unchanged: OHA cannot retarget attention between grey regions.
 """
 
@@ -78,6 +79,7 @@ def oha(
     bins: int = 72,
     feather: float = 0.005,
     strength: float = 1.0,
+    min_chroma: float = 2.0,
 ) -> np.ndarray:
     """Rotate the target's hues away from its surround's, keeping intensity and chroma.
 
@@ -88,6 +90,8 @@ def oha(
         bins: hue histogram bins (the rotation is searched in steps of 360/bins degrees).
         feather: width of the soft edge of the target, as a fraction of the diagonal.
         strength: fraction of the chosen rotation to apply (1 = all of it).
+        min_chroma: pixels with CIELAB chroma below this count as grey (no hue) in the
+            histograms.
 
     Returns:
         The edited image, (H, W, 3) float32 in [0, 1].
@@ -100,6 +104,7 @@ def oha(
     feather = check_strength("feather", feather, 0.0)
     strength = check_strength("strength", strength, 0.0, 1.0)
     bins = int(check_strength("bins", bins, 4.0, 3600.0))
+    min_chroma = check_strength("min_chroma", min_chroma, 0.0)
 
     lab = rgb_to_lab(img).astype(np.float64)
     chroma = np.hypot(lab[..., 1], lab[..., 2])
@@ -114,8 +119,9 @@ def oha(
     if not ring_mask.any():
         return finish(img)
 
-    t_hist = hue_histogram(hue[target], chroma[target], bins)
-    r_hist = hue_histogram(hue[ring_mask], chroma[ring_mask], bins)
+    weight = np.where(chroma >= min_chroma, chroma, 0.0)
+    t_hist = hue_histogram(hue[target], weight[target], bins)
+    r_hist = hue_histogram(hue[ring_mask], weight[ring_mask], bins)
     if t_hist.sum() == 0 or r_hist.sum() == 0:
         return finish(img)
 
