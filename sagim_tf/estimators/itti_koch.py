@@ -7,17 +7,20 @@ smooth function of the image so that SaGIM's generator can be trained through it
   blended smoothly to grey (instead of a hard cut) where the intensity is below 0.1;
 * the normalisation operator N(.) (scale a map to a fixed range, then weight it by
   ``(M - mean of local maxima)^2``) counts local maxima, which has no useful gradient.
-  We use the stand-in ``N(X) = X / (max X + eps) * (1 - mean(X / (max X + eps)))^2``:
-  a map with one strong peak (mean far below its maximum) is promoted and a map with many
-  comparable peaks (mean close to its maximum) is suppressed, as in the original. ``eps``
-  (0.01, in units of image intensity) keeps flat maps at zero instead of inflating noise,
-  so a uniform image gives an all-zero map and no NaN;
+  We use the stand-in ``N(X) = relu(Xn - m) * (1 - m)^2`` with ``Xn = X / (max X + eps)``
+  and ``m = mean(Xn)``: a map with one strong peak (mean far below its maximum) is kept and
+  promoted, a map with many comparable peaks (mean close to its maximum) is suppressed, as
+  in the original, and the subtraction of the mean plays the part of the global
+  inhibition of Itti and Koch's later iterative normalisation (without it the summed maps
+  sit on a high floor: half the photograph reads as salient). ``eps`` (0.01, in units of
+  image intensity) keeps flat maps at zero instead of inflating noise, so a uniform image
+  gives an all-zero map and no NaN;
 * centre-surround differences are ``|F(c) - F(s)|`` for every feature, including the
   colour opponents (the paper's ``|(R-G)(c) - (G-R)(s)|`` is read as this double-opponent
   contrast, as most implementations do).
 
-Gradients flow everywhere except through the usual measure-zero kinks of ``abs`` and
-``max``.
+Gradients flow everywhere except through the usual measure-zero kinks of ``abs``,
+``max`` and ``relu``.
 
 Working size. The image is resized (bilinear, antialiased) to ``working_size`` (width,
 height), 128 x 96 by default, and the map comes back at the input's own size. At that size
@@ -86,7 +89,7 @@ def _normalize_map(x, eps=_EPS_MAP):
     peak = ops.max(x, axis=(1, 2), keepdims=True)
     xn = x / (peak + eps)
     spread = ops.mean(xn, axis=(1, 2), keepdims=True)
-    return xn * ops.square(1.0 - spread)
+    return ops.relu(xn - spread) * ops.square(1.0 - spread)
 
 
 @keras.saving.register_keras_serializable(package="sagim_tf")
