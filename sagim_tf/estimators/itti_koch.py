@@ -173,6 +173,7 @@ class IttiKochSaliency(keras.Model):
         s2 = 2.0 * self.centre_bias_sigma**2
         gauss = np.exp(-(xx**2 + yy**2) / s2).astype(np.float32)
         self._prior = ((1.0 - self.centre_bias) + self.centre_bias * gauss)[None, :, :, None]
+        self.built = True  # no weights to create; any input size is accepted
 
     def _check_config(self):
         if len(self.working_size) != 2 or min(self.working_size) < 8:
