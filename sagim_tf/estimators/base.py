@@ -33,6 +33,13 @@ class ResizingEstimator(keras.Model):
         self.network.trainable = False
         self.trainable = False
 
+    def build(self, input_shape=None):
+        """Nothing to create: the wrapped network owns every weight (built at its own size)."""
+        if not self.network.built and self.native_size is not None:
+            nw, nh = self.native_size
+            self.network.build((None, nh, nw, 3))
+        self.built = True
+
     def call(self, images):
         images = ops.convert_to_tensor(images)
         h, w = ops.shape(images)[1], ops.shape(images)[2]

@@ -57,7 +57,10 @@ def _load_keras_file(path: str):
         raise InputError(f"keras estimator: no such file {path!r}")
     if not path.endswith(".keras"):
         raise InputError(f"keras estimator: expected a .keras file, got {path!r}")
-    model = keras.saving.load_model(path, compile=False)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # zip, h5 and deserialisation errors come in many kinds
+        raise InputError(f"keras estimator: cannot load {path!r} ({exc})") from exc
     model.trainable = False
     return model
 
@@ -67,7 +70,11 @@ register_estimator(
     help="any .keras model mapping (B,H,W,3) in [0,1] to (B,H,W,1) in [0,1]",
 )
 
-_BUILTIN_MODULES: tuple[str, ...] = ()
+_BUILTIN_MODULES: tuple[str, ...] = (
+    "sagim_tf.estimators.itti_koch",
+    "sagim_tf.estimators.salgan",
+    "sagim_tf.estimators.opencv_judges",
+)
 _loaded = False
 
 

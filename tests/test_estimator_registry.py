@@ -1,0 +1,66 @@
+"""Every spec string builds a working estimator with the one call shape."""
+
+import keras
+import numpy as np
+import pytest
+
+from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.estimators import available_estimators, build_estimator
+from sagim_tf.estimators.itti_koch import IttiKochSaliency
+
+
+def _check(estimator, shape=(2, 24, 32)):
+    x = np.random.default_rng(0).random(shape + (3,), dtype=np.float32)
+    y = np.asarray(estimator(x))
+    assert y.shape == shape + (1,) and y.dtype == np.float32
+    assert np.isfinite(y).all() and y.min() >= 0.0 and y.max() <= 1.0
+    assert not estimator.trainable
+    return y
+
+
+def test_builtin_names_are_registered():
+    names = available_estimators()
+    for name in ("itti-koch", "salgan", "keras", "spectral-residual", "fine-grained"):
+        assert name in names and names[name]
+
+
+@pytest.mark.parametrize("spec", ["itti-koch", " Itti-Koch ", "spectral-residual", "fine-grained"])
+def test_weight_free_specs(spec):
+    estimator = build_estimator(spec)
+    _check(estimator)
+
+
+def test_differentiable_flags():
+    assert build_estimator("itti-koch").differentiable is True
+    assert build_estimator("spectral-residual").differentiable is False
+    assert build_estimator("fine-grained").differentiable is False
+
+
+def test_keras_spec_loads_user_model(tmp_path):
+    path = str(tmp_path / "user.keras")
+    IttiKochSaliency().save(path)
+    estimator = build_estimator(f"keras:{path}")
+    assert isinstance(estimator, keras.Model)
+    _check(estimator)
+
+
+def test_keras_spec_errors(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        build_estimator(f"keras:{tmp_path / 'absent.keras'}")
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="cannot load"):
+        build_estimator(f"keras:{bad}")
+
+
+def test_spec_errors():
+    with pytest.raises(ConfigError, match="unknown estimator"):
+        build_estimator("deepgaze")
+    with pytest.raises(ConfigError, match="needs an argument"):
+        build_estimator("salgan")
+    with pytest.raises(ConfigError, match="takes no argument"):
+        build_estimator("itti-koch:x")
+    with pytest.raises(ConfigError, match="non-empty"):
+        build_estimator("")
+    with pytest.raises(InputError, match="no such weights file"):
+        build_estimator("salgan:/nonexistent/gen_modelWeights0090.npz")

@@ -1,0 +1,58 @@
+"""``sagim saliency``: writes a map and an overlay; bad input exits 2 with a clear message."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sagim_tf.cli import main
+from sagim_tf.image_io import save_image
+
+
+@pytest.fixture()
+def photo(tmp_path):
+    from skimage import data
+
+    img = data.chelsea()[::4, ::4] / 255.0  # 75 x 113, a real photograph, kept small
+    path = tmp_path / "chelsea.png"
+    save_image(path, img)
+    return path, img
+
+
+@pytest.mark.parametrize("spec", ["itti-koch", "spectral-residual"])
+def test_writes_map_and_overlay(photo, tmp_path, spec, capsys):
+    path, img = photo
+    out = tmp_path / "maps" / "map.png"
+    assert main(["saliency", str(path), "--estimator", spec, "--out", str(out)]) == 0
+    sal = np.asarray(Image.open(out))
+    overlay = np.asarray(Image.open(tmp_path / "maps" / "map_overlay.png"))
+    assert sal.shape == img.shape[:2] and sal.dtype == np.uint8 and sal.max() > 128
+    assert overlay.shape == img.shape
+    assert "overlay" in capsys.readouterr().out
+
+
+def test_explicit_overlay_path_and_default_estimator(photo, tmp_path):
+    path, _ = photo
+    over = tmp_path / "o.jpg"
+    assert main(["saliency", str(path), "--out", str(tmp_path / "m.png"), "--overlay", str(over),
+                 "--alpha", "0.3"]) == 0
+    assert over.is_file()
+
+
+def test_missing_and_corrupt_files(tmp_path, capsys):
+    assert main(["saliency", str(tmp_path / "absent.png"), "--out", str(tmp_path / "m.png")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG garbage")
+    assert main(["saliency", str(bad), "--out", str(tmp_path / "m.png")]) == 2
+    assert "not a readable image" in capsys.readouterr().err
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_bad_options(photo, tmp_path, capsys):
+    path, _ = photo
+    assert main(["saliency", str(path), "--estimator", "nope", "--out", str(tmp_path / "m.png")]) == 2
+    assert "unknown estimator" in capsys.readouterr().err
+    assert main(["saliency", str(path), "--out", str(tmp_path / "m.xyz")]) == 2
+    assert "unknown image extension" in capsys.readouterr().err
+    assert main(["saliency", str(path), "--alpha", "2", "--out", str(tmp_path / "m.png")]) == 2
+    assert "--alpha" in capsys.readouterr().err
