@@ -34,6 +34,13 @@ from pycocotools import mask as mask_utils
 from sagim_tf.errors import ConfigError
 from sagim_tf.image_io import atomic_write
 
+
+def make_readable(path):
+    """Give a file made by ``mkstemp`` (mode 0600) the usual mode (0666 less the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
 CATEGORIES = (
     {"id": 1, "name": "disc", "supercategory": "shape"},
     {"id": 2, "name": "box", "supercategory": "shape"},
@@ -197,12 +204,12 @@ def generate_synthetic_coco(out_dir, num_images: int, seed: int = 0, size=(320, 
         The path of ``instances.json``.
     """
     if int(num_images) < 1:
-        raise ConfigError(f"synth-coco: --images must be at least 1, got {num_images}")
+        raise ConfigError(f"--images must be at least 1, got {num_images}")
     width, height = (int(v) for v in size)
     if width < 16 or height < 16:
-        raise ConfigError(f"synth-coco: size must be at least 16x16, got {width}x{height}")
+        raise ConfigError(f"size must be at least 16x16, got {width}x{height}")
     if not 1 <= min_objects <= max_objects:
-        raise ConfigError(f"synth-coco: need 1 <= min_objects <= max_objects, got {min_objects}, {max_objects}")
+        raise ConfigError(f"need 1 <= min_objects <= max_objects, got {min_objects}, {max_objects}")
     from tqdm import tqdm
 
     img_dir = os.path.join(out_dir, IMAGE_DIR)
@@ -224,6 +231,7 @@ def generate_synthetic_coco(out_dir, num_images: int, seed: int = 0, size=(320, 
                 f.write(data)
 
         atomic_write(os.path.join(img_dir, file_name), _write)
+        make_readable(os.path.join(img_dir, file_name))
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         for category, seg, rle in objects:
             annotations.append({
@@ -252,4 +260,5 @@ def generate_synthetic_coco(out_dir, num_images: int, seed: int = 0, size=(320, 
             f.write(text)
 
     atomic_write(path, _write_json)
+    make_readable(path)
     return path
