@@ -52,3 +52,30 @@ def register_test_estimator():
 def save_test_estimator(path):
     contrast_estimator().save(os.fspath(path))
     return f"keras:{os.fspath(path)}"
+
+
+def tiny_build(root, n_images=36, seed=5, scene=(96, 72), size=(64, 48), train=8, test=6,
+               shard_size=3, sigma_fraction=0.05, **config):
+    """A synthetic COCO set and its SAM build under ``root``; returns (synth_dir, out_dir, manifest)."""
+    from sagim_tf.data import BuildConfig, GuidanceConfig, build_sam, generate_synthetic_coco
+
+    spec = register_test_estimator()
+    synth = os.path.join(root, "synth")
+    out = os.path.join(root, "sam")
+    ann = generate_synthetic_coco(synth, n_images, seed=seed, size=scene)
+    cfg = BuildConfig(size=size, train=train, test=test, seed=seed, shard_size=shard_size,
+                      guidance=GuidanceConfig(sigma_fraction=sigma_fraction), **config)
+    manifest = build_sam(os.path.join(synth, "images"), [ann], out, spec, cfg, progress=False,
+                         log=lambda m: None)
+    return synth, out, manifest
+
+
+def files_bytes(folder):
+    """Relative path -> bytes of every file under ``folder``."""
+    out = {}
+    for dirpath, _, names in os.walk(folder):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, folder)] = f.read()
+    return out
