@@ -1,0 +1,41 @@
+"""The SAM dataset: synthetic COCO scenes, the builder, its TFRecords and the tf.data input.
+
+- :func:`generate_synthetic_coco`: a COCO-format dataset of synthetic scenes.
+- :func:`build_sam`, :class:`BuildConfig`: SAM from COCO annotations (paper §4.1).
+- :class:`SelectionRule`, :class:`GuidanceConfig`, :func:`make_guidance`: its parts.
+- :func:`train_dataset`, :func:`eval_dataset`: tf.data views of a built SAM folder.
+- :func:`read_manifest`, :func:`read_records`, :data:`FORMAT_VERSION`.
+
+Names are imported lazily, so importing this package does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "generate_synthetic_coco": "sagim_tf.data.synth_coco",
+    "SelectionRule": "sagim_tf.data.selection",
+    "select_images": "sagim_tf.data.selection",
+    "GuidanceConfig": "sagim_tf.data.guidance",
+    "make_guidance": "sagim_tf.data.guidance",
+    "BuildConfig": "sagim_tf.data.sam_builder",
+    "build_sam": "sagim_tf.data.sam_builder",
+    "read_manifest": "sagim_tf.data.sam_builder",
+    "split_counts": "sagim_tf.data.sam_builder",
+    "FORMAT_VERSION": "sagim_tf.data.tfrecords",
+    "read_records": "sagim_tf.data.tfrecords",
+    "train_dataset": "sagim_tf.data.pipeline",
+    "eval_dataset": "sagim_tf.data.pipeline",
+    "shard_files": "sagim_tf.data.pipeline",
+    "split_size": "sagim_tf.data.pipeline",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sagim_tf.data' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

@@ -1,0 +1,187 @@
+"""Guiding saliency maps for SAM (paper §4.1, Fig. 3; DESIGN.md §5).
+
+Given E's map ``S`` (H, W) in [0, 1] of an image and the binary masks ``M_1 .. M_n`` of
+its candidate objects, :func:`make_guidance` builds:
+
+1. ``m_i = mean(S[M_i])``, each object's mean saliency. ``O_low`` is the object of least
+   ``m_i`` and ``O_high`` the one of greatest (ties go to the lower annotation order;
+   ``O_high`` is never ``O_low``).
+2. Two seeded random factors: ``a ~ U(raise_range)`` (default [1.5, 3.0]) and
+   ``b ~ U(lower_range)`` (default [0.2, 0.6]).
+3. The modified map ``S1 = S``, then
+
+   - ``S1[M_high] = b * S[M_high]`` (O_high's saliency scaled down by ``b``), then
+   - ``S1[M_low] += (a - 1) * max(m_low, raise_floor)``: O_low's saliency raised by a
+     constant, so that its mean becomes ``a`` times its old one (for ``m_low`` above
+     ``raise_floor``) while the structure inside the object is kept. An additive raise is
+     used because a purely multiplicative one cannot lift an object E gives zero;
+     ``raise_floor`` (default 0.05) is the least mean the raise starts from.
+
+   Pixels in both masks get both changes, lowering first.
+4. Normalisation into [0, 1]: ``S2 = S1 / max(1, max(S1))`` (values are only scaled when
+   the raise pushed some above 1, so an unmodified region keeps its value otherwise).
+5. Smoothing: ``G = gaussian(S2, sigma)`` with ``sigma = sigma_fraction * min(H, W)``
+   pixels (default 0.02, ~3.8 px at 256x192), reflect-padded borders; then clipped to [0, 1]
+   (a no-op up to rounding, since Gaussian smoothing is a convex combination).
+
+The binary guiding map is ``M_low`` itself.
+
+Before smoothing, ``mean_low - mean_high`` and ``mean_low / mean_high`` both rise
+strictly by construction (and normalisation by a positive constant keeps that). Smoothing
+can, in rare thin-object cases, blur the change away, so :func:`make_guidance` checks the
+final (uint8-quantised, as stored) map: O_low's mean minus O_high's must rise by at least
+``min_gain`` over the original map's. If a draw fails, it draws again (up to
+``max_draws``), then tries the strongest factors ``(raise_range[1], lower_range[0])``, and
+returns None if even those fail (the builder skips and counts such images).
+
+Whether the order actually flips (``mean_low > mean_high`` in ``G``) depends on the draw;
+with the default ranges it flips for most images (the builder records the share).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from sagim_tf.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    """Parameters of the guiding-map construction (see the module docstring)."""
+
+    raise_range: tuple = (1.5, 3.0)
+    lower_range: tuple = (0.2, 0.6)
+    raise_floor: float = 0.05
+    sigma_fraction: float = 0.02
+    min_gain: float = 2.0 / 255.0
+    max_draws: int = 8
+
+    def __post_init__(self):
+        lo, hi = self.raise_range
+        if not 1.0 < lo <= hi:
+            raise ConfigError(f"guidance: raise_range must satisfy 1 < low <= high, got {self.raise_range}")
+        lo, hi = self.lower_range
+        if not 0.0 <= lo <= hi < 1.0:
+            raise ConfigError(f"guidance: lower_range must satisfy 0 <= low <= high < 1, got {self.lower_range}")
+        if self.sigma_fraction <= 0:
+            raise ConfigError(f"guidance: sigma_fraction must be > 0, got {self.sigma_fraction}")
+        if self.max_draws < 1:
+            raise ConfigError(f"guidance: max_draws must be >= 1, got {self.max_draws}")
+        object.__setattr__(self, "raise_range", tuple(float(v) for v in self.raise_range))
+        object.__setattr__(self, "lower_range", tuple(float(v) for v in self.lower_range))
+
+
+@dataclass
+class GuidanceResult:
+    """The guiding maps of one image and how they were made (maps are float32 (H, W))."""
+
+    guidance: np.ndarray
+    binary: np.ndarray
+    low: int
+    high: int
+    raise_factor: float
+    lower_factor: float
+    means: np.ndarray = field(repr=False)
+    draws: int = 1
+
+
+def quantize(x: np.ndarray) -> np.ndarray:
+    """[0, 1] float -> uint8, rounding to nearest (the stored form of every map)."""
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def object_means(saliency: np.ndarray, masks) -> np.ndarray:
+    """Mean of ``saliency`` (H, W) over each boolean mask (H, W); empty masks give NaN."""
+    out = []
+    for m in masks:
+        m = np.asarray(m, bool)
+        out.append(float(saliency[m].mean()) if m.any() else float("nan"))
+    return np.asarray(out, np.float64)
+
+
+def relative_saliency(saliency: np.ndarray, mask_low: np.ndarray, mask_high: np.ndarray) -> float:
+    """``mean(saliency[mask_low]) - mean(saliency[mask_high])``."""
+    s = np.asarray(saliency, np.float64)
+    if s.ndim == 3:
+        s = s[..., 0]
+    return float(s[np.asarray(mask_low, bool)].mean() - s[np.asarray(mask_high, bool)].mean())
+
+
+def gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian filter of a (H, W) float map with reflect-padded borders."""
+    radius = max(1, int(np.ceil(3.0 * sigma)))
+    return cv2.GaussianBlur(x.astype(np.float32), (2 * radius + 1, 2 * radius + 1), sigmaX=sigma,
+                            sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+
+
+def sigma_pixels(config: GuidanceConfig, height: int, width: int) -> float:
+    return float(config.sigma_fraction * min(height, width))
+
+
+def pick_low_high(means: np.ndarray) -> tuple[int, int]:
+    """Indices of the least and most salient objects (distinct; ties -> lower index)."""
+    low = int(np.argmin(means))
+    order = [i for i in range(len(means)) if i != low]
+    high = max(order, key=lambda i: (means[i], -i))
+    return low, high
+
+
+def modify(saliency: np.ndarray, mask_low, mask_high, m_low: float, a: float, b: float,
+           config: GuidanceConfig) -> np.ndarray:
+    """Steps 3-5 of the module docstring for given factors; returns float32 (H, W) in [0, 1]."""
+    s1 = np.asarray(saliency, np.float32).copy()
+    s1[mask_high] = b * s1[mask_high]
+    s1[mask_low] = s1[mask_low] + (a - 1.0) * max(m_low, config.raise_floor)
+    s2 = s1 / max(1.0, float(s1.max()))
+    h, w = s2.shape
+    return np.clip(gaussian_smooth(s2, sigma_pixels(config, h, w)), 0.0, 1.0)
+
+
+def make_guidance(saliency: np.ndarray, masks, rng: np.random.Generator,
+                  config: GuidanceConfig = GuidanceConfig()) -> GuidanceResult | None:
+    """The continuous and binary guiding maps of one image (see the module docstring).
+
+    Args:
+        saliency: E's map, (H, W) or (H, W, 1), in [0, 1]; use the stored (uint8-quantised)
+            values so that the check matches what a reader of the dataset sees.
+        masks: two or more boolean (H, W) masks of the candidate objects, none empty.
+        rng: the seeded generator the factors are drawn from.
+        config: the ranges and smoothing.
+
+    Returns:
+        A :class:`GuidanceResult`, or None if no draw raised O_low relative to O_high.
+    """
+    s = np.asarray(saliency, np.float32)
+    if s.ndim == 3:
+        s = s[..., 0]
+    masks = [np.asarray(m, bool) for m in masks]
+    if len(masks) < 2 or any(not m.any() for m in masks):
+        raise ValueError("make_guidance needs at least two non-empty masks")
+    means = object_means(s, masks)
+    low, high = pick_low_high(means)
+    m_low, m_high = masks[low], masks[high]
+    before = relative_saliency(quantize(s) / 255.0, m_low, m_high)
+
+    def attempt(a, b):
+        g = modify(s, m_low, m_high, float(means[low]), a, b, config)
+        after = relative_saliency(quantize(g) / 255.0, m_low, m_high)
+        return g, after - before >= config.min_gain
+
+    draws = 0
+    for _ in range(config.max_draws):
+        a = float(rng.uniform(*config.raise_range))
+        b = float(rng.uniform(*config.lower_range))
+        draws += 1
+        g, ok = attempt(a, b)
+        if ok:
+            break
+    else:
+        a, b = config.raise_range[1], config.lower_range[0]
+        g, ok = attempt(a, b)
+        if not ok:
+            return None
+    return GuidanceResult(guidance=g, binary=m_low.astype(np.float32), low=low, high=high,
+                          raise_factor=a, lower_factor=b, means=means, draws=draws)
