@@ -146,7 +146,13 @@ def load_editor(model_path, estimator_spec: str | None = None) -> Editor:
     if estimator_spec is not None:
         estimator = build_estimator(estimator_spec)
     elif isinstance(model, SaGIMGenerator):
-        estimator = build_estimator("itti-koch")
+        try:
+            estimator = build_estimator("itti-koch")
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{source} holds a bare SaGIMGenerator, so it needs an estimator; the default "
+                f"'itti-koch' is not available ({exc}); pass an estimator spec (--estimator)"
+            ) from exc
     if estimator is not None:
         estimator.trainable = False
     return Editor.from_model(model, estimator=estimator, source=source)
