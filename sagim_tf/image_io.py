@@ -76,6 +76,9 @@ def atomic_write(path, write_fn, suffix: str = "") -> str:
     os.close(fd)
     try:
         write_fn(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give them normal rights
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
