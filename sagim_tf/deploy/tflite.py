@@ -83,7 +83,7 @@ def tflite_ready_clone(generator) -> keras.Model:
 
 def _non_builtin_ops(message: str) -> list[str]:
     ops = set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", message))
-    for line in re.findall(r"TF Select ops: ([^\n]+)", message):
+    for line in re.findall(r"(?:TF Select|Custom) ops: ([^\n]+)", message):
         ops.update(op.strip() for op in line.split(",") if op.strip())
     return sorted(ops)
 
