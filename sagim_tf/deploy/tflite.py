@@ -146,6 +146,8 @@ def convert_to_tflite(generator, weights: str = "float32", input_size=None) -> b
         weights: ``float32``, ``float16`` or ``int8`` (dynamic range).
         input_size: ``(width, height)`` for a fixed-size, batch-1 model; None for any size.
     """
+    if weights not in ("float32", "float16", "int8"):
+        raise ConfigError(f"weights must be float32, float16 or int8, got {weights!r}")
     input_size = _check_size(input_size)
     tmp = tempfile.mkdtemp(prefix="sagim-tflite-")
     try:
