@@ -139,6 +139,7 @@ def test_load_generator_from_sagim_and_bare_files(tmp_path):
     from tests.helpers import tiny_sagim
 
     model = tiny_sagim()
+    model.build()
     image, guidance = batch(1, 16, 16)
     expected = np.asarray(model.generator([image, guidance]))
     model.save(tmp_path / "sagim.keras")

@@ -347,3 +347,26 @@ def test_against_real_tensorflow_model_server(tmp_path_factory, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_broken_new_version_keeps_the_old_one(tmp_path_factory, tmp_path):
+    from sagim_tf.serving.server import ModelManager
+
+    _, path, _ = shared_savedmodel(tmp_path_factory)
+    base = tmp_path / "sagim"
+    shutil.copytree(path, base / "1")
+    manager = ModelManager(base, poll_interval=0)
+    (base / "2").mkdir()
+    (base / "2" / "saved_model.pb").write_bytes(b"garbage")
+    assert manager.refresh() is False and manager.model.version == 1
+    assert manager.refresh() is False  # not retried until the file changes
+    shutil.rmtree(base / "2")
+    shutil.copytree(path, base / "2")
+    assert manager.refresh() is True and manager.model.version == 2
+
+
+def test_client_refuses_out_of_range_float_for_uint8(served):
+    _, _, _, client = served
+    image, guidance = batch(1, 8, 8)
+    with pytest.raises(InputError, match="uint8"):
+        client.edit(image + 1, guidance, signature="edit_uint8")

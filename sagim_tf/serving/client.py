@@ -135,7 +135,11 @@ class SagimServingClient:
             raise InputError(f"image: expected float in [0, 1] or uint8, got {image.dtype}")
         if SIGNATURE_IMAGE_DTYPES[signature] == np.uint8:
             if image.dtype != np.uint8:
-                image = np.floor(np.clip(image.astype(np.float32), 0, 1) * 255.0 + 0.5).astype(np.uint8)
+                image = image.astype(np.float32)
+                if image.size and not (np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1):
+                    raise InputError("image: float values must be finite and lie in [0, 1] "
+                                     "to be sent as uint8")
+                image = np.floor(image * 255.0 + 0.5).astype(np.uint8)
         elif image.dtype == np.uint8:
             image = image.astype(np.float32) / 255.0
         return image.astype(SIGNATURE_IMAGE_DTYPES[signature], copy=False), guidance.astype(np.float32, copy=False)

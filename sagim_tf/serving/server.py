@@ -94,7 +94,7 @@ class ModelManager:
         self.poll_interval = float(poll_interval)
         self._lock = threading.Lock()
         self._model: ServedModel | None = None
-        self._failed: set[int] = set()
+        self._failed: dict[int, float] = {}  # version -> mtime it failed at
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.refresh()
@@ -107,20 +107,32 @@ class ModelManager:
         with self._lock:
             return self._model
 
+    def _stamp(self, version: int) -> float:
+        try:
+            return os.path.getmtime(os.path.join(self.base_path, str(version), "saved_model.pb"))
+        except OSError:
+            return -1.0
+
     def refresh(self) -> bool:
-        """Load the highest version present if it is not the one served; True if swapped."""
-        candidates = [v for v in versions(self.base_path) if v not in self._failed]
+        """Load the highest version present if it is not the one served; True if swapped.
+
+        A version that failed to load is retried only once its ``saved_model.pb`` changes.
+        """
+        candidates = [v for v in versions(self.base_path)
+                      if self._failed.get(v) != self._stamp(v)]
         current = self.model
         if not candidates or (current is not None and candidates[-1] == current.version):
             return False
         target = candidates[-1]
+        stamp = self._stamp(target)
         try:
             model = ServedModel(self.base_path, target)
         except Exception as exc:  # a broken export must not take the server down
             log.error("version %d under %s cannot be loaded, keeping %s: %s", target,
                       self.base_path, current.version if current else "none", exc)
-            self._failed.add(target)
+            self._failed[target] = stamp
             return False
+        self._failed.pop(target, None)
         with self._lock:
             self._model = model
         log.info("serving version %d from %s", target, model.path)
