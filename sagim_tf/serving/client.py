@@ -1,0 +1,205 @@
+"""A gRPC client for SaGIM's SavedModel, served by TF Serving or by ``sagim serve``.
+
+Built on tensorflow-serving-api's ``PredictionServiceStub``, so it talks to the official
+``tensorflow_model_server`` and to our own server alike.
+
+Example:
+    >>> from sagim_tf.serving import SagimServingClient
+    >>> with SagimServingClient("127.0.0.1", 8500) as client:
+    ...     edited = client.edit(image, guidance)                 # float32 in [0, 1]
+    ...     edited8 = client.edit(image, guidance, signature="edit_uint8")  # uint8
+    ...     client.metadata()["signatures"]["serving_default"]
+"""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+
+from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.serving.errors import (
+    ServingError,
+    ServingInvalidArgumentError,
+    ServingNotFoundError,
+    ServingTimeoutError,
+    ServingUnavailableError,
+)
+from sagim_tf.serving.tensors import dtype_name, from_tensor_proto, proto_shape, to_tensor_proto
+
+SIGNATURE_IMAGE_DTYPES = {"serving_default": np.float32, "edit_uint8": np.uint8}
+MB = 1024 * 1024
+
+
+def channel_options(max_message_mb: float) -> list[tuple[str, int]]:
+    """gRPC options raising both message limits (the default receive limit is 4 MB)."""
+    limit = int(max_message_mb * MB)
+    return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
+
+
+class SagimServingClient:
+    """Calls ``Predict`` and ``GetModelMetadata`` on a PredictionService.
+
+    Args:
+        host, port: the server's address.
+        model_name: TF Serving's model name (``sagim``).
+        timeout: seconds per call.
+        max_message_mb: send and receive limit (the gRPC default of 4 MB is one 640x480
+            float image).
+        version: ask for this version; None: the server's latest.
+
+    Raises (from calls):
+        ServingUnavailableError: nothing answers (UNAVAILABLE).
+        ServingInvalidArgumentError: the server rejected the inputs (INVALID_ARGUMENT).
+        ServingTimeoutError: no answer within ``timeout`` (DEADLINE_EXCEEDED).
+        ServingNotFoundError: unknown model name or version (NOT_FOUND).
+        ServingError: any other gRPC failure, with ``code`` and ``details``.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8500, model_name: str = "sagim",
+                 timeout: float = 30.0, max_message_mb: float = 256, version: int | None = None):
+        if timeout is None or timeout <= 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
+        if max_message_mb <= 0:
+            raise ConfigError(f"max_message_mb must be > 0, got {max_message_mb}")
+        self.target = f"{host}:{int(port)}"
+        self.model_name = model_name
+        self.timeout = float(timeout)
+        self.version = version
+        self.channel = grpc.insecure_channel(self.target, options=channel_options(max_message_mb))
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+
+    # ---------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until the channel connects; ServingUnavailableError after ``timeout``."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise ServingUnavailableError(
+                f"no gRPC server at {self.target} after {timeout:g} s", grpc.StatusCode.UNAVAILABLE
+            ) from None
+
+    # ---------------------------------------------------------------- calls
+    def _spec(self, spec, signature=None):
+        spec.name = self.model_name
+        if self.version is not None:
+            spec.version.value = int(self.version)
+        if signature is not None:
+            spec.signature_name = signature
+
+    def _call(self, method, request, what):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise self._error(exc, what) from None
+
+    def _error(self, exc: grpc.RpcError, what: str) -> ServingError:
+        code = exc.code() if hasattr(exc, "code") else None
+        details = (exc.details() if hasattr(exc, "details") else "") or ""
+        where = f"{what} on {self.target} (model {self.model_name!r})"
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return ServingUnavailableError(
+                f"{where}: server unavailable -- is it running and listening there? ({details})",
+                code, details)
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            return ServingInvalidArgumentError(f"{where}: request rejected: {details}", code, details)
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return ServingTimeoutError(f"{where}: no answer within {self.timeout:g} s", code, details)
+        if code == grpc.StatusCode.NOT_FOUND:
+            return ServingNotFoundError(f"{where}: not found: {details}", code, details)
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return ServingError(
+                f"{where}: resource exhausted (message too large or server busy): {details}",
+                code, details)
+        name = code.name if code is not None else "UNKNOWN"
+        return ServingError(f"{where}: {name}: {details}", code, details)
+
+    @staticmethod
+    def _prepare(image, guidance, signature):
+        if signature not in SIGNATURE_IMAGE_DTYPES:
+            raise ConfigError(f"unknown signature {signature!r}; known: {list(SIGNATURE_IMAGE_DTYPES)}")
+        image = np.asarray(image)
+        guidance = np.asarray(guidance)
+        if guidance.ndim == image.ndim - 1:
+            guidance = guidance[..., None]
+        if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
+            raise InputError(f"image: expected float in [0, 1] or uint8, got {image.dtype}")
+        if SIGNATURE_IMAGE_DTYPES[signature] == np.uint8:
+            if image.dtype != np.uint8:
+                image = image.astype(np.float32)
+                if image.size and not (np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1):
+                    raise InputError("image: float values must be finite and lie in [0, 1] "
+                                     "to be sent as uint8")
+                image = np.floor(image * 255.0 + 0.5).astype(np.uint8)
+        elif image.dtype == np.uint8:
+            image = image.astype(np.float32) / 255.0
+        return image.astype(SIGNATURE_IMAGE_DTYPES[signature], copy=False), guidance.astype(np.float32, copy=False)
+
+    def predict(self, inputs: dict, signature: str = "serving_default") -> tuple[dict, int]:
+        """Send raw ``{name: array}`` inputs; return ``({name: array}, model_version)``."""
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, signature)
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(to_tensor_proto(value))
+        response = self._call(self.stub.Predict, request, "Predict")
+        outputs = {key: from_tensor_proto(proto) for key, proto in response.outputs.items()}
+        return outputs, int(response.model_spec.version.value)
+
+    def edit(self, image, guidance, signature: str = "serving_default") -> np.ndarray:
+        """Edit ``image`` (H, W, 3) or (B, H, W, 3) under ``guidance``; return ``edited``.
+
+        ``serving_default`` returns float32 in [0, 1]; ``edit_uint8`` sends the image as
+        uint8 (float input is rounded first) and returns uint8.
+        """
+        image, guidance = self._prepare(image, guidance, signature)
+        single = image.ndim == 3
+        if single:
+            image, guidance = image[None], guidance[None]
+        outputs, _ = self.predict({"image": image, "guidance": guidance}, signature)
+        if "edited" not in outputs:
+            raise ServingError(f"Predict on {self.target}: the response has no 'edited' output "
+                               f"(got {sorted(outputs)})")
+        edited = outputs["edited"]
+        return edited[0] if single else edited
+
+    def metadata(self) -> dict:
+        """``{"name", "version", "signatures": {sig: {"inputs"|"outputs": {key: (dtype, shape)}}}}``.
+
+        Unknown dimensions are -1.
+        """
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        self._spec(request.model_spec)
+        request.metadata_field.append("signature_def")
+        response = self._call(self.stub.GetModelMetadata, request, "GetModelMetadata")
+        sig_map = get_model_metadata_pb2.SignatureDefMap()
+        if "signature_def" not in response.metadata or not response.metadata["signature_def"].Unpack(sig_map):
+            raise ServingError(f"GetModelMetadata on {self.target}: no signature_def in the answer")
+
+        def describe(infos):
+            return {
+                key: (dtype_name(info.dtype), tuple(int(d.size) for d in info.tensor_shape.dim))
+                for key, info in infos.items()
+            }
+
+        signatures = {
+            name: {"inputs": describe(sig.inputs), "outputs": describe(sig.outputs)}
+            for name, sig in sig_map.signature_def.items()
+            if not name.startswith("__")
+        }
+        return {
+            "name": response.model_spec.name,
+            "version": int(response.model_spec.version.value),
+            "signatures": signatures,
+        }
+
+
+__all__ = ["SagimServingClient", "channel_options", "proto_shape"]

@@ -1,0 +1,78 @@
+"""NumPy arrays <-> ``tensorflow.TensorProto`` for the two dtypes SaGIM's signatures use.
+
+Encoding writes ``tensor_content`` (raw little-endian bytes, the compact form TF Serving
+also sends). Decoding accepts ``tensor_content`` and the repeated ``float_val``/``int_val``
+fields that other clients send, and reports a malformed proto as :class:`ValueError`
+with a message fit to return to the caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+NUMPY_TO_DTYPE = {np.dtype(np.float32): types_pb2.DT_FLOAT, np.dtype(np.uint8): types_pb2.DT_UINT8}
+DTYPE_TO_NUMPY = {v: k for k, v in NUMPY_TO_DTYPE.items()}
+DTYPE_NAMES = {types_pb2.DT_FLOAT: "float32", types_pb2.DT_UINT8: "uint8"}
+
+
+def dtype_name(dtype_enum: int) -> str:
+    if dtype_enum in DTYPE_NAMES:
+        return DTYPE_NAMES[dtype_enum]
+    try:
+        return types_pb2.DataType.Name(dtype_enum)
+    except ValueError:
+        return f"dtype #{dtype_enum}"
+
+
+def to_tensor_proto(array) -> tensor_pb2.TensorProto:
+    """Encode a float32 or uint8 array."""
+    array = np.asarray(array)
+    if array.dtype not in NUMPY_TO_DTYPE:
+        raise TypeError(f"only float32 and uint8 arrays are sent, got {array.dtype}")
+    proto = tensor_pb2.TensorProto(dtype=NUMPY_TO_DTYPE[array.dtype])
+    proto.tensor_shape.CopyFrom(
+        tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]
+        )
+    )
+    proto.tensor_content = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+    return proto
+
+
+def proto_shape(proto) -> tuple[int, ...]:
+    """The shape a TensorProto declares; ValueError for an unknown rank or negative dim."""
+    if proto.tensor_shape.unknown_rank:
+        raise ValueError("tensor shape has unknown rank")
+    shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
+    if any(d < 0 for d in shape):
+        raise ValueError(f"tensor shape {shape} has a negative dimension")
+    return shape
+
+
+def from_tensor_proto(proto) -> np.ndarray:
+    """Decode a float32 or uint8 TensorProto; ValueError if it is malformed."""
+    if proto.dtype not in DTYPE_TO_NUMPY:
+        raise ValueError(f"unsupported dtype {dtype_name(proto.dtype)} (use float32 or uint8)")
+    dtype = DTYPE_TO_NUMPY[proto.dtype]
+    shape = proto_shape(proto)
+    count = int(np.prod(shape, dtype=np.int64))
+    if proto.tensor_content:
+        expected = count * dtype.itemsize
+        if len(proto.tensor_content) != expected:
+            raise ValueError(
+                f"tensor_content holds {len(proto.tensor_content)} bytes but shape {shape} "
+                f"of {dtype} needs {expected}"
+            )
+        return np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+    values = proto.float_val if proto.dtype == types_pb2.DT_FLOAT else proto.int_val
+    values = np.asarray(values, dtype=np.float32 if proto.dtype == types_pb2.DT_FLOAT else np.int64)
+    if values.size == count:
+        pass
+    elif values.size == 1:  # TF's convention: one value fills the tensor
+        values = np.full(count, values[0])
+    else:
+        raise ValueError(f"tensor holds {values.size} values but shape {shape} needs {count}")
+    if dtype == np.uint8 and values.size and (values.min() < 0 or values.max() > 255):
+        raise ValueError("uint8 tensor holds values outside [0, 255]")
+    return values.astype(dtype).reshape(shape)

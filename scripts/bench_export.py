@@ -1,0 +1,144 @@
+"""Latency of G through Keras, the SavedModel and each TFLite variant, and each file's size.
+
+Prints one JSON object. Without ``--model`` it builds the default ``SaGIMGenerator()`` with
+a fixed seed (latency does not depend on the weights' values). Example::
+
+    python scripts/bench_export.py                      # 256x192 and 1024x768
+    python scripts/bench_export.py --model runs/demo/sagim.keras --repeats 5
+
+DESIGN.md §11 asks that TFLite fp32 be no slower than the SavedModel and that dynamic-range
+int8 take at most 0.6x the fp32 TFLite time; the ``ratios`` field reports both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+
+
+def _size(text):
+    w, h = (int(v) for v in text.lower().split("x"))
+    return w, h
+
+
+def _dir_bytes(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def _time(fn, warmup, repeats):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return {"median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help=".keras file (default: untrained default G)")
+    parser.add_argument("--sizes", default="256x192,1024x768", help="comma-separated WxH")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="TFLite interpreter threads (default: all cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    sizes = [_size(s) for s in args.sizes.split(",") if s]
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from sagim_tf.deploy import TFLiteRunner, export_savedmodel, export_tflite, load_generator
+    from sagim_tf.generator import SaGIMGenerator
+
+    if args.model:
+        generator = load_generator(args.model)
+        model_desc = os.path.abspath(args.model)
+    else:
+        keras.utils.set_random_seed(args.seed)
+        generator = SaGIMGenerator()
+        model_desc = f"SaGIMGenerator() default config, untrained, seed {args.seed}"
+    generator([np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 32, 32, 1), np.float32)])
+
+    with tempfile.TemporaryDirectory(prefix="sagim-bench-") as tmp:
+        t0 = time.perf_counter()
+        sm_path = export_savedmodel(generator, tmp, name="sagim")
+        export_s = {"savedmodel": round(time.perf_counter() - t0, 1)}
+        t0 = time.perf_counter()
+        files = export_tflite(generator, tmp, formats=("tflite", "tflite-fp16", "tflite-int8"),
+                              fixed_size=(256, 192))
+        export_s["tflite_all_six"] = round(time.perf_counter() - t0, 1)
+        file_bytes = {"savedmodel": _dir_bytes(sm_path)}
+        for paths in files.values():
+            for path in paths:
+                file_bytes[os.path.basename(path)] = os.path.getsize(path)
+
+        loaded = tf.saved_model.load(sm_path)
+        serving = loaded.signatures["serving_default"]
+        runners = {os.path.basename(p): TFLiteRunner(p, num_threads=args.threads)
+                   for paths in files.values() for p in paths}
+        latency = {}
+        rng = np.random.default_rng(args.seed)
+        for w, h in sizes:
+            image = rng.uniform(0, 1, (1, h, w, 3)).astype(np.float32)
+            guidance = rng.uniform(0, 1, (1, h, w, 1)).astype(np.float32)
+            image_t, guidance_t = tf.constant(image), tf.constant(guidance)
+            row = {
+                "keras_predict_on_batch": _time(
+                    lambda: generator.predict_on_batch([image, guidance]), args.warmup, args.repeats),
+                "savedmodel_serving_default": _time(
+                    lambda: serving(image=image_t, guidance=guidance_t)["edited"].numpy(),
+                    args.warmup, args.repeats),
+            }
+            for name, runner in runners.items():
+                if runner.dynamic or runner.input_size == (w, h):
+                    row[name] = _time(lambda r=runner: r._run(image, guidance), args.warmup, args.repeats)
+            latency[f"{w}x{h}"] = row
+
+    ratios = {}
+    for size, row in latency.items():
+        sm = row["savedmodel_serving_default"]["median_ms"]
+        fp32 = row["sagim_fp32.tflite"]["median_ms"]
+        ratios[size] = {
+            "tflite_fp32_over_savedmodel": round(fp32 / sm, 3),
+            "tflite_int8_over_tflite_fp32": round(row["sagim_int8.tflite"]["median_ms"] / fp32, 3),
+            "tflite_fp16_over_tflite_fp32": round(row["sagim_fp16.tflite"]["median_ms"] / fp32, 3),
+        }
+    report = {
+        "model": model_desc,
+        "parameters": int(generator.count_params()),
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "batch": 1,
+        "repeats": args.repeats,
+        "tflite_threads": args.threads,
+        "export_seconds": export_s,
+        "latency": latency,
+        "ratios": ratios,
+        "file_bytes": file_bytes,
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

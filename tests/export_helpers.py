@@ -1,0 +1,68 @@
+"""Helpers shared by the export and serving tests: a tiny G with a visible edit, a free port."""
+
+from __future__ import annotations
+
+import socket
+
+import keras
+import numpy as np
+
+
+def tiny_generator(seed: int = 0):
+    """A tiny G whose last convolution starts large, so its edit is far from the identity.
+
+    (A default-initialised G barely changes its input, which would make parity trivial.)
+    """
+    from sagim_tf.generator import SaGIMGenerator
+
+    keras.utils.set_random_seed(seed)
+    g = SaGIMGenerator(base_filters=4, depth=2, num_residual_blocks=1, output_init_stddev=0.3)
+    g([np.zeros((1, 8, 8, 3), np.float32), np.zeros((1, 8, 8, 1), np.float32)])
+    return g
+
+
+def batch(b, h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    return (
+        rng.uniform(0, 1, (b, h, w, 3)).astype(np.float32),
+        rng.uniform(0, 1, (b, h, w, 1)).astype(np.float32),
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def psnr(x, ref) -> float:
+    mse = float(np.mean((np.asarray(x, np.float64) - np.asarray(ref, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+def trivial_generator(seed: int = 0):
+    """A model with G's interface and almost no layers: quick to export (for bookkeeping tests)."""
+    keras.utils.set_random_seed(seed)
+    image = keras.Input((None, None, 3), name="image")
+    guidance = keras.Input((None, None, 1), name="guidance")
+    x = keras.layers.Concatenate()([image, guidance])
+    out = keras.layers.Conv2D(3, 1, activation="sigmoid")(x)
+    return keras.Model([image, guidance], out)
+
+
+_SHARED = {}
+
+
+def shared_savedmodel(tmp_path_factory):
+    """One tiny G exported once per test session: ``(G, version_path, loaded)``.
+
+    Exporting costs ~10 s on two cores, so the SavedModel and serving tests share it;
+    they must not write into its directory.
+    """
+    if "savedmodel" not in _SHARED:
+        from sagim_tf.deploy import export_savedmodel, load_savedmodel
+
+        g = tiny_generator()
+        path = export_savedmodel(g, tmp_path_factory.mktemp("shared_export"), name="sagim")
+        _SHARED["savedmodel"] = (g, path, load_savedmodel(path))
+    return _SHARED["savedmodel"]

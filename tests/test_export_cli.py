@@ -1,0 +1,72 @@
+"""``sagim export`` end to end, and its errors."""
+
+import os
+
+import pytest
+
+from sagim_tf.cli import main
+from tests.export_helpers import tiny_generator
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "g.keras"
+    tiny_generator().save(path)
+    return str(path)
+
+
+def test_export_savedmodel_and_tflite_with_parity_check(model_path, tmp_path, capsys):
+    out = tmp_path / "export"
+    rc = main(["export", "--model", model_path, "--out", str(out), "--version", "4",
+               "--formats", "savedmodel,tflite", "--tflite-size", "32", "24"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert (out / "sagim" / "4" / "saved_model.pb").is_file()
+    assert 'name: "sagim"' in (out / "models.config").read_text()
+    assert sorted(os.listdir(out / "tflite")) == ["sagim_fp32.tflite", "sagim_fp32_32x24.tflite"]
+    assert "parity with Keras: savedmodel" in text and "tflite max|diff|" in text
+
+
+@pytest.mark.slow
+def test_export_all_formats_from_a_sagim_file(tmp_path, capsys):
+    from tests.helpers import tiny_sagim
+
+    model = tiny_sagim()
+    model.build()
+    model.save(tmp_path / "sagim.keras")
+    out = tmp_path / "export"
+    rc = main(["export", "--model", str(tmp_path / "sagim.keras"), "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert (out / "sagim" / "1" / "saved_model.pb").is_file()
+    assert sorted(os.listdir(out / "tflite")) == sorted(
+        f"sagim_{tag}{size}.tflite" for tag in ("fp32", "fp16", "int8") for size in ("", "_256x192"))
+    assert "tflite-int8 PSNR" in text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--formats", "savedmodel,onnx"], "unknown"),
+        (["--formats", ""], "unknown"),
+        (["--model", "MISSING"], "not found"),
+        (["--name", "a b"], "model name"),
+        (["--version", "0"], "positive"),
+        (["--formats", "tflite", "--tflite-size", "0", "10"], "positive"),
+    ],
+)
+def test_export_errors_are_messages(model_path, tmp_path, capsys, args, message):
+    argv = ["export", "--model", model_path, "--out", str(tmp_path / "export")]
+    if "--model" in args:
+        argv = ["export", "--out", str(tmp_path / "export")] + [
+            str(tmp_path / "missing.keras") if a == "MISSING" else a for a in args]
+    else:
+        argv += args
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "sagim export: error:" in err and message in err
+
+
+def test_serve_missing_base_path_is_a_message(tmp_path, capsys):
+    assert main(["serve", "--model-base-path", str(tmp_path / "nothing"), "--port", "0"]) == 2
+    assert "model base path not found" in capsys.readouterr().err

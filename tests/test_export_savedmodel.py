@@ -1,0 +1,172 @@
+"""The TF Serving SavedModel: named signatures, parity with Keras G at any size, checks."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sagim_tf.deploy import export_savedmodel, load_generator, load_savedmodel, write_models_config
+from sagim_tf.deploy.savedmodel import versions
+from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.image_io import to_uint8
+from tests.export_helpers import batch, shared_savedmodel, trivial_generator
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return shared_savedmodel(tmp_path_factory)
+
+
+def test_layout_and_named_signatures(exported):
+    _, path, loaded = exported
+    base = os.path.dirname(path)
+    assert os.path.basename(path) == "1" and os.path.basename(base) == "sagim"
+    assert versions(base) == [1]
+    assert not [e for e in os.listdir(base) if e.startswith(".tmp")]
+    assert set(loaded.signatures) == {"serving_default", "edit_uint8"}
+    for name, image_dtype, out_dtype in (("serving_default", tf.float32, tf.float32),
+                                         ("edit_uint8", tf.uint8, tf.uint8)):
+        sig = loaded.signatures[name]
+        _, inputs = sig.structured_input_signature
+        assert set(inputs) == {"image", "guidance"}
+        assert inputs["image"].dtype == image_dtype and inputs["image"].shape.as_list() == [None, None, None, 3]
+        assert inputs["guidance"].dtype == tf.float32
+        assert inputs["guidance"].shape.as_list() == [None, None, None, 1]
+        assert set(sig.structured_outputs) == {"edited"}
+        assert sig.structured_outputs["edited"].dtype == out_dtype
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 16), (2, 13, 17), (3, 5, 9), (1, 40, 24)])
+def test_serving_default_matches_keras(exported, shape):
+    g, _, loaded = exported
+    image, guidance = batch(*shape, seed=sum(shape))
+    out = loaded.signatures["serving_default"](image=image, guidance=guidance)
+    edited = out["edited"].numpy()
+    reference = np.asarray(g([image, guidance], training=False))
+    assert edited.shape == image.shape
+    assert np.abs(edited - reference).max() <= 1e-5
+    assert np.abs(reference - image).max() > 0.05  # the edit is not the identity
+
+
+@pytest.mark.parametrize("shape", [(1, 12, 20), (2, 7, 7)])
+def test_edit_uint8_matches_keras(exported, shape):
+    g, _, loaded = exported
+    image, guidance = batch(*shape, seed=3)
+    image8 = to_uint8(image)
+    out = loaded.signatures["edit_uint8"](image=image8, guidance=guidance)["edited"]
+    assert out.dtype == tf.uint8
+    reference = to_uint8(np.asarray(g([image8.astype(np.float32) / 255.0, guidance])))
+    assert np.abs(out.numpy().astype(int) - reference.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["size_mismatch", "batch_mismatch", "out_of_range", "nan", "guidance_range", "empty"],
+)
+def test_in_graph_checks_raise_invalid_argument(exported, case):
+    _, _, loaded = exported
+    image, guidance = batch(2, 8, 8)
+    if case == "size_mismatch":
+        guidance = guidance[:, :, :6]
+    elif case == "batch_mismatch":
+        guidance = guidance[:1]
+    elif case == "out_of_range":
+        image = image * 3
+    elif case == "nan":
+        image[0, 0, 0, 0] = np.nan
+    elif case == "guidance_range":
+        guidance = guidance - 1
+    elif case == "empty":
+        image, guidance = image[:, :0], guidance[:, :0]
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        loaded.signatures["serving_default"](image=image, guidance=guidance)
+
+
+def test_saved_model_cli_shows_named_signatures(exported):
+    _, path, _ = exported
+    cli = shutil.which("saved_model_cli") or os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    if not os.path.exists(cli):
+        pytest.skip("saved_model_cli not installed")
+    result = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    for token in ("signature_def['serving_default']", "signature_def['edit_uint8']",
+                  "inputs['image']", "inputs['guidance']", "outputs['edited']", "DT_UINT8"):
+        assert token in text
+    assert "args_0" not in text and "output_0" not in text
+
+
+def test_versions_increment_and_refuse_overwrite(tmp_path):
+    g, out = trivial_generator(), tmp_path
+    assert export_savedmodel(g, out, name="sagim").endswith(os.path.join("sagim", "1"))
+    path2 = export_savedmodel(g, out, name="sagim")
+    assert path2.endswith(os.path.join("sagim", "2"))
+    with pytest.raises(ConfigError, match="already exists"):
+        export_savedmodel(g, out, name="sagim", version=2)
+    assert export_savedmodel(g, out, name="sagim", version=2, overwrite=True) == path2
+    with pytest.raises(ConfigError):
+        export_savedmodel(g, out, name="bad/name")
+    with pytest.raises(ConfigError):
+        export_savedmodel(g, out, name="sagim", version=0)
+
+
+def test_models_config(tmp_path):
+    path = write_models_config(tmp_path, "sagim")
+    text = open(path).read()
+    assert 'name: "sagim"' in text and 'base_path: "/models/sagim"' in text
+    assert 'model_platform: "tensorflow"' in text
+    write_models_config(tmp_path, "other")
+    text = open(path).read()
+    assert text.count("config {") == 2 and 'base_path: "/models/other"' in text
+    write_models_config(tmp_path, "sagim")
+    assert open(path).read() == text
+
+
+def test_repository_models_config_matches_writer():
+    from sagim_tf.deploy.savedmodel import models_config_text
+
+    repo_config = os.path.join(os.path.dirname(__file__), os.pardir, "export", "models.config")
+    assert open(repo_config).read() == models_config_text(["sagim"])
+
+
+def test_load_generator_from_sagim_and_bare_files(tmp_path):
+    from tests.helpers import tiny_sagim
+
+    model = tiny_sagim()
+    model.build()
+    image, guidance = batch(1, 16, 16)
+    expected = np.asarray(model.generator([image, guidance]))
+    model.save(tmp_path / "sagim.keras")
+    g = load_generator(tmp_path / "sagim.keras")
+    np.testing.assert_allclose(np.asarray(g([image, guidance])), expected, atol=1e-6)
+    model.generator.save(tmp_path / "g.keras")
+    g2 = load_generator(tmp_path / "g.keras")
+    np.testing.assert_allclose(np.asarray(g2([image, guidance])), expected, atol=1e-6)
+
+
+def test_load_savedmodel_errors(tmp_path):
+    with pytest.raises(InputError, match="saved_model.pb"):
+        load_savedmodel(tmp_path)
+
+
+def test_load_generator_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_generator(tmp_path / "missing.keras")
+    with pytest.raises(InputError, match="directory"):
+        load_generator(tmp_path)
+    bad = tmp_path / "corrupt.keras"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(InputError, match="corrupt"):
+        load_generator(bad)
+    with pytest.raises(InputError, match=".keras"):
+        load_generator(bad.rename(tmp_path / "model.h5"))
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    other.save(tmp_path / "dense.keras")
+    with pytest.raises(InputError, match="not G"):
+        load_generator(tmp_path / "dense.keras")

@@ -1,0 +1,127 @@
+"""TFLite variants: builtin ops only, any size through the signature runner, parity with Keras."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sagim_tf.deploy import ExportError, TFLiteRunner, convert_to_tflite, export_tflite
+from sagim_tf.deploy.tflite import DEFAULT_FIXED_SIZE, tflite_filename
+from sagim_tf.errors import ConfigError, InputError
+from tests.export_helpers import batch, psnr, tiny_generator
+
+SHAPES = [(1, 16, 16), (2, 13, 17), (1, 48, 64), (3, 5, 9)]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    g = tiny_generator()
+    out = tmp_path_factory.mktemp("tflite")
+    written = export_tflite(g, out, formats=("tflite", "tflite-fp16", "tflite-int8"), fixed_size=None)
+    return g, {fmt: paths[0] for fmt, paths in written.items()}
+
+
+def _op_names(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return {d["op_name"] for d in Interpreter(model_path=path)._get_ops_details()}
+
+
+def test_files_and_builtin_ops_only(files):
+    _, paths = files
+    assert {os.path.basename(p) for p in paths.values()} == {
+        "sagim_fp32.tflite", "sagim_fp16.tflite", "sagim_int8.tflite"}
+    for path in paths.values():
+        ops = _op_names(path)
+        assert "CONV_2D" in ops and "MIRROR_PAD" in ops
+        assert not [op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE")], ops
+        runner = TFLiteRunner(path)
+        assert runner.dynamic and runner.input_size is None
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_float32_matches_keras_at_any_size(files, shape):
+    g, paths = files
+    image, guidance = batch(*shape, seed=sum(shape))
+    reference = np.asarray(g([image, guidance]))
+    out = TFLiteRunner(paths["tflite"]).edit(image, guidance)
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert np.abs(out - reference).max() <= 1e-4
+    assert np.abs(reference - image).max() > 0.05  # a real edit, not the identity
+
+
+def test_one_runner_resizes_between_calls(files):
+    g, paths = files
+    runner = TFLiteRunner(paths["tflite"])
+    for shape in SHAPES + SHAPES[:1]:
+        image, guidance = batch(*shape, seed=7)
+        assert np.abs(runner.edit(image, guidance) - np.asarray(g([image, guidance]))).max() <= 1e-4
+    single = runner.edit(image[0], guidance[0, ..., 0])  # (H, W, 3) and (H, W)
+    assert single.shape == image.shape[1:]
+
+
+@pytest.mark.parametrize("shape", SHAPES[:3])
+def test_float16_weights_within_1e2(files, shape):
+    g, paths = files
+    image, guidance = batch(*shape, seed=11)
+    out = TFLiteRunner(paths["tflite-fp16"]).edit(image, guidance)
+    assert np.abs(out - np.asarray(g([image, guidance]))).max() <= 1e-2
+
+
+@pytest.mark.parametrize("shape", SHAPES[:3])
+def test_int8_dynamic_range_psnr_at_least_30db(files, shape):
+    _, paths = files
+    image, guidance = batch(*shape, seed=13)
+    fp32 = TFLiteRunner(paths["tflite"]).edit(image, guidance)
+    int8 = TFLiteRunner(paths["tflite-int8"]).edit(image, guidance)
+    assert psnr(int8, fp32) >= 30.0
+    assert os.path.getsize(paths["tflite-int8"]) < os.path.getsize(paths["tflite"])
+
+
+def test_fixed_size_variant(tmp_path):
+    g = tiny_generator()
+    assert DEFAULT_FIXED_SIZE == (256, 192)
+    data = convert_to_tflite(g, "float32", input_size=(40, 24))  # W, H
+    runner = TFLiteRunner(data)
+    assert not runner.dynamic and runner.input_size == (40, 24)
+    details = runner.runner.get_input_details()
+    assert list(details["image"]["shape"]) == [1, 24, 40, 3]
+    assert list(details["guidance"]["shape"]) == [1, 24, 40, 1]
+    image, guidance = batch(2, 24, 40, seed=5)
+    out = runner.edit(image, guidance)  # batch of 2 runs one image at a time
+    assert np.abs(out - np.asarray(g([image, guidance]))).max() <= 1e-4
+    with pytest.raises(InputError, match="40x24"):
+        runner.edit(*batch(1, 40, 24))
+    assert tflite_filename("sagim", "tflite-fp16", (256, 192)) == "sagim_fp16_256x192.tflite"
+
+
+@keras.saving.register_keras_serializable(package="sagim_tf_tests")
+class _BesselLayer(keras.layers.Layer):
+    def call(self, x):
+        return tf.math.special.bessel_i0e(x)
+
+
+def test_non_builtin_op_is_an_error_naming_the_op():
+    image = keras.Input((None, None, 3), name="image")
+    guidance = keras.Input((None, None, 1), name="guidance")
+    x = _BesselLayer()(keras.layers.Concatenate()([image, guidance]))
+    model = keras.Model([image, guidance], keras.layers.Conv2D(3, 1)(x))
+    with pytest.raises(ExportError, match="BesselI0e"):
+        convert_to_tflite(model)
+
+
+def test_bad_arguments(tmp_path):
+    g = tiny_generator()
+    with pytest.raises(ConfigError):
+        export_tflite(g, tmp_path, formats=("tflite-int4",))
+    with pytest.raises(ConfigError):
+        convert_to_tflite(g, "int4")
+    with pytest.raises(ConfigError):
+        convert_to_tflite(g, input_size=(0, 10))
+    with pytest.raises(InputError, match="not found"):
+        TFLiteRunner(tmp_path / "missing.tflite")
+    (tmp_path / "junk.tflite").write_bytes(b"junk")
+    with pytest.raises(InputError):
+        TFLiteRunner(tmp_path / "junk.tflite")

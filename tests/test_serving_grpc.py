@@ -1,0 +1,372 @@
+"""gRPC serving: our PredictionService server and the client, on 127.0.0.1 with a free port."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+import pytest
+from tensorflow.core.framework import tensor_pb2, types_pb2
+from tensorflow_serving.apis import predict_pb2
+
+from sagim_tf.deploy import export_savedmodel
+from sagim_tf.errors import InputError
+from sagim_tf.image_io import to_uint8
+from sagim_tf.serving import (
+    SagimServer,
+    SagimServingClient,
+    ServingError,
+    ServingInvalidArgumentError,
+    ServingNotFoundError,
+    ServingTimeoutError,
+    ServingUnavailableError,
+)
+from sagim_tf.serving.tensors import from_tensor_proto, to_tensor_proto
+from tests.export_helpers import batch, free_port, shared_savedmodel, tiny_generator
+
+MAX_PIXELS = 20_000
+MAX_REQUEST_MB = 1
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    g, path, loaded = shared_savedmodel(tmp_path_factory)
+    server = SagimServer(os.path.dirname(path), port=free_port(), host="127.0.0.1",
+                         max_workers=8, max_concurrent=2, max_pixels=MAX_PIXELS,
+                         max_request_mb=MAX_REQUEST_MB, poll_interval=0.5)
+    server.start()
+    client = SagimServingClient("127.0.0.1", server.port, timeout=60)
+    client.wait_ready(20)
+    yield g, loaded, server, client
+    client.close()
+    server.stop(grace=1)
+
+
+def _good_request(signature="serving_default", shape=(1, 8, 8)):
+    image, guidance = batch(*shape)
+    if signature == "edit_uint8":
+        image = to_uint8(image)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "sagim"
+    request.model_spec.signature_name = signature
+    request.inputs["image"].CopyFrom(to_tensor_proto(image))
+    request.inputs["guidance"].CopyFrom(to_tensor_proto(guidance))
+    return request
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 16), (2, 13, 17), (3, 7, 30)])
+def test_pixels_equal_in_process(served, shape):
+    g, loaded, _, client = served
+    image, guidance = batch(*shape, seed=sum(shape))
+    edited = client.edit(image, guidance)
+    local = loaded.signatures["serving_default"](image=image, guidance=guidance)["edited"].numpy()
+    assert edited.dtype == np.float32 and edited.shape == image.shape
+    np.testing.assert_array_equal(edited, local)
+    assert np.abs(edited - np.asarray(g([image, guidance]))).max() <= 1e-5
+
+
+def test_single_image_and_uint8_signature(served):
+    _, loaded, _, client = served
+    image, guidance = batch(1, 12, 20, seed=4)
+    single = client.edit(image[0], guidance[0, ..., 0])
+    assert single.shape == image.shape[1:]
+    edited8 = client.edit(image, guidance, signature="edit_uint8")
+    local = loaded.signatures["edit_uint8"](image=to_uint8(image), guidance=guidance)["edited"].numpy()
+    assert edited8.dtype == np.uint8
+    np.testing.assert_array_equal(edited8, local)
+
+
+def test_metadata(served):
+    _, _, server, client = served
+    meta = client.metadata()
+    assert meta["name"] == "sagim" and meta["version"] == server.version == 1
+    assert set(meta["signatures"]) == {"serving_default", "edit_uint8"}
+    sig = meta["signatures"]["edit_uint8"]
+    assert sig["inputs"] == {"image": ("uint8", (-1, -1, -1, 3)), "guidance": ("float32", (-1, -1, -1, 1))}
+    assert sig["outputs"] == {"edited": ("uint8", (-1, -1, -1, 3))}
+
+
+def _set(request, key, array):
+    request.inputs[key].CopyFrom(to_tensor_proto(array))
+
+
+def _mutate(case, request):
+    image = from_tensor_proto(request.inputs["image"])
+    guidance = from_tensor_proto(request.inputs["guidance"])
+    if case == "float64_image":
+        proto = request.inputs["image"]
+        proto.dtype = types_pb2.DT_DOUBLE
+        proto.tensor_content = image.astype(np.float64).tobytes()
+    elif case == "int32_guidance":
+        proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32)
+        proto.tensor_shape.CopyFrom(request.inputs["guidance"].tensor_shape)
+        proto.int_val.extend([0] * guidance.size)
+        request.inputs["guidance"].CopyFrom(proto)
+    elif case == "uint8_on_float_signature":
+        _set(request, "image", to_uint8(image))
+    elif case == "float_on_uint8_signature":
+        request.model_spec.signature_name = "edit_uint8"
+    elif case == "rank3":
+        _set(request, "image", image[0])
+    elif case == "four_channels":
+        _set(request, "image", np.concatenate([image, guidance], -1))
+    elif case == "size_mismatch":
+        _set(request, "guidance", guidance[:, :5])
+    elif case == "missing_input":
+        del request.inputs["guidance"]
+    elif case == "extra_input":
+        _set(request, "mask", guidance)
+    elif case == "truncated_content":
+        proto = request.inputs["image"]
+        proto.tensor_content = proto.tensor_content[:-4]
+    elif case == "value_count":
+        proto = request.inputs["guidance"]
+        proto.tensor_content = b""
+        proto.float_val.extend([0.5, 0.5, 0.5])
+    elif case == "negative_dim":
+        request.inputs["image"].tensor_shape.dim[1].size = -1
+    elif case == "out_of_range":
+        _set(request, "image", image * 2)
+    elif case == "nan":
+        image = image.copy()
+        image[0, 1, 1, 1] = np.nan
+        _set(request, "image", image)
+    elif case == "negative_guidance":
+        _set(request, "guidance", guidance - 0.5)
+    elif case == "empty":
+        _set(request, "image", image[:, :0])
+        _set(request, "guidance", guidance[:, :0])
+    elif case == "unknown_signature":
+        request.model_spec.signature_name = "predict"
+    elif case == "output_filter":
+        request.output_filter.append("saliency")
+    elif case == "too_many_pixels":  # 1 x 150 x 150 = 22,500 > 20,000
+        big_image, big_guidance = batch(1, 150, 150)
+        _set(request, "image", big_image)
+        _set(request, "guidance", big_guidance)
+    elif case == "too_many_bytes":  # ~1.1 MB > 1 MB, under gRPC's own 2 MB limit
+        _set(request, "image", np.zeros((1, 300, 300, 3), np.float32))
+    else:  # pragma: no cover
+        raise AssertionError(case)
+    return request
+
+
+BAD_CASES = [
+    "float64_image", "int32_guidance", "uint8_on_float_signature", "float_on_uint8_signature",
+    "rank3", "four_channels", "size_mismatch", "missing_input", "extra_input",
+    "truncated_content", "value_count", "negative_dim", "out_of_range", "nan",
+    "negative_guidance", "empty", "unknown_signature", "output_filter", "too_many_pixels",
+    "too_many_bytes",
+]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_requests_get_invalid_argument_and_serving_goes_on(served, case):
+    _, _, _, client = served
+    request = _mutate(case, _good_request())
+    with pytest.raises(grpc.RpcError) as info:
+        client.stub.Predict(request, timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+    assert info.value.details()
+    response = client.stub.Predict(_good_request(), timeout=30)
+    assert response.outputs["edited"].tensor_shape.dim[1].size == 8
+
+
+def test_client_maps_invalid_argument(served):
+    _, _, _, client = served
+    image, guidance = batch(1, 8, 8)
+    with pytest.raises(ServingInvalidArgumentError, match="lie in") as info:
+        client.edit(image * 3, guidance)
+    assert isinstance(info.value, InputError)
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_message_over_grpc_limit_is_refused_and_serving_goes_on(served):
+    _, _, _, client = served
+    image = np.zeros((1, 500, 500, 3), np.float32)  # 3 MB > 2 x 1 MB
+    with pytest.raises(ServingError) as info:
+        client.edit(image, np.zeros((1, 500, 500, 1), np.float32))
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert client.edit(*batch(1, 8, 8)).shape == (1, 8, 8, 3)
+
+
+def test_unknown_model_or_version_is_not_found(served):
+    _, _, server, _ = served
+    with SagimServingClient("127.0.0.1", server.port, model_name="other") as other:
+        with pytest.raises(ServingNotFoundError):
+            other.edit(*batch(1, 8, 8))
+        with pytest.raises(ServingNotFoundError):
+            other.metadata()
+    with SagimServingClient("127.0.0.1", server.port, version=7) as old:
+        with pytest.raises(ServingNotFoundError, match="version 7"):
+            old.edit(*batch(1, 8, 8))
+
+
+def test_32_concurrent_requests(served):
+    _, loaded, _, client = served
+    inputs = [batch(1, 12 + i % 5, 16 + i % 3, seed=i) for i in range(32)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(lambda pair: client.edit(*pair), inputs))
+    for (image, guidance), edited in zip(inputs, results):
+        local = loaded.signatures["serving_default"](image=image, guidance=guidance)["edited"].numpy()
+        np.testing.assert_array_equal(edited, local)
+
+
+def test_timeout_and_unavailable_errors(served):
+    _, _, server, _ = served
+    with SagimServingClient("127.0.0.1", server.port, timeout=1e-4) as hasty:
+        with pytest.raises(ServingTimeoutError):
+            hasty.edit(*batch(1, 64, 64))
+    with SagimServingClient("127.0.0.1", free_port(), timeout=5) as nobody:
+        with pytest.raises(ServingUnavailableError, match="unavailable"):
+            nobody.edit(*batch(1, 8, 8))
+        with pytest.raises(ServingUnavailableError):
+            nobody.wait_ready(0.5)
+
+
+def test_server_needs_a_version(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        SagimServer(tmp_path / "missing")
+    (tmp_path / "sagim" / "1").mkdir(parents=True)
+    with pytest.raises(InputError, match="no loadable version"):
+        SagimServer(tmp_path / "sagim")
+
+
+def test_version_hot_swap_and_graceful_stop(tmp_path_factory, tmp_path):
+    _, path, _ = shared_savedmodel(tmp_path_factory)
+    base = tmp_path / "sagim"
+    shutil.copytree(path, base / "1")
+    (base / "broken-not-a-version").mkdir()
+    server = SagimServer(base, port=free_port(), host="127.0.0.1", poll_interval=0.2)
+    server.start()
+    try:
+        with SagimServingClient("127.0.0.1", server.port, timeout=60) as client:
+            image, guidance = batch(2, 12, 16, seed=9)
+            before = client.edit(image, guidance)
+            assert client.metadata()["version"] == 1
+            g2 = tiny_generator(seed=1)
+            export_savedmodel(g2, tmp_path, name="sagim")  # writes version 2 atomically
+            deadline = time.time() + 60
+            while client.metadata()["version"] != 2:
+                assert time.time() < deadline, "version 2 was not picked up"
+                time.sleep(0.2)
+            after = client.edit(image, guidance)
+            assert np.abs(after - np.asarray(g2([image, guidance]))).max() <= 1e-5
+            assert np.abs(after - before).max() > 1e-3
+            with pytest.raises(ServingNotFoundError):
+                SagimServingClient("127.0.0.1", server.port, version=1).edit(image, guidance)
+    finally:
+        server.stop(grace=2)
+    assert server.wait(0)
+    with SagimServingClient("127.0.0.1", server.port, timeout=5) as late:
+        with pytest.raises(ServingUnavailableError):
+            late.edit(*batch(1, 8, 8))
+
+
+def _start_process(cmd, ready_text, timeout=120):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    lines = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        lines.append(line)
+        if ready_text in line:
+            return proc, lines
+    proc.kill()
+    proc.wait()
+    raise AssertionError("server did not start:\n" + "".join(lines[-30:]))
+
+
+def test_sagim_serve_cli_serves_and_stops_on_sigterm(tmp_path_factory, tmp_path):
+    g, path, _ = shared_savedmodel(tmp_path_factory)
+    base = tmp_path / "sagim"
+    shutil.copytree(path, base / "3")
+    port = free_port()
+    proc, lines = _start_process(
+        [sys.executable, "-m", "sagim_tf", "serve", "--model-base-path", str(base),
+         "--port", str(port), "--host", "127.0.0.1", "--grace", "2"],
+        "listening on",
+    )
+    try:
+        assert "version 3" in lines[-1]
+        with SagimServingClient("127.0.0.1", port, timeout=60) as client:
+            image, guidance = batch(2, 10, 14, seed=2)
+            edited = client.edit(image, guidance)
+            assert np.abs(edited - np.asarray(g([image, guidance]))).max() <= 1e-5
+            with pytest.raises(ServingInvalidArgumentError):
+                client.edit(image, guidance[:, :5])
+            assert client.edit(image, guidance).shape == image.shape
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert "stopped" in out
+
+
+@pytest.mark.skipif(shutil.which("tensorflow_model_server") is None,
+                    reason="tensorflow_model_server is not on PATH")
+def test_against_real_tensorflow_model_server(tmp_path_factory, tmp_path):
+    g, path, loaded = shared_savedmodel(tmp_path_factory)
+    base = tmp_path / "sagim"
+    shutil.copytree(path, base / "1")
+    port = free_port()
+    proc = subprocess.Popen(
+        ["tensorflow_model_server", f"--port={port}", "--model_name=sagim",
+         f"--model_base_path={base}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        with SagimServingClient("127.0.0.1", port, timeout=60) as client:
+            deadline = time.time() + 120
+            while True:
+                try:
+                    meta = client.metadata()
+                    break
+                except (ServingUnavailableError, ServingNotFoundError):
+                    assert time.time() < deadline, "tensorflow_model_server did not come up"
+                    time.sleep(0.5)
+            assert {"serving_default", "edit_uint8"} <= set(meta["signatures"])
+            image, guidance = batch(2, 13, 17)
+            edited = client.edit(image, guidance)
+            local = loaded.signatures["serving_default"](image=image, guidance=guidance)["edited"].numpy()
+            assert np.abs(edited - local).max() <= 1e-5
+            with pytest.raises(ServingInvalidArgumentError):
+                client.edit(image * 3, guidance)
+            assert client.edit(image, guidance, signature="edit_uint8").dtype == np.uint8
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_broken_new_version_keeps_the_old_one(tmp_path_factory, tmp_path):
+    from sagim_tf.serving.server import ModelManager
+
+    _, path, _ = shared_savedmodel(tmp_path_factory)
+    base = tmp_path / "sagim"
+    shutil.copytree(path, base / "1")
+    manager = ModelManager(base, poll_interval=0)
+    (base / "2").mkdir()
+    (base / "2" / "saved_model.pb").write_bytes(b"garbage")
+    assert manager.refresh() is False and manager.model.version == 1
+    assert manager.refresh() is False  # not retried until the file changes
+    shutil.rmtree(base / "2")
+    shutil.copytree(path, base / "2")
+    assert manager.refresh() is True and manager.model.version == 2
+
+
+def test_client_refuses_out_of_range_float_for_uint8(served):
+    _, _, _, client = served
+    image, guidance = batch(1, 8, 8)
+    with pytest.raises(InputError, match="uint8"):
+        client.edit(image + 1, guidance, signature="edit_uint8")
