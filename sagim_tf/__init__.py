@@ -14,6 +14,11 @@ _LAZY = {
     "SaGIMGenerator": "sagim_tf.generator",
     "PatchDiscriminator": "sagim_tf.discriminator",
     "ContentFeatures": "sagim_tf.content_features",
+    "load_model": "sagim_tf.saving",
+    "build_estimator": "sagim_tf.estimators",
+    "load_editor": "sagim_tf.editing",
+    "edit_image": "sagim_tf.editing",
+    "load_generator": "sagim_tf.deploy",
 }
 
 

@@ -98,27 +98,9 @@ class Editor:
 
 
 def _load_keras(path: str, what: str):
-    """``keras.saving.load_model`` with the package's classes registered and clear errors."""
-    import keras
+    from sagim_tf.saving import load_model
 
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(f"{what} {path!r}: no such file")
-    if os.path.isdir(path):
-        raise InputError(f"{what} {path!r}: is a directory, expected a .keras file")
-    if not path.endswith(".keras"):
-        raise InputError(f"{what} {path!r}: expected a .keras file (saved with model.save)")
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"{what} {path!r}: not a .keras archive (corrupt or truncated file?)")
-    # Importing these registers SaGIM, G, D, phi, E and their layers for deserialisation.
-    import sagim_tf.trainer  # noqa: F401
-    from sagim_tf.estimators import available_estimators
-
-    available_estimators()
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # keras raises many types for a bad archive
-        raise InputError(f"{what} {path!r}: could not be loaded ({type(exc).__name__}: {exc})") from exc
+    return load_model(path, what)
 
 
 def load_editor(model_path, estimator_spec: str | None = None) -> Editor:

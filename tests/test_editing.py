@@ -159,7 +159,7 @@ def test_cli_bare_generator_default_estimator(files, tmp_path, capsys):
         ({}, "--guidance MAP or"),
         ({"--out": "@rgb"}, "refusing to overwrite"),
         ({"--out": "edited.xyz"}, "unknown image extension"),
-        ({"--model": "missing.keras"}, "no such file"),
+        ({"--model": "missing.keras"}, "file not found"),
         ({"--model": "@corrupt_model"}, "not a .keras archive"),
         ({"--model": "@estimator"}, "not a SaGIM or a SaGIMGenerator"),
     ],

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import os
-import zipfile
 
 import keras
 
 from sagim_tf.errors import InputError
-
-
-def _register_package_objects() -> None:
-    # Importing the modules registers every sagim_tf class with Keras' serialization.
-    import sagim_tf.generator  # noqa: F401
-    import sagim_tf.trainer  # noqa: F401
+from sagim_tf.saving import load_model
 
 
 def load_generator(path) -> keras.Model:
@@ -27,21 +21,7 @@ def load_generator(path) -> keras.Model:
             that is not an image editor with G's interface.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(f"{path}: model file not found")
-    if os.path.isdir(path):
-        raise InputError(
-            f"{path}: is a directory; expected a .keras file saved with model.save(...)"
-        )
-    if not path.endswith(".keras"):
-        raise InputError(f"{path}: expected a Keras v3 '.keras' file")
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"{path}: not a valid .keras archive (corrupt or truncated file)")
-    _register_package_objects()
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for bad archives
-        raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
+    model = load_model(path, "model")
     generator = getattr(model, "generator", model)
     _check_interface(generator, path)
     return generator
