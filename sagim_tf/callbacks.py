@@ -101,12 +101,10 @@ class NaNGuard(keras.callbacks.Callback):
 
 # ---------------------------------------------------------------------------- image grid
 def heatmap(saliency: np.ndarray) -> np.ndarray:
-    """(H, W[, 1]) map in [0, 1] -> (H, W, 3) RGB heat map in [0, 1]."""
-    import cv2
+    """(H, W[, 1]) map in [0, 1] -> (H, W, 3) RGB heat map, float in [0, 1]."""
+    from sagim_tf.editing import heatmap as heatmap_u8
 
-    s = np.clip(np.asarray(saliency, np.float32).squeeze(), 0.0, 1.0)
-    rgb = cv2.applyColorMap((s * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    return rgb.astype(np.float32) / 255.0
+    return heatmap_u8(saliency).astype(np.float32) / 255.0
 
 
 def grid_rows(model, image, guidance) -> np.ndarray:

@@ -314,7 +314,7 @@ def resize_map(x, height: int, width: int) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)[..., None]
 
 
-def _resize_image(x: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize_image(x: np.ndarray, height: int, width: int) -> np.ndarray:
     interp = cv2.INTER_AREA if x.shape[0] > height else cv2.INTER_LINEAR
     out = cv2.resize(np.ascontiguousarray(x, np.float32), (int(width), int(height)), interpolation=interp)
     return out.reshape(height, width, -1)
@@ -392,9 +392,9 @@ def edit_image(
     if (wh, ww) == (h, w):
         edited = editor.generate(image, used)
     else:
-        small = np.clip(_resize_image(image, wh, ww), 0.0, 1.0)
+        small = np.clip(resize_image(image, wh, ww), 0.0, 1.0)
         small_edit = editor.generate(small, resize_map(used, wh, ww))
-        residual = _resize_image(small_edit - small, h, w)
+        residual = resize_image(small_edit - small, h, w)
         edited = np.clip(image + residual, 0.0, 1.0).astype(np.float32)
     after = editor.saliency(edited)
     return {
