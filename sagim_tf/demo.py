@@ -29,7 +29,7 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 JUDGES = ("itti-koch", "spectral-residual", "fine-grained")
 
 
-def demo_config(out_dir: str, size=(128, 96), seed: int = 0) -> ExperimentConfig:
+def demo_config(out_dir: str, size=(128, 96), seed: int = 0, base_filters: int = 16) -> ExperimentConfig:
     """The demo's training setup: the paper's losses and weights, a G sized for a CPU."""
     return validate(
         ExperimentConfig(
@@ -37,7 +37,7 @@ def demo_config(out_dir: str, size=(128, 96), seed: int = 0) -> ExperimentConfig
             estimator="itti-koch",
             data=DataConfig(dir=os.path.join(out_dir, "sam"), image_size=tuple(size),
                             val_split="test", shuffle_buffer=256),
-            generator=GeneratorConfig(base_filters=16, depth=3, num_residual_blocks=2),
+            generator=GeneratorConfig(base_filters=base_filters, depth=3, num_residual_blocks=2),
             discriminator=DiscriminatorConfig(base_filters=32, num_layers=3),
             features=FeaturesConfig(),
             losses=LossConfig(),
@@ -184,7 +184,8 @@ def _write_report(path, *, summary, table, details, photos, paths, seconds, cfg)
 
 
 def run_demo(out_dir="runs/demo", minutes=7.0, images=600, size=(128, 96), seed=0,
-             test_images=40, eval_limit=None, log=print) -> dict:
+             test_images=40, eval_limit=None, base_filters=16, photo_max_side=384,
+             log=print) -> dict:
     """Run every stage; returns the paths of what was written."""
     from sagim_tf.callbacks import grid_rows
     from sagim_tf.data import BuildConfig, build_sam, generate_synthetic_coco
@@ -208,7 +209,7 @@ def run_demo(out_dir="runs/demo", minutes=7.0, images=600, size=(128, 96), seed=
     build_sam(os.path.join(coco, "images"), [os.path.join(coco, "instances.json")], sam,
               "itti-koch", config=BuildConfig(size=tuple(size), train=images, test=test_images, seed=seed))
 
-    cfg = demo_config(out_dir, size=size, seed=seed)
+    cfg = demo_config(out_dir, size=size, seed=seed, base_filters=base_filters)
     log(f"[3/5] training SaGIM for about {minutes:g} minutes -> {cfg.run_dir}")
     budget = TimeBudget.make(minutes * 60.0)
     summary = run_training(cfg, extra_callbacks=[budget])
@@ -238,7 +239,7 @@ def run_demo(out_dir="runs/demo", minutes=7.0, images=600, size=(128, 96), seed=
         np.stack([r["guidance"] for r in sample]),
     )
     synthetic_grid = save_image(os.path.join(fig_dir, "synthetic_edits.png"), grid)
-    photos = edit_photos(model, fig_dir)
+    photos = edit_photos(model, fig_dir, max_side=photo_max_side)
 
     paths = {
         "report": os.path.join(out_dir, "report.md"),
