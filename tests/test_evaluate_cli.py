@@ -154,5 +154,7 @@ def test_api_errors(setup):
         evaluate_model(model_path, data, methods=["sagim", "nope"], progress=False)
     with pytest.raises(ConfigError, match="judge 'nope'"):
         evaluate_model(model_path, data, methods=["wsr"], judges="nope", progress=False)
+    with pytest.raises(ConfigError, match="needs a model"):
+        evaluate_model(None, data, methods="sagim", progress=False)
     with pytest.raises(InputError, match="file not found"):
         evaluate_model(os.path.join(str(root), "missing.keras"), data, progress=False)

@@ -353,7 +353,7 @@ def evaluate_model(
 
     Args:
         model: path of a ``.keras`` file holding a SaGIM or a bare SaGIMGenerator, or such
-            a model object.
+            a model object (None: only the baselines and ``identity`` can run).
         data_dir: a ``sagim build-sam`` output folder.
         split: ``"test"`` (default) or ``"train"``.
         guidance: the guiding map G receives: ``"binary"`` (O_low's mask, as in the
@@ -384,7 +384,12 @@ def evaluate_model(
     size = parse_size(size)
     data_dir = os.fspath(data_dir)
     manifest = open_data(data_dir, split)
-    generator, info = (None, {}) if "sagim" not in method_names else load_generator(model)
+    if model is None:
+        if "sagim" in method_names:
+            raise ConfigError("method 'sagim' needs a model")
+        generator, info = None, {}
+    else:
+        generator, info = load_generator(model)
 
     warnings: list[str] = []
 
