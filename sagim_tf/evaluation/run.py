@@ -1,0 +1,461 @@
+"""Evaluate a trained model on a SAM split: the API behind ``sagim evaluate``.
+
+:func:`evaluate_model` loads G (from a SaGIM or a bare generator ``.keras`` file), reads the
+split's records, edits them with SaGIM and the classical baselines, scores every edit under
+the judges, and writes ``results.json``, ``results.md`` (Table 1 layout) and one PNG grid per
+method (see :func:`sagim_tf.evaluation.report.write_report`).
+
+Default judges: the estimator the data were built with (``manifest.json``'s ``estimator``,
+the "training estimator") plus the independent ``spectral-residual`` and ``fine-grained``,
+without duplicates. A default judge that cannot be built here (a ``salgan:PATH`` whose file
+is elsewhere) is skipped with a warning; a judge asked for by name must build.
+
+Checks that produce warnings (returned, written into the report, and passed to ``warn``):
+
+* the model's estimator E differs from the data's: judging with another estimator is fine,
+  but the training-estimator column then is not the estimator G was trained against;
+* the model was trained at another image size (from ``config.yaml`` beside the model file,
+  as ``run_training`` writes it): G is fully convolutional and runs at any size, but its
+  edits at another scale are not what it learned.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+from sagim_tf.errors import ConfigError, InputError
+
+DEFAULT_METHODS = ("sagim", "wsr", "hag", "oha")
+BASELINES = ("wsr", "hag", "oha")
+KNOWN_METHODS = ("sagim", "wsr", "hag", "oha", "identity")
+INDEPENDENT_JUDGES = ("spectral-residual", "fine-grained")
+GUIDANCE = ("binary", "continuous")
+
+
+def _stderr_warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_list(value, what: str) -> list[str]:
+    """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (stripped, empty items refused)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = [str(v).strip() for v in items]
+    if not out or any(not v for v in out):
+        raise ConfigError(f"{what}: expected a comma-separated list without empty items, got {value!r}")
+    return out
+
+
+def parse_size(value) -> tuple[int, int] | None:
+    """``"256x192"`` or ``(256, 192)`` -> ``(256, 192)`` (width, height); None stays None."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            w, h = (int(v) for v in value.lower().split("x"))
+        else:
+            w, h = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"size: expected WIDTHxHEIGHT, e.g. 256x192, got {value!r}") from None
+    if w < 8 or h < 8:
+        raise ConfigError(f"size: width and height must be >= 8, got {w}x{h}")
+    return w, h
+
+
+def check_methods(names: Sequence[str]) -> list[str]:
+    """Lower-cased method names; unknown or repeated names are a ConfigError."""
+    out = []
+    for name in names:
+        key = str(name).strip().lower()
+        if key not in KNOWN_METHODS:
+            raise ConfigError(f"unknown method {name!r}; known methods: {', '.join(KNOWN_METHODS)}")
+        if key in out:
+            raise ConfigError(f"method {key!r} is listed twice")
+        out.append(key)
+    if not out:
+        raise ConfigError(f"no methods given; known methods: {', '.join(KNOWN_METHODS)}")
+    return out
+
+
+# ----------------------------------------------------------------------------- judges
+
+
+def _spec_key(spec: str) -> tuple[str, str | None]:
+    from sagim_tf.estimators.registry import parse_spec
+
+    return parse_spec(spec)
+
+
+def judge_label(spec: str, specs: Sequence[str] = ()) -> str:
+    """A short column name for a judge: the spec's name (``salgan``), or ``name:file`` when
+    two judges share a name."""
+    name, arg = _spec_key(spec)
+    if arg is None:
+        return name
+    if sum(1 for s in specs if _spec_key(s)[0] == name) > 1:
+        return f"{name}:{os.path.basename(arg.rstrip('/')) or arg}"
+    return name
+
+
+def default_judge_specs(training_spec: str | None) -> list[str]:
+    """The training estimator's spec, then the independent judges, without duplicates."""
+    specs = ([training_spec] if training_spec else []) + list(INDEPENDENT_JUDGES)
+    out, seen = [], set()
+    for s in specs:
+        key = _spec_key(s)
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out
+
+
+def build_judges(specs: Sequence[str], required: bool = True,
+                 warn: Callable[[str], None] = _stderr_warn) -> tuple[dict, dict]:
+    """Build each judge spec: ``({label: judge}, {label: spec})``.
+
+    ``required=False`` skips (with a warning) a spec that cannot be built; otherwise the
+    failure is raised as a ConfigError/InputError naming the judge.
+    """
+    from sagim_tf.estimators import build_estimator
+
+    specs = list(specs)
+    keys = [_spec_key(s) for s in specs]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"judges: a spec is listed twice in {specs}")
+    judges, labels = {}, {}
+    for spec in specs:
+        label = judge_label(spec, specs)
+        try:
+            judge = build_estimator(spec)
+        except (ConfigError, InputError, OSError) as exc:
+            if required:
+                raise type(exc)(f"judge {spec!r} cannot be built: {exc}") from exc
+            warn(f"skipping judge {spec!r}: it cannot be built here ({exc})")
+            continue
+        if hasattr(judge, "trainable"):
+            judge.trainable = False
+        judges[label] = judge
+        labels[label] = spec
+    if not judges:
+        raise ConfigError(f"no judge could be built from {specs}; pass --judges SPEC,...")
+    return judges, labels
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def read_run_config(model_path) -> dict | None:
+    """The ``config.yaml`` that ``run_training`` writes beside its model files, as a dict
+    (None when there is none or it cannot be read)."""
+    if model_path is None:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(os.fspath(model_path))), "config.yaml")
+    if not os.path.isfile(path):
+        return None
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def load_generator(model) -> tuple[object, dict]:
+    """G from a path or a model object: ``(generator, info)``.
+
+    ``info`` has ``kind`` ("sagim" or "generator"), ``path`` (or None), ``estimator`` (the
+    SaGIM's E, or None) and ``run_config`` (the run's config.yaml as a dict, or None).
+    Anything but a SaGIM or a SaGIMGenerator is an InputError.
+    """
+    from sagim_tf.generator import SaGIMGenerator
+    from sagim_tf.saving import load_model
+    from sagim_tf.trainer import SaGIM
+
+    path = None
+    if isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        model = load_model(path, what="model")
+    where = repr(path) if path else "the model given"
+    if isinstance(model, SaGIM):
+        info = {"kind": "sagim", "estimator": model.estimator}
+        generator = model.generator
+    elif isinstance(model, SaGIMGenerator):
+        info = {"kind": "generator", "estimator": None}
+        generator = model
+    else:
+        raise InputError(
+            f"model {where} holds a {type(model).__name__} ({getattr(model, 'name', '?')!r}), "
+            "not a SaGIM or a SaGIMGenerator; pass the sagim.keras or generator.keras of a run"
+        )
+    info["path"] = path
+    info["run_config"] = read_run_config(path)
+    return generator, info
+
+
+def describe_estimator(estimator) -> str:
+    return f"{type(estimator).__name__} {getattr(estimator, 'name', '?')!r}"
+
+
+def _same_spec(a: str, b: str) -> bool:
+    (na, aa), (nb, ab) = _spec_key(a), _spec_key(b)
+    if na != nb:
+        return False
+    if aa is None or ab is None:
+        return aa == ab
+    if os.path.exists(aa) and os.path.exists(ab):
+        return os.path.samefile(aa, ab)
+    return aa == ab
+
+
+def _same_estimator(estimator, reference) -> bool:
+    return (type(estimator).__name__ == type(reference).__name__
+            and getattr(estimator, "name", None) == getattr(reference, "name", None))
+
+
+def compatibility_warnings(info: Mapping, manifest: Mapping, data_dir: str,
+                           reference_estimator=None, eval_size=None) -> list[str]:
+    """Messages for a model whose estimator or training size differs from the data's.
+
+    Args:
+        info: from :func:`load_generator`.
+        manifest: the data's ``manifest.json``.
+        reference_estimator: the data's estimator, built (None if it cannot be built here).
+        eval_size: (width, height) the records are evaluated at (default: the data's size).
+    """
+    messages = []
+    data_spec = manifest.get("estimator")
+    run_cfg = info.get("run_config") or {}
+    run_spec = run_cfg.get("estimator") if isinstance(run_cfg.get("estimator"), str) else None
+    model_e = info.get("estimator")
+    if data_spec:
+        if model_e is not None and reference_estimator is not None:
+            if not _same_estimator(model_e, reference_estimator):
+                messages.append(
+                    f"the model's estimator E ({describe_estimator(model_e)}) differs from the "
+                    f"data's estimator {data_spec!r} ({describe_estimator(reference_estimator)}) "
+                    f"that made the guiding maps of {data_dir}; the {judge_label(data_spec)!r} "
+                    "judge is then not the estimator G was trained against"
+                )
+        elif run_spec is not None:
+            if not _same_spec(run_spec, data_spec):
+                messages.append(
+                    f"the model was trained with estimator {run_spec!r} (its run's config.yaml), "
+                    f"but the data {data_dir} were built with {data_spec!r}; the "
+                    f"{judge_label(data_spec)!r} judge is then not the estimator G was trained against"
+                )
+        elif model_e is not None:
+            expected = _spec_key(data_spec)[0].replace("-", "_")
+            if expected not in str(getattr(model_e, "name", "")).lower():
+                messages.append(
+                    f"the model's estimator E ({describe_estimator(model_e)}) may differ from the "
+                    f"data's estimator {data_spec!r} (which cannot be built here to compare)"
+                )
+        else:
+            messages.append(
+                f"the model is a bare generator without a run config.yaml beside it, so its "
+                f"training estimator is unknown; the data's is {data_spec!r}"
+            )
+    data_size = tuple(int(v) for v in manifest.get("size", ()) or ())
+    run_size = (run_cfg.get("data") or {}).get("image_size") if isinstance(run_cfg.get("data"), dict) else None
+    size = tuple(eval_size) if eval_size else data_size
+    if run_size is not None and len(run_size) == 2 and size and tuple(int(v) for v in run_size) != size:
+        rw, rh = (int(v) for v in run_size)
+        messages.append(
+            f"the model was trained at {rw}x{rh} (data.image_size in its run's config.yaml) but is "
+            f"evaluated at {size[0]}x{size[1]} (the size of {data_dir}); G is fully convolutional "
+            f"and runs, but at another scale its edits are not what it learned; pass --size "
+            f"{rw}x{rh} to evaluate at the training size"
+        )
+    return messages
+
+
+def make_methods(names: Sequence[str], generator=None, guidance: str = "binary") -> dict:
+    """Evaluation methods by name: ``sagim`` (G under ``guidance``), the baselines
+    (binary guidance, as in the paper's Table 1) and ``identity``."""
+    from sagim_tf.evaluation.evaluator import baseline_methods, identity_method
+    from sagim_tf.evaluation.sam_records import generator_method
+
+    if guidance not in GUIDANCE:
+        raise ConfigError(f"guidance must be one of {', '.join(GUIDANCE)}, got {guidance!r}")
+    names = check_methods(names)
+    baselines = baseline_methods([n for n in names if n in BASELINES])
+    methods = {}
+    for name in names:
+        if name == "sagim":
+            if generator is None:
+                raise ConfigError("method 'sagim' needs a model")
+            methods[name] = generator_method(generator, guidance)
+        elif name == "identity":
+            methods[name] = identity_method
+        else:
+            methods[name] = baselines[name]
+    return methods
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def open_data(data_dir, split: str) -> dict:
+    """The manifest of a SAM folder, after checking that it and the split exist."""
+    from sagim_tf.data import read_manifest
+
+    data_dir = os.fspath(data_dir)
+    if not os.path.isdir(data_dir):
+        raise InputError(f"data {data_dir!r} does not exist; build it with `sagim build-sam` "
+                         "(see docs/dataset.md)")
+    manifest = read_manifest(data_dir)
+    counts = manifest.get("counts", {})
+    if split not in ("train", "test"):
+        raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
+    if int(counts.get(split, 0)) < 1:
+        raise InputError(f"data {data_dir!r}: the {split} split has no records")
+    return manifest
+
+
+def load_eval_records(data_dir, split="test", size=None, limit=None) -> list:
+    from sagim_tf.evaluation.sam_records import load_records
+
+    if limit is not None and int(limit) < 1:
+        raise ConfigError(f"limit must be a positive integer, got {limit}")
+    records = load_records(data_dir, split=split, size=size, limit=limit)
+    if not records:
+        raise InputError(f"data {os.fspath(data_dir)!r}: no records in the {split} split")
+    return records
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def evaluate_model(
+    model,
+    data_dir,
+    split: str = "test",
+    guidance: str = "binary",
+    methods: Sequence[str] | str = DEFAULT_METHODS,
+    judges: Sequence[str] | str | None = None,
+    limit: int | None = None,
+    out_dir=None,
+    progress: bool = True,
+    size=None,
+    n_examples: int = 4,
+    warn: Callable[[str], None] = _stderr_warn,
+    title: str = "SaGIM evaluation",
+):
+    """Evaluate a model and the baselines on a SAM split; write the report to ``out_dir``.
+
+    Args:
+        model: path of a ``.keras`` file holding a SaGIM or a bare SaGIMGenerator, or such
+            a model object (None: only the baselines and ``identity`` can run).
+        data_dir: a ``sagim build-sam`` output folder.
+        split: ``"test"`` (default) or ``"train"``.
+        guidance: the guiding map G receives: ``"binary"`` (O_low's mask, as in the
+            paper's Table 1; default) or ``"continuous"``. The baselines always take the
+            binary map.
+        methods: names from ``sagim, wsr, hag, oha, identity`` (a list or "a,b").
+        judges: estimator specs (a list or "a,b"); default: the data's estimator,
+            ``spectral-residual`` and ``fine-grained``.
+        limit: evaluate only the first ``limit`` records of the split (stored order).
+        out_dir: where to write results.json, results.md and examples/*.png; None writes
+            nothing.
+        progress: show a progress bar.
+        size: (width, height) to evaluate at (default: the data's stored size).
+        n_examples: records drawn in each method's PNG grid.
+        warn: called with each warning message (default: printed to stderr).
+
+    Returns:
+        ``(result, paths)``: an :class:`~sagim_tf.evaluation.evaluator.EvaluationResult`
+        (``result.settings["warnings"]`` lists the warnings) and the written paths
+        (``{}`` without ``out_dir``).
+    """
+    from sagim_tf.evaluation.evaluator import evaluate_methods
+    from sagim_tf.evaluation.report import write_report
+
+    if guidance not in GUIDANCE:
+        raise ConfigError(f"guidance must be one of {', '.join(GUIDANCE)}, got {guidance!r}")
+    method_names = check_methods(parse_list(methods, "methods"))
+    size = parse_size(size)
+    data_dir = os.fspath(data_dir)
+    manifest = open_data(data_dir, split)
+    if model is None:
+        if "sagim" in method_names:
+            raise ConfigError("method 'sagim' needs a model")
+        generator, info = None, {}
+    else:
+        generator, info = load_generator(model)
+
+    warnings: list[str] = []
+
+    def note(message):
+        warnings.append(message)
+        warn(message)
+
+    data_spec = manifest.get("estimator")
+    if judges is None:
+        specs = default_judge_specs(data_spec)
+        judge_fns, judge_specs = build_judges(specs, required=False, warn=note)
+    else:
+        specs = parse_list(judges, "judges")
+        judge_fns, judge_specs = build_judges(specs, required=True, warn=note)
+    if info:
+        reference = None
+        for label, spec in judge_specs.items():
+            if data_spec and _same_spec(spec, data_spec):
+                reference = judge_fns[label]
+        if reference is None and data_spec and info.get("estimator") is not None:
+            try:
+                from sagim_tf.estimators import build_estimator
+
+                reference = build_estimator(data_spec)
+            except (ConfigError, InputError, OSError):
+                reference = None
+        for message in compatibility_warnings(info, manifest, data_dir, reference, size):
+            note(message)
+
+    records = load_eval_records(data_dir, split=split, size=size, limit=limit)
+    method_fns = make_methods(method_names, generator, guidance)
+    result = evaluate_methods(records, method_fns, judge_fns, n_examples=n_examples,
+                              progress=progress, desc="evaluate")
+    eval_size = size or tuple(int(v) for v in manifest.get("size", ()))
+    result.settings.update({
+        "split": split,
+        "guidance": guidance,
+        "limit": limit,
+        "size": list(eval_size),
+        "judge_specs": judge_specs,
+        "warnings": warnings,
+    })
+    paths = {}
+    if out_dir is not None:
+        extra = {
+            "model": info.get("path") if info else None,
+            "model_kind": info.get("kind") if info else None,
+            "data": data_dir,
+            "data_estimator": data_spec,
+            "data_size": manifest.get("size"),
+        }
+        notes = _notes(result.settings, data_dir, manifest, extra)
+        paths = write_report(result, out_dir, title=title, extra=extra, notes=notes)
+    return result, paths
+
+
+def _notes(settings: Mapping, data_dir, manifest, extra: Mapping) -> str:
+    w, h = settings["size"]
+    lines = [
+        f"Data: `{data_dir}`, split `{settings['split']}` ({w}x{h}; built with estimator "
+        f"`{manifest.get('estimator')}`). SaGIM guidance: {settings['guidance']}; the baselines "
+        "use the binary map (O_low's mask).",
+    ]
+    if extra.get("model"):
+        lines.append(f"Model: `{extra['model']}` ({extra.get('model_kind')}).")
+    lines.append("Judges: " + ", ".join(f"`{k}` = `{v}`" for k, v in settings["judge_specs"].items()) + ".")
+    for message in settings.get("warnings", []):
+        lines.append(f"\n**Warning:** {message}.")
+    return "\n".join(lines)
