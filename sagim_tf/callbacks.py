@@ -50,6 +50,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self.enabled:
             return
+        if getattr(self.model, "stop_training", False) and any(
+            not np.isfinite(np.asarray(v)).all() for v in (logs or {}).values()
+        ):
+            # Stopped by the NaN guard mid-epoch: keep the last good checkpoint.
+            return
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         name = f"epoch-{epoch + 1:04d}.weights.h5"
         atomic_write(
