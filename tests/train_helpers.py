@@ -22,8 +22,11 @@ def tiny_sam(root) -> tuple[str, str]:
     it through the ``keras:PATH`` spec.
     """
     root = os.fspath(root)
+    from sagim_tf.data import split_size
+
     _, out, manifest = tiny_build(root, size=SIZE, train=TRAIN_RECORDS, test=4)
-    assert manifest["train"] == TRAIN_RECORDS, manifest
+    assert split_size(out, "train") == TRAIN_RECORDS, manifest
+    assert split_size(out, "test") == 4, manifest
     spec = save_test_estimator(os.path.join(root, "estimator.keras"))
     return out, spec
 
