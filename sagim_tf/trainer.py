@@ -145,6 +145,10 @@ class SaGIM(keras.Model):
             self.estimator(np.zeros((1, 32, 32, 3), np.float32))
         if not self.content_features.built:
             self.content_features.build(image_spec)
+        if not self.color_blur.built:
+            # Weight-free, but an unbuilt layer makes fit under a tf.distribute strategy
+            # "symbolically build" the model by calling it with the image alone.
+            self.color_blur.build(image_spec)
         self.built = True
 
     @property
