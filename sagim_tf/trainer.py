@@ -129,7 +129,8 @@ class SaGIM(keras.Model):
         self.content_features.trainable = False
         self.color_kernel_size = int(color_kernel_size)
         self.validate_inputs = bool(validate_inputs)
-        self.color_blur = GaussianBlur(self.color_kernel_size, name="color_blur")
+        # float32 whatever the global policy: the colour loss is computed in float32.
+        self.color_blur = GaussianBlur(self.color_kernel_size, name="color_blur", dtype="float32")
         self.loss_weights = dict(PAPER_LOSS_WEIGHTS)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
         self.g_optimizer = None
