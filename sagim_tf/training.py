@@ -215,7 +215,7 @@ def _sample_batch(train, count=4):
 
 def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> dict:
     """Train (or resume) the run that ``cfg`` describes; returns a summary dict."""
-    from sagim_tf.callbacks import EpochCheckpoint, ImageGrid, NaNGuard, latest_checkpoint
+    from sagim_tf.callbacks import EpochCheckpoint, ImageGrid, NaNGuard, g_step, latest_checkpoint
 
     manifest = check_data(cfg)
     strategy = make_strategy(cfg.train.distribution)
@@ -245,7 +245,7 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
             model.load_weights(weights_path)
             print(
                 f"Resuming from {weights_path}: {initial_epoch} epoch(s) done, "
-                f"G step {int(model.g_optimizer.iterations)}",
+                f"G step {g_step(model)}",
                 flush=True,
             )
         guard = NaNGuard()
@@ -289,7 +289,7 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
             "run_dir": run_dir,
             "initial_epoch": initial_epoch,
             "epochs": cfg.train.epochs,
-            "g_steps": int(model.g_optimizer.iterations),
+            "g_steps": g_step(model),
             "history": history,
             "outputs": outputs,
             "data": {"dir": cfg.data.dir, "counts": manifest.get("counts")},
