@@ -203,3 +203,26 @@ def test_nan_guard_with_an_absurd_learning_rate(sam, tmp_path):
     ))
     with pytest.raises(SagimError, match=r"non-finite loss at step \d+"):
         run_training(cfg)
+
+
+@pytest.mark.slow
+def test_mixed_precision_mirrored_run_and_resume(sam, tmp_path):
+    """configs/sam.yaml's setup (mixed_float16, mirrored) through run_training, then resumed."""
+    data_dir, spec = sam
+    previous = keras.mixed_precision.global_policy()
+    data = tiny_config(data_dir, spec, tmp_path / "run",
+                       train={"epochs": 1, "precision": "mixed_float16", "distribution": "mirrored",
+                              "image_every_steps": 1})
+    first = run_training(config_from_dict(data))
+    assert keras.mixed_precision.global_policy().name == previous.name  # restored
+    assert isinstance(first["model_object"].g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert first["g_steps"] == 2 and np.isfinite(first["history"]["g_loss"]).all()
+    assert first["replicas"] == 1  # MirroredStrategy on the one CPU
+    assert len(os.listdir(tmp_path / "run" / "samples")) == 2
+    data["train"]["epochs"] = 2
+    second = run_training(config_from_dict(data))
+    assert second["initial_epoch"] == 1 and second["g_steps"] == 4
+    assert np.isfinite(second["history"]["val_g_loss"]).all()
+    generator = keras.saving.load_model(second["outputs"]["generator"])
+    image = np.zeros((1, SIZE[1], SIZE[0], 3), "float32")
+    assert generator([image, image[..., :1]]).dtype == "float32"
