@@ -68,6 +68,7 @@ def test_mixed_float16_step_is_finite(policy):
     assert float(model.g_optimizer.dynamic_scale) > 1
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_step_is_finite(policy):
     policy("mixed_bfloat16")
     model = tiny_sagim()
