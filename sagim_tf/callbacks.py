@@ -14,6 +14,12 @@ from sagim_tf.image_io import atomic_write, save_image
 STATE_FILE = "state.json"
 
 
+def g_step(model) -> int:
+    """G's optimizer step count. ``int(variable)`` fails on a MirroredVariable (any
+    tf.distribute strategy); reading it as an array works everywhere."""
+    return int(np.asarray(model.g_optimizer.iterations))
+
+
 # ---------------------------------------------------------------------------- checkpoints
 def latest_checkpoint(checkpoint_dir) -> tuple[int, str] | None:
     """(completed epochs, weights path) of the newest finished checkpoint, or None.
@@ -50,6 +56,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self.enabled:
             return
+        if getattr(self.model, "stop_training", False) and any(
+            not np.isfinite(np.asarray(v)).all() for v in (logs or {}).values()
+        ):
+            # Stopped by the NaN guard mid-epoch: keep the last good checkpoint.
+            return
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         name = f"epoch-{epoch + 1:04d}.weights.h5"
         atomic_write(
@@ -60,7 +71,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         state = {
             "epoch": epoch + 1,
             "weights": name,
-            "g_iterations": int(self.model.g_optimizer.iterations),
+            "g_iterations": g_step(self.model),
             "logs": {k: float(v) for k, v in (logs or {}).items()},
         }
 
@@ -88,7 +99,7 @@ class NaNGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         bad = {k: v for k, v in (logs or {}).items() if not np.isfinite(np.asarray(v)).all()}
         if bad:
-            step = int(self.model.g_optimizer.iterations)
+            step = g_step(self.model)
             self.message = (
                 f"non-finite loss at step {step}: "
                 + ", ".join(f"{k}={float(np.asarray(v))}" for k, v in sorted(bad.items()))
@@ -152,12 +163,12 @@ class ImageGrid(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.every_steps <= 0:
             return
-        step = int(self.model.g_optimizer.iterations)
+        step = g_step(self.model)
         if step % self.every_steps == 0:
             self._write(step)
 
     def on_train_end(self, logs=None):
-        step = int(self.model.g_optimizer.iterations)
+        step = g_step(self.model)
         if self.every_steps > 0 and (not self.written or not self.written[-1].endswith(f"{step:06d}.png")):
             self._write(step)
         if self._writer is not None:

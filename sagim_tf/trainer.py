@@ -129,7 +129,8 @@ class SaGIM(keras.Model):
         self.content_features.trainable = False
         self.color_kernel_size = int(color_kernel_size)
         self.validate_inputs = bool(validate_inputs)
-        self.color_blur = GaussianBlur(self.color_kernel_size, name="color_blur")
+        # float32 whatever the global policy: the colour loss is computed in float32.
+        self.color_blur = GaussianBlur(self.color_kernel_size, name="color_blur", dtype="float32")
         self.loss_weights = dict(PAPER_LOSS_WEIGHTS)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
         self.g_optimizer = None
@@ -145,6 +146,10 @@ class SaGIM(keras.Model):
             self.estimator(np.zeros((1, 32, 32, 3), np.float32))
         if not self.content_features.built:
             self.content_features.build(image_spec)
+        if not self.color_blur.built:
+            # Weight-free, but an unbuilt layer makes fit under a tf.distribute strategy
+            # "symbolically build" the model by calling it with the image alone.
+            self.color_blur.build(image_spec)
         self.built = True
 
     @property

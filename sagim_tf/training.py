@@ -18,19 +18,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 
 import keras
 import numpy as np
 
 from sagim_tf.config import ExperimentConfig, config_from_dict, read_config_file, save_config, to_dict
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.errors import ConfigError, InputError, SagimError
 
 log = logging.getLogger(__name__)
 
 POLICIES = {"float32": "float32", "mixed_float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 # Fields that may change between a run and its resumption.
 RESUMABLE_CHANGES = {("train", "epochs"), ("train", "verbose"), ("train", "image_every_steps")}
+
+
+class TrainingDiverged(SagimError, FloatingPointError):
+    """A loss went NaN or infinite; the message names the step and the terms."""
 
 
 def make_strategy(distribution: str):
@@ -123,9 +128,27 @@ def check_data(cfg: ExperimentConfig) -> dict:
     return manifest
 
 
+def steps_per_epoch(cfg: ExperimentConfig) -> int:
+    """``train.steps_per_epoch``, or (0) the batches that cover the training split once."""
+    from sagim_tf.data import split_size
+
+    if cfg.train.steps_per_epoch:
+        return cfg.train.steps_per_epoch
+    return max(1, math.ceil(split_size(cfg.data.dir, cfg.data.train_split) / cfg.train.batch_size))
+
+
 def make_datasets(cfg: ExperimentConfig):
-    """(train, validation or None): batches of (image, guidance) at the configured size."""
-    from sagim_tf.data import eval_dataset, train_dataset
+    """(train, validation or None): batches of (image, guidance) at the configured size.
+
+    Both have a known length: the training set repeats (``fit`` gets
+    :func:`steps_per_epoch`) and the validation set asserts its batch count. On a dataset
+    of unknown length, Keras 3 / TF 2.21 runs one extra, half-executed step when the data
+    run out: the optimizer's ``iterations`` and the loss trackers' counts advance without
+    data, so Adam's step count drifts and epoch and validation means come out too small.
+    """
+    import tensorflow as tf
+
+    from sagim_tf.data import eval_dataset, split_size, train_dataset
 
     size = tuple(cfg.data.image_size)
     train = train_dataset(
@@ -137,7 +160,7 @@ def make_datasets(cfg: ExperimentConfig):
         shuffle_buffer=max(1, cfg.data.shuffle_buffer),
         flip=cfg.data.flip,
         seed=cfg.train.seed,
-        repeat=cfg.train.steps_per_epoch > 0,
+        repeat=True,  # fit gets steps_per_epoch(cfg), so no epoch ends on exhausted data
         drop_remainder=cfg.train.distribution != "none",
         guidance=cfg.data.guidance,
     )
@@ -146,6 +169,8 @@ def make_datasets(cfg: ExperimentConfig):
         key = "guidance_binary" if cfg.data.guidance == "binary" else "guidance"
         val = eval_dataset(cfg.data.dir, split=cfg.data.val_split, batch_size=cfg.train.batch_size, size=size)
         val = val.map(lambda d: (d["image"], d[key]))
+        batches = math.ceil(split_size(cfg.data.dir, cfg.data.val_split) / cfg.train.batch_size)
+        val = val.apply(tf.data.experimental.assert_cardinality(batches))
         if cfg.data.val_steps:
             val = val.take(cfg.data.val_steps)
     return train, val
@@ -190,7 +215,7 @@ def _sample_batch(train, count=4):
 
 def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> dict:
     """Train (or resume) the run that ``cfg`` describes; returns a summary dict."""
-    from sagim_tf.callbacks import EpochCheckpoint, ImageGrid, NaNGuard, latest_checkpoint
+    from sagim_tf.callbacks import EpochCheckpoint, ImageGrid, NaNGuard, g_step, latest_checkpoint
 
     manifest = check_data(cfg)
     strategy = make_strategy(cfg.train.distribution)
@@ -199,6 +224,11 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
     os.makedirs(run_dir, exist_ok=True)
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
     keras.utils.set_random_seed(cfg.train.seed)
+    if os.environ.get("SAGIM_DETERMINISTIC", "") not in ("", "0"):
+        import tensorflow as tf
+
+        # Bitwise-reproducible ops (slower); used by the resume test.
+        tf.config.experimental.enable_op_determinism()
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(POLICIES[cfg.train.precision])
     try:
@@ -215,7 +245,7 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
             model.load_weights(weights_path)
             print(
                 f"Resuming from {weights_path}: {initial_epoch} epoch(s) done, "
-                f"G step {int(model.g_optimizer.iterations)}",
+                f"G step {g_step(model)}",
                 flush=True,
             )
         guard = NaNGuard()
@@ -237,7 +267,7 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
                 train,
                 epochs=cfg.train.epochs,
                 initial_epoch=initial_epoch,
-                steps_per_epoch=cfg.train.steps_per_epoch or None,
+                steps_per_epoch=steps_per_epoch(cfg),
                 validation_data=val,
                 callbacks=callbacks,
                 verbose=cfg.train.verbose,
@@ -246,7 +276,7 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
         else:
             print(f"Nothing to do: {initial_epoch} of {cfg.train.epochs} epochs already done.")
         if guard.message:
-            raise FloatingPointError(guard.message)
+            raise TrainingDiverged(guard.message)
         outputs = {}
         if chief:
             outputs["generator"] = os.path.join(run_dir, "generator.keras")
@@ -259,7 +289,7 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
             "run_dir": run_dir,
             "initial_epoch": initial_epoch,
             "epochs": cfg.train.epochs,
-            "g_steps": int(model.g_optimizer.iterations),
+            "g_steps": g_step(model),
             "history": history,
             "outputs": outputs,
             "data": {"dir": cfg.data.dir, "counts": manifest.get("counts")},

@@ -1,0 +1,155 @@
+"""Resume: kill a real `scripts/train.py` process and run the same command again."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from sagim_tf.callbacks import STATE_FILE, latest_checkpoint
+from sagim_tf.config import load_config
+from tests.train_helpers import ROOT, subprocess_env, tiny_config, tiny_sam, write_config
+
+EPOCHS = 6
+STEPS = 2  # 2 x batch 4 = the 8 training records: every epoch sees the same batches
+
+
+@pytest.fixture(scope="module")
+def sam(tmp_path_factory):
+    return tiny_sam(tmp_path_factory.mktemp("sam"))
+
+
+def _config(sam, run_dir, **sections):
+    data_dir, spec = sam
+    cfg = tiny_config(
+        data_dir, spec, run_dir,
+        data={"val_split": "", "shuffle_buffer": 0, "flip": False},
+        train={"epochs": EPOCHS, "steps_per_epoch": STEPS, "image_every_steps": 0, "verbose": 2,
+               "keep_checkpoints": 2},
+    )
+    for section, values in sections.items():
+        cfg[section].update(values)
+    return cfg
+
+
+def _command(config_path):
+    return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config", str(config_path)]
+
+
+def _env():
+    return subprocess_env(SAGIM_DETERMINISTIC="1")
+
+
+def _read_state(checkpoint_dir):
+    try:
+        with open(os.path.join(checkpoint_dir, STATE_FILE), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _snapshot(cfg, weights_path):
+    """G, D and both optimizers' variables after loading a checkpoint into a fresh model."""
+    from sagim_tf.training import build_model
+
+    model = build_model(cfg)
+    model.load_weights(weights_path)
+    parts = {
+        "G": model.generator.weights,
+        "D": model.discriminator.weights,
+        "g_opt": model.g_optimizer.variables,
+        "d_opt": model.d_optimizer.variables,
+    }
+    return {k: [np.array(v) for v in vs] for k, vs in parts.items()}
+
+
+def _assert_snapshots_close(a, b, atol):
+    for part in a:
+        assert len(a[part]) == len(b[part]), part
+        for i, (x, y) in enumerate(zip(a[part], b[part])):
+            np.testing.assert_allclose(x, y, atol=atol, rtol=0, err_msg=f"{part}[{i}]")
+
+
+def kill_and_resume(sam, tmp_path, **sections):
+    """Start training, SIGKILL it after its first checkpoint, check it, resume to the end."""
+    run_dir = tmp_path / "run"
+    config_path = write_config(tmp_path / "tiny.yaml", _config(sam, run_dir, **sections))
+    cfg = load_config(config_path)
+    checkpoint_dir = os.path.join(str(run_dir), "checkpoints")
+
+    log_path = tmp_path / "first.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(_command(config_path), cwd=str(tmp_path), env=_env(),
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                state = _read_state(checkpoint_dir)
+                if state and state["epoch"] >= 1:
+                    break
+                time.sleep(0.02)
+            time.sleep(0.1)  # land anywhere: mid-epoch, mid-checkpoint
+            assert proc.poll() is None, "training ended before it could be killed:\n" + log_path.read_text()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    # The checkpoint left behind is complete and consistent.
+    state = _read_state(checkpoint_dir)
+    assert state is not None, log_path.read_text()
+    killed_at = state["epoch"]
+    assert 1 <= killed_at < EPOCHS
+    assert state["g_iterations"] == killed_at * STEPS
+    found = latest_checkpoint(checkpoint_dir)
+    assert found == (killed_at, os.path.join(checkpoint_dir, state["weights"]))
+    assert os.path.isfile(found[1])
+    snapshot = _snapshot(cfg, found[1])
+    assert int(snapshot["g_opt"][0]) == killed_at * STEPS  # iterations is the first variable
+    assert int(snapshot["d_opt"][0]) == killed_at * STEPS
+    assert any(np.abs(v).max() > 0 for v in snapshot["g_opt"][2:])  # Adam moments restored
+
+    # The same command again continues from that checkpoint and finishes.
+    result = subprocess.run(_command(config_path), cwd=str(tmp_path), env=_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{killed_at} epoch(s) done, G step {killed_at * STEPS}" in result.stdout, result.stdout
+    assert f"Epoch {killed_at + 1}/{EPOCHS}" in result.stdout
+    assert f"Epoch {killed_at}/{EPOCHS}" not in result.stdout  # finished epochs are not redone
+    final = _read_state(checkpoint_dir)
+    assert final["epoch"] == EPOCHS and final["g_iterations"] == EPOCHS * STEPS
+    assert os.path.isfile(os.path.join(str(run_dir), "generator.keras"))
+    return cfg, final, killed_at
+
+
+def test_killed_training_resumes(sam, tmp_path):
+    # Without the cycle and content terms the graph (and its tracing) is smaller.
+    cfg, final, _ = kill_and_resume(sam, tmp_path, losses={"cycle": 0.0, "content": 0.0})
+    end = _snapshot(cfg, os.path.join(cfg.run_dir, "checkpoints", final["weights"]))
+    assert int(end["g_opt"][0]) == int(end["d_opt"][0]) == EPOCHS * STEPS
+
+
+@pytest.mark.slow
+def test_resumed_run_equals_uninterrupted_run(sam, tmp_path):
+    (tmp_path / "killed").mkdir()
+    cfg, final, _ = kill_and_resume(sam, tmp_path / "killed")
+    resumed = _snapshot(cfg, os.path.join(cfg.run_dir, "checkpoints", final["weights"]))
+
+    whole_dir = tmp_path / "whole"
+    whole_dir.mkdir()
+    config_path = write_config(whole_dir / "tiny.yaml", _config(sam, whole_dir / "run"))
+    result = subprocess.run(_command(config_path), cwd=str(whole_dir), env=_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Resuming" not in result.stdout
+    whole_cfg = load_config(config_path)
+    whole_state = _read_state(os.path.join(whole_cfg.run_dir, "checkpoints"))
+    whole = _snapshot(whole_cfg, os.path.join(whole_cfg.run_dir, "checkpoints", whole_state["weights"]))
+    _assert_snapshots_close(resumed, whole, atol=1e-5)

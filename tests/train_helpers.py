@@ -1,0 +1,76 @@
+"""Helpers for the training tests: a tiny SAM set and a tiny, fast training config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import yaml
+
+from tests.sam_helpers import save_test_estimator, tiny_build
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZE = (32, 24)  # width, height
+TRAIN_RECORDS = 8
+
+
+def tiny_sam(root) -> tuple[str, str]:
+    """Build a tiny SAM set (8 train, 4 test records at 32x24) -> (data dir, estimator spec).
+
+    The estimator is the fixed contrast model saved as ``.keras``, so a subprocess can load
+    it through the ``keras:PATH`` spec.
+    """
+    root = os.fspath(root)
+    from sagim_tf.data import split_size
+
+    _, out, manifest = tiny_build(root, size=SIZE, train=TRAIN_RECORDS, test=4)
+    assert split_size(out, "train") == TRAIN_RECORDS, manifest
+    assert split_size(out, "test") == 4, manifest
+    spec = save_test_estimator(os.path.join(root, "estimator.keras"))
+    return out, spec
+
+
+def tiny_config(data_dir, spec, run_dir, **sections) -> dict:
+    """A config dict for a few-second run; ``sections`` update a section's keys."""
+    cfg = {
+        "run_dir": os.fspath(run_dir),
+        "estimator": spec,
+        "data": {"dir": os.fspath(data_dir), "image_size": list(SIZE), "shuffle_buffer": 0,
+                 "flip": False},
+        "generator": {"base_filters": 4, "depth": 2, "num_residual_blocks": 1, "max_filters": 16},
+        "discriminator": {"base_filters": 4, "num_layers": 2},
+        "features": {"layers": ["block1_conv1", "block1_conv2"]},
+        "losses": {"color_kernel_size": 5},
+        "train": {"epochs": 2, "batch_size": 4, "image_every_steps": 2, "verbose": 0},
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            cfg.setdefault(section, {}).update(values)
+        else:
+            cfg[section] = values
+    return cfg
+
+
+def write_config(path, cfg: dict) -> str:
+    path = os.fspath(path)
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)
+    return path
+
+
+def subprocess_env(**extra) -> dict:
+    env = dict(os.environ)
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",
+                "PYTHONPATH": ROOT + os.pathsep + env.get("PYTHONPATH", ""),
+                "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def run_sagim(args, timeout=120, **env) -> subprocess.CompletedProcess:
+    """``python -m sagim_tf ARGS`` in a subprocess, text output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "sagim_tf", *args], cwd=ROOT, env=subprocess_env(**env),
+        capture_output=True, text=True, timeout=timeout,
+    )
