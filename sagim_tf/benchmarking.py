@@ -8,8 +8,8 @@ import time
 import numpy as np
 
 
-def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls.
+def sample_seconds(fn, repeats: int = 5, warmup: int = 1) -> list[float]:
+    """Wall times of ``repeats`` calls of ``fn()`` after ``warmup`` untimed calls.
 
     ``fn`` must block until its work is done (convert results with ``np.asarray``).
     """
@@ -20,7 +20,17 @@ def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
+    """Median of :func:`sample_seconds`."""
+    return statistics.median(sample_seconds(fn, repeats, warmup))
+
+
+def summary_ms(times: list[float]) -> dict:
+    """{"median_ms", "min_ms"} of a list of seconds, for the JSON the scripts print."""
+    return {"median_ms": round(statistics.median(times) * 1000, 2), "min_ms": round(min(times) * 1000, 2)}
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:

@@ -64,7 +64,6 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-xla", action="store_true")
     args = parser.parse_args(argv)
 
-    import numpy as np
     import tensorflow as tf
 
     from sagim_tf import benchmarking as bm

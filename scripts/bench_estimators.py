@@ -16,29 +16,18 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _time(fn, x, repeats, warmup=2):
-    for _ in range(warmup):
-        _block(fn(x))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        _block(fn(x))
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return {"median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2)}
-
-
-def _block(y):
     import numpy as np
 
-    return np.asarray(y).sum()
+    from sagim_tf import benchmarking as bm
+
+    return bm.summary_ms(bm.sample_seconds(lambda: np.asarray(fn(x)).sum(), repeats, warmup))
 
 
 def main(argv=None) -> int:

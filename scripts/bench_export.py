@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -24,6 +23,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+
+from sagim_tf import benchmarking as bm  # noqa: E402
 
 
 def _size(text):
@@ -36,14 +37,7 @@ def _dir_bytes(path):
 
 
 def _time(fn, warmup, repeats):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return {"median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2)}
+    return bm.summary_ms(bm.sample_seconds(fn, repeats, warmup))
 
 
 def main(argv=None):

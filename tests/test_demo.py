@@ -3,8 +3,6 @@
 import json
 import os
 
-import pytest
-
 from sagim_tf.cli import main
 
 
