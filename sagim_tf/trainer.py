@@ -181,6 +181,9 @@ class SaGIM(keras.Model):
         self.g_optimizer = self._prepare_optimizer(g_optimizer, "g_optimizer")
         self.d_optimizer = self._prepare_optimizer(d_optimizer, "d_optimizer")
         super().compile(optimizer=None, **kwargs)
+        if kwargs.get("jit_compile") is True and getattr(self.estimator, "antialias", False):
+            # XLA cannot compile TensorFlow's antialiased resize; see IttiKochSaliency.
+            self.estimator.antialias = False
         self.build_optimizers()
 
     @staticmethod

@@ -144,3 +144,22 @@ def test_edit_numpy_api_and_compile_errors():
         model.compile(loss_weights={"rec": -1.0})
     with pytest.raises(ConfigError, match="not used"):
         model.compile(optimizer="adam")
+
+
+def test_jit_compile_with_itti_koch_estimator():
+    # XLA has no kernel for TF's antialiased resize; compile(jit_compile=True) must turn it off.
+    from sagim_tf import ContentFeatures, PatchDiscriminator, SaGIMGenerator
+    from sagim_tf.estimators import build_estimator
+
+    model = SaGIM(
+        SaGIMGenerator(base_filters=4, depth=2, num_residual_blocks=1),
+        PatchDiscriminator(base_filters=4, num_layers=2),
+        build_estimator("itti-koch"),
+        ContentFeatures(layers=("block1_conv1",)),
+    )
+    assert model.estimator.antialias
+    model.compile(jit_compile=True)
+    assert model.estimator.antialias is False
+    image, guidance = random_batch(2, 48, 64)
+    logs = model.train_on_batch((image, guidance), return_dict=True)
+    assert all(np.isfinite(v) for v in logs.values())

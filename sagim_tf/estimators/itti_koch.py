@@ -116,6 +116,10 @@ class IttiKochSaliency(keras.Model):
             ``(1 - centre_bias) + centre_bias * gaussian``. 0 turns it off.
         centre_bias_sigma: standard deviation of that Gaussian, as a fraction of the
             image's width and height.
+        antialias: low-pass the input when shrinking it to ``working_size``. XLA has no
+            kernel for TensorFlow's antialiased resize (``ScaleAndTranslate``), so set it
+            False under ``jit_compile`` (the trainer does); at the 2x reductions of training
+            (256x192 -> 128x96) plain bilinear resizing already averages 2x2 pixels.
         **kwargs: passed to ``keras.Model`` (``name``, ...).
 
     Example:
@@ -139,6 +143,7 @@ class IttiKochSaliency(keras.Model):
         map_level=2,
         centre_bias=0.0,
         centre_bias_sigma=0.3,
+        antialias=True,
         **kwargs,
     ):
         kwargs.pop("trainable", None)
@@ -149,6 +154,7 @@ class IttiKochSaliency(keras.Model):
         self.map_level = int(map_level)
         self.centre_bias = float(centre_bias)
         self.centre_bias_sigma = float(centre_bias_sigma)
+        self.antialias = bool(antialias)
         self._check_config()
         self.differentiable = True
         self.native_size = self.working_size
@@ -229,7 +235,7 @@ class IttiKochSaliency(keras.Model):
             images = ops.cast(images, "float32")
         in_h, in_w = ops.shape(images)[1], ops.shape(images)[2]
         ww, wh = self.working_size
-        x = ops.image.resize(images, (wh, ww), interpolation="bilinear", antialias=True)
+        x = ops.image.resize(images, (wh, ww), interpolation="bilinear", antialias=self.antialias)
         x = ops.clip(x, 0.0, 1.0)
 
         levels = [self._features(x)]
@@ -272,6 +278,7 @@ class IttiKochSaliency(keras.Model):
                 "map_level": self.map_level,
                 "centre_bias": self.centre_bias,
                 "centre_bias_sigma": self.centre_bias_sigma,
+                "antialias": self.antialias,
             }
         )
         return config
