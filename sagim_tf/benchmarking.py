@@ -69,13 +69,18 @@ def train_step_seconds(model, image, guidance, steps: int = 3) -> float:
 
 
 def forward_seconds(fn, *inputs, repeats: int = 5) -> float:
-    """Median seconds of a traced forward pass ``fn(*inputs)``."""
+    """Median seconds of a traced forward pass ``fn(*inputs)``.
+
+    The inputs are passed as arguments, not captured: a weight-free network (Itti-Koch)
+    on captured constants would be constant-folded away by the graph optimiser.
+    """
     import tensorflow as tf
 
-    traced = tf.function(lambda: fn(*inputs))
+    traced = tf.function(fn)
+    tensors = [tf.convert_to_tensor(x) for x in inputs]
 
     def run():
-        out = traced()
+        out = traced(*tensors)
         out = out if isinstance(out, (list, tuple)) else [out]
         for o in out:
             np.asarray(o)
