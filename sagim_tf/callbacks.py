@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -108,6 +109,24 @@ class NaNGuard(keras.callbacks.Callback):
             )
             print(f"\nNaNGuard: {self.message}", flush=True)
             self.model.stop_training = True
+
+
+# ---------------------------------------------------------------------------- time budget
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training at the end of the first batch after ``seconds`` of training."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = float(seconds)
+        self.stopped_early = False
+
+    def on_train_begin(self, logs=None):
+        self._start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self._start > self.seconds:
+            self.model.stop_training = True
+            self.stopped_early = True
 
 
 # ---------------------------------------------------------------------------- image grid

@@ -52,26 +52,6 @@ def demo_config(out_dir: str, size=(96, 72), seed: int = 0, base_filters: int = 
     )
 
 
-class TimeBudget:
-    """A Keras callback factory: stop training once ``seconds`` have passed."""
-
-    @staticmethod
-    def make(seconds: float):
-        import keras
-
-        class _TimeBudget(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.start = time.monotonic()
-                self.stopped_early = False
-
-            def on_train_batch_end(self, batch, logs=None):
-                if time.monotonic() - self.start > seconds:
-                    self.model.stop_training = True
-                    self.stopped_early = True
-
-        return _TimeBudget()
-
-
 def _photo_boxes(saliency: np.ndarray):
     """Emphasize the least salient and de-emphasize the most salient cell of a 3x3 grid."""
     h, w = saliency.shape[:2]
@@ -192,7 +172,7 @@ def run_demo(out_dir="runs/demo", minutes=7.0, images=600, size=(96, 72), seed=0
              test_images=40, eval_limit=None, base_filters=16, photo_max_side=192,
              log=print) -> dict:
     """Run every stage; returns the paths of what was written."""
-    from sagim_tf.callbacks import grid_rows
+    from sagim_tf.callbacks import TimeBudget, grid_rows
     from sagim_tf.data import BuildConfig, build_sam, generate_synthetic_coco
     from sagim_tf.estimators import build_estimator
     from sagim_tf.evaluation.evaluator import baseline_methods, evaluate_methods, identity_method
@@ -219,7 +199,7 @@ def run_demo(out_dir="runs/demo", minutes=7.0, images=600, size=(96, 72), seed=0
 
     cfg = demo_config(out_dir, size=size, seed=seed, base_filters=base_filters)
     log(f"[3/5] training SaGIM for about {minutes:g} minutes -> {cfg.run_dir}")
-    budget = TimeBudget.make(minutes * 60.0)
+    budget = TimeBudget(minutes * 60.0)
     summary = run_training(cfg, extra_callbacks=[budget])
     model = summary.pop("model_object")
 

@@ -33,7 +33,7 @@ def load_records(data_dir, split: str = "test", size=None, limit: int | None = N
     return records
 
 
-def generator_method(generator, guidance: str = "continuous", batch_hint=None):
+def generator_method(generator, guidance: str = "continuous"):
     """An evaluation method (image, guidance_binary, guidance) -> edited that runs G."""
     if guidance not in ("continuous", "binary"):
         raise ValueError(f"guidance must be 'continuous' or 'binary', got {guidance!r}")
