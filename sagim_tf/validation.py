@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sagim_tf.errors import InputError
+from sagim_tf.errors import ConfigError, InputError
 
 
 def _as_float_array(x, name: str) -> np.ndarray:
@@ -92,3 +92,23 @@ def check_static_pair(image_shape, guidance_shape) -> None:
                 f"guidance: {label} {b} does not match the image's {a} "
                 f"(image {image_shape}, guidance {guidance_shape})"
             )
+
+
+def parse_size(value, what: str = "size", minimum: int = 1) -> tuple[int, int] | None:
+    """``"256x192"`` or ``(256, 192)`` -> ``(256, 192)`` (width, height); None stays None.
+
+    Anything else, or a side below ``minimum``, is a :class:`ConfigError` naming ``what``.
+    """
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            w, h = (int(v) for v in value.lower().split("x"))
+        else:
+            w, h = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: expected WIDTHxHEIGHT or two integers W H, e.g. 256x192, got {value!r}") from None
+    if w < minimum or h < minimum:
+        bound = "positive" if minimum == 1 else f">= {minimum}"
+        raise ConfigError(f"{what}: width and height must be {bound}, got {w}x{h}")
+    return w, h

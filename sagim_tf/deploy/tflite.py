@@ -43,7 +43,7 @@ import tensorflow as tf
 from sagim_tf.deploy.errors import ExportError
 from sagim_tf.deploy.savedmodel import GUIDANCE_KEY, IMAGE_KEY, OUTPUT_KEY, build_archive
 from sagim_tf.errors import ConfigError, InputError
-from sagim_tf.validation import check_image, check_map
+from sagim_tf.validation import check_image, check_map, parse_size
 
 #: format name -> (weight type, file tag)
 TFLITE_FORMATS = {
@@ -127,15 +127,7 @@ def _write_tflite_savedmodel(generator, directory, input_size=None):
 
 
 def _check_size(input_size):
-    if input_size is None:
-        return None
-    try:
-        width, height = (int(v) for v in input_size)
-    except (TypeError, ValueError):
-        raise ConfigError(f"TFLite size must be two integers W H, got {input_size!r}") from None
-    if width < 1 or height < 1:
-        raise ConfigError(f"TFLite size must be positive, got {width}x{height}")
-    return width, height
+    return parse_size(input_size, "TFLite size", minimum=1)
 
 
 def convert_to_tflite(generator, weights: str = "float32", input_size=None) -> bytes:

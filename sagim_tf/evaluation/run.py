@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.validation import parse_size as _parse_size
 
 DEFAULT_METHODS = ("sagim", "wsr", "hag", "oha")
 BASELINES = ("wsr", "hag", "oha")
@@ -53,19 +54,8 @@ def parse_list(value, what: str) -> list[str]:
 
 
 def parse_size(value) -> tuple[int, int] | None:
-    """``"256x192"`` or ``(256, 192)`` -> ``(256, 192)`` (width, height); None stays None."""
-    if value is None:
-        return None
-    try:
-        if isinstance(value, str):
-            w, h = (int(v) for v in value.lower().split("x"))
-        else:
-            w, h = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"size: expected WIDTHxHEIGHT, e.g. 256x192, got {value!r}") from None
-    if w < 8 or h < 8:
-        raise ConfigError(f"size: width and height must be >= 8, got {w}x{h}")
-    return w, h
+    """The evaluation size, ``"256x192"`` or ``(256, 192)``; sides of at least 8 pixels."""
+    return _parse_size(value, "size", minimum=8)
 
 
 def check_methods(names: Sequence[str]) -> list[str]:
