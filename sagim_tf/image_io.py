@@ -67,6 +67,13 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def make_readable(path) -> None:
+    """Give a file made by ``mkstemp`` (mode 0600) the usual mode (0666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write(path, write_fn, suffix: str = "") -> str:
     """Call ``write_fn(tmp_path)`` then rename the temporary file onto ``path``."""
     path = os.fspath(path)
@@ -76,9 +83,7 @@ def atomic_write(path, write_fn, suffix: str = "") -> str:
     os.close(fd)
     try:
         write_fn(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give them normal rights
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

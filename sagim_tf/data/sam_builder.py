@@ -51,7 +51,7 @@ import numpy as np
 
 from sagim_tf.data.guidance import GuidanceConfig, make_guidance, quantize, relative_saliency
 from sagim_tf.data.selection import SelectionRule, select_images
-from sagim_tf.data.synth_coco import make_readable
+from sagim_tf.image_io import make_readable
 from sagim_tf.data.tfrecords import FORMAT_VERSION, MAP_KEYS, encode_jpeg, encode_png, serialize_example
 from sagim_tf.errors import ConfigError, InputError
 
@@ -211,7 +211,6 @@ def _write_json(path, obj):
             f.write(text)
 
     atomic_write(path, w, suffix=".json")
-    make_readable(path)
 
 
 class _Killer:

@@ -35,12 +35,6 @@ from sagim_tf.errors import ConfigError
 from sagim_tf.image_io import atomic_write
 
 
-def make_readable(path):
-    """Give a file made by ``mkstemp`` (mode 0600) the usual mode (0666 less the umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
 CATEGORIES = (
     {"id": 1, "name": "disc", "supercategory": "shape"},
     {"id": 2, "name": "box", "supercategory": "shape"},
@@ -231,7 +225,6 @@ def generate_synthetic_coco(out_dir, num_images: int, seed: int = 0, size=(320, 
                 f.write(data)
 
         atomic_write(os.path.join(img_dir, file_name), _write)
-        make_readable(os.path.join(img_dir, file_name))
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         for category, seg, rle in objects:
             annotations.append({
@@ -260,5 +253,4 @@ def generate_synthetic_coco(out_dir, num_images: int, seed: int = 0, size=(320, 
             f.write(text)
 
     atomic_write(path, _write_json)
-    make_readable(path)
     return path
