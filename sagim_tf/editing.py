@@ -36,12 +36,17 @@ from sagim_tf.errors import ConfigError, InputError
 from sagim_tf.validation import check_image, check_map
 
 #: Defaults of :func:`guidance_from_boxes`: the strong ends of the SAM dataset's random
-#: ranges (raise factor in [1.5, 3.0], lower factor in [0.2, 0.6]), so that an edit from
-#: boxes asks for a clear change; the smoothing is SAM's (2% of the shorter side).
-DEFAULT_RAISE_FACTOR = 3.0
-DEFAULT_LOWER_FACTOR = 0.3
-DEFAULT_RAISE_FLOOR = 0.05
+#: ranges (O_low lifted to [0.5, 1.0] of O_high's mean, O_high scaled by [0.2, 0.6]), so
+#: that an edit from boxes asks for a clear change; the smoothing is SAM's (2% of the
+#: shorter side).
+DEFAULT_RAISE_TO = 1.0
+DEFAULT_LOWER_FACTOR = 0.2
 DEFAULT_SIGMA_FRACTION = 0.02
+#: Emphasized boxes are lifted relative to the mean of the photo's most salient pixels,
+#: this fraction of them (or a de-emphasized box's mean, where larger).
+REFERENCE_TOP_FRACTION = 0.1
+#: The least reference level, so that a box on a photo E finds flat is still lifted.
+MIN_REFERENCE = 0.25
 
 FIGURE_LABELS = ("original", "guidance", "edited", "saliency before", "saliency after")
 
@@ -196,10 +201,9 @@ def guidance_from_boxes(
     saliency,
     emphasize=(),
     deemphasize=(),
-    raise_factor: float = DEFAULT_RAISE_FACTOR,
+    raise_to: float = DEFAULT_RAISE_TO,
     lower_factor: float = DEFAULT_LOWER_FACTOR,
     smooth_sigma: float | None = None,
-    raise_floor: float = DEFAULT_RAISE_FLOOR,
 ) -> np.ndarray:
     """A SAM-style guiding map from E's map of a photo and user boxes.
 
@@ -207,32 +211,34 @@ def guidance_from_boxes(
     the least salient object, which is raised, the de-emphasized ones that of the most
     salient, which is lowered. With ``S`` = E's map (H, W) in [0, 1]:
 
-    1. ``S1 = S``; for the union ``D`` of the de-emphasized boxes,
+    1. The reference level ``ref``: the mean of the photo's most salient 10% of pixels, or
+       the mean of ``S`` over a de-emphasized box where that is larger, and at least 0.25
+       (so that boxes on a photo E finds flat are still lifted).
+    2. ``S1 = S``; for the union ``D`` of the de-emphasized boxes,
        ``S1[D] = lower_factor * S[D]`` (saliency scaled down).
-    2. For each emphasized box ``B`` with mean ``m_B = mean(S[B])``:
-       ``S1[B] += (raise_factor - 1) * max(m_B, raise_floor)``, a constant lift that makes
-       the box's mean ``raise_factor`` times its old one while keeping E's structure inside
-       it (a multiplicative raise could not lift a region E gives zero). A pixel in
-       several emphasized boxes gets the largest of their lifts; a pixel in both kinds of
-       box is lowered first, then lifted.
-    3. Normalisation into [0, 1]: ``S2 = S1 / max(1, max(S1))`` (only rescaled when the lift
+    3. For each emphasized box ``B`` with mean ``m_B = mean(S[B])``:
+       ``S1[B] += max(0, raise_to * ref - m_B)``, a constant lift that brings the box's
+       mean to ``raise_to`` times the reference while keeping E's structure inside it. A
+       pixel in several emphasized boxes gets the largest of their lifts; a pixel in both
+       kinds of box is lowered first, then lifted.
+    4. Normalisation into [0, 1]: ``S2 = S1 / max(1, max(S1))`` (only rescaled when the lift
        pushed values above 1, so untouched regions otherwise keep E's values).
-    4. Smoothing to soften the box edges: ``G = clip(gaussian(S2, sigma), 0, 1)``.
+    5. Smoothing to soften the box edges: ``G = clip(gaussian(S2, sigma), 0, 1)``.
 
-    This is the construction the SAM builder uses, with fixed factors instead of random
-    draws. Before smoothing, a de-emphasized box ends at most ``lower_factor`` times E's
-    map, and with one emphasized box (or several with equal lifts) that box ends at least
-    at E's map: ``(s + c) / n >= s`` because ``n <= 1 + c`` and ``s <= 1``.
+    This is the construction the SAM builder uses (O_low lifted relative to O_high, so
+    that the order of the two flips), with fixed factors instead of random draws. Before
+    smoothing, a de-emphasized box ends at most ``lower_factor`` times E's map, and an
+    emphasized box never ends below E's map.
 
     Args:
         saliency: E's map of the photo, (H, W) or (H, W, 1), in [0, 1].
         emphasize: boxes ``(x0, y0, x1, y1)`` (pixels, see the module docstring) to raise.
         deemphasize: boxes to lower.
-        raise_factor: > 1; an emphasized box's mean saliency is multiplied by about this.
+        raise_to: in (0, 2]; an emphasized box's mean is lifted to this times ``ref``
+            (never lowered).
         lower_factor: in [0, 1); a de-emphasized box's saliency is multiplied by this.
         smooth_sigma: Gaussian sigma in pixels (None: 2% of the shorter side, as in SAM;
             0: no smoothing).
-        raise_floor: >= 0; the least box mean the lift starts from.
 
     Returns:
         The guiding map, float32 (H, W, 1) in [0, 1].
@@ -242,13 +248,12 @@ def guidance_from_boxes(
     if not emphasize and not deemphasize:
         raise InputError("guidance_from_boxes: give at least one box to emphasize or de-emphasize")
     for value, name, ok in (
-        (raise_factor, "raise_factor", lambda v: v > 1.0),
+        (raise_to, "raise_to", lambda v: 0.0 < v <= 2.0),
         (lower_factor, "lower_factor", lambda v: 0.0 <= v < 1.0),
-        (raise_floor, "raise_floor", lambda v: v >= 0.0),
     ):
         if not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(float(value)):
             raise ConfigError(f"guidance_from_boxes: invalid {name} {value!r} "
-                              "(raise_factor > 1, 0 <= lower_factor < 1, raise_floor >= 0)")
+                              "(0 < raise_to <= 2, 0 <= lower_factor < 1)")
     h, w = s.shape
     sigma = DEFAULT_SIGMA_FRACTION * min(h, w) if smooth_sigma is None else float(smooth_sigma)
     if not math.isfinite(sigma) or sigma < 0:
@@ -256,6 +261,10 @@ def guidance_from_boxes(
 
     emph = [box_slices(b, h, w, "emphasize box") for b in emphasize]
     deem = [box_slices(b, h, w, "de-emphasize box") for b in deemphasize]
+
+    top = max(1, int(round(REFERENCE_TOP_FRACTION * s.size)))
+    reference = max([MIN_REFERENCE, float(np.sort(s, axis=None)[-top:].mean())]
+                    + [float(s[rows, cols].mean()) for rows, cols in deem])
 
     s1 = s.astype(np.float32).copy()
     lowered = np.zeros((h, w), bool)
@@ -266,9 +275,7 @@ def guidance_from_boxes(
     lift = np.zeros((h, w), np.float32)
     for rows, cols in emph:
         mean = float(s[rows, cols].mean())
-        lift[rows, cols] = np.maximum(
-            lift[rows, cols], (float(raise_factor) - 1.0) * max(mean, float(raise_floor))
-        )
+        lift[rows, cols] = np.maximum(lift[rows, cols], max(0.0, float(raise_to) * reference - mean))
     s1 += lift
     s2 = s1 / max(1.0, float(s1.max()))
     g = np.clip(smooth_map(s2, sigma), 0.0, 1.0)
@@ -342,8 +349,8 @@ def edit_image(
 
     Give either ``guidance`` (a target map of the image's size) or boxes
     (``emphasize`` and/or ``deemphasize``, built into a target by
-    :func:`guidance_from_boxes`, whose options ``raise_factor``, ``lower_factor``,
-    ``smooth_sigma`` and ``raise_floor`` pass through ``box_options``). The guidance G
+    :func:`guidance_from_boxes`, whose options ``raise_to``, ``lower_factor`` and
+    ``smooth_sigma`` pass through ``box_options``). The guidance G
     receives is ``blend_guidance(E(I), target, strength)``.
 
     G is fully convolutional and runs at the photo's own size by default. With

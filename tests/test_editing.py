@@ -196,10 +196,17 @@ def test_guidance_from_boxes_properties():
     emph, deem = (slice(5, 20), slice(5, 20)), (slice(10, 35), slice(30, 45))
     assert np.all(g[emph] >= s[emph] - 1e-6)
     assert np.all(g[deem] <= 0.3 * s[deem] + 1e-6)
-    # SAM's lift: the box mean becomes raise_factor times the old one, before normalising.
+    # SAM's lift: the emphasized box's mean becomes raise_to (1) times the reference, the
+    # mean of the top 10% of S (larger than the de-emphasized box's mean here), before
+    # normalising.
     raw_mean = s[emph].mean()
-    n = max(1.0, float((s[emph] + 2.0 * raw_mean).max()))
-    np.testing.assert_allclose(g[emph].mean() * n, 3.0 * raw_mean, rtol=1e-4)
+    reference = np.sort(s, axis=None)[-200:].mean()
+    assert reference > s[deem].mean()
+    n = max(1.0, float((s[emph] + (reference - raw_mean)).max()))
+    np.testing.assert_allclose(g[emph].mean() * n, reference, rtol=1e-4)
+    half = guidance_from_boxes(s, emphasize=[(5, 5, 20, 20)], deemphasize=[(30, 10, 45, 35)],
+                               smooth_sigma=0, raise_to=0.5)
+    np.testing.assert_allclose(half[emph], s[emph], rtol=1e-6)  # 0.5 * ref < m_B: no lift
     # Smoothing softens the box edge but keeps the order of the boxes.
     smooth = guidance_from_boxes(s, emphasize=[(5, 5, 20, 20)], deemphasize=[(30, 10, 45, 35)])
     assert np.abs(np.diff(smooth[..., 0], axis=1)).max() < np.abs(np.diff(g[..., 0], axis=1)).max()
@@ -225,8 +232,8 @@ def test_boxes_parse_and_validate():
         box_slices((10, 0, 12, 5), 10, 10)
     with pytest.raises(InputError, match="at least one box"):
         guidance_from_boxes(np.zeros((5, 5, 1)), [], [])
-    with pytest.raises(ConfigError, match="raise_factor"):
-        guidance_from_boxes(np.zeros((5, 5, 1)), [(0, 0, 2, 2)], raise_factor=0.5)
+    with pytest.raises(ConfigError, match="raise_to"):
+        guidance_from_boxes(np.zeros((5, 5, 1)), [(0, 0, 2, 2)], raise_to=2.5)
 
 
 def test_blend_guidance():

@@ -86,9 +86,9 @@ def test_guiding_maps(built):
         # Smooth: neighbour differences stay under the Gaussian's bound.
         assert np.abs(np.diff(g, axis=0)).max() <= bound and np.abs(np.diff(g, axis=1)).max() <= bound
         a, b = r["factors"]
-        assert 1.5 <= a <= 3.0 and 0.2 <= b <= 0.6
+        assert 0.5 <= a <= 1.0 and 0.2 <= b <= 0.6
         flipped += g[lo].mean() > g[hi].mean()
-    assert flipped == manifest["counts"]["flipped"] and flipped >= len(records) // 2
+    assert flipped == manifest["counts"]["flipped"] and flipped >= 0.8 * len(records)
 
 
 def test_guidance_unit():
@@ -106,8 +106,11 @@ def test_guidance_unit():
     assert 0 <= g.min() and g.max() <= 1
     assert g[masks[0]].mean() > 0.02 and g[masks[2]].mean() < 0.7
     np.testing.assert_array_equal(res.binary, masks[0])
-    with pytest.raises(ConfigError):
-        GuidanceConfig(raise_range=(0.5, 2.0))
+    # O_low is lifted relative to O_high's mean, so the order flips (r >= b here).
+    assert g[masks[0]].mean() > g[masks[2]].mean()
+    for bad in ((0.0, 1.0), (1.0, 0.5), (0.5, 2.5)):
+        with pytest.raises(ConfigError, match="raise_range"):
+            GuidanceConfig(raise_range=bad)
 
 
 def test_same_seed_same_bytes(built, tmp_path):

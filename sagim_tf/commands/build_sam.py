@@ -22,8 +22,9 @@ def add_arguments(parser):
     parser.add_argument("--shard-size", type=int, default=256, help="images per shard (default 256)")
     parser.add_argument("--image-format", choices=("jpeg", "png"), default="jpeg",
                         help="stored image encoding (maps are always PNG)")
-    parser.add_argument("--raise-range", type=float, nargs=2, default=(1.5, 3.0), metavar=("LO", "HI"),
-                        help="range of O_low's raise factor (default 1.5 3.0)")
+    parser.add_argument("--raise-range", type=float, nargs=2, default=(0.5, 1.0), metavar=("LO", "HI"),
+                        help="range of O_low's target mean, as a fraction of O_high's mean "
+                             "(default 0.5 1.0)")
     parser.add_argument("--lower-range", type=float, nargs=2, default=(0.2, 0.6), metavar=("LO", "HI"),
                         help="range of O_high's lower factor (default 0.2 0.6)")
     parser.add_argument("--sigma-fraction", type=float, default=0.02,

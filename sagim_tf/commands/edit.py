@@ -42,10 +42,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-side", type=int, default=None, metavar="N",
                         help="run G with the longer side scaled down to N and add its upscaled "
                              "change to the full-resolution photo (default: full size)")
-    parser.add_argument("--raise-factor", type=float, default=None, metavar="F",
-                        help="boxes: emphasized box mean multiplied by about F (> 1; default 3)")
+    parser.add_argument("--raise-to", type=float, default=None, metavar="F",
+                        help="boxes: emphasized box mean lifted to F times the de-emphasized "
+                             "box's (or the photo's top 10%%) mean saliency (in (0, 2]; default 1)")
     parser.add_argument("--lower-factor", type=float, default=None, metavar="F",
-                        help="boxes: de-emphasized saliency multiplied by F (in [0, 1); default 0.3)")
+                        help="boxes: de-emphasized saliency multiplied by F (in [0, 1); default 0.2)")
 
 
 def default_figure_path(out: str) -> str:
@@ -94,8 +95,8 @@ def run(args) -> int:
     strength = check_strength(args.strength)
     if args.max_side is not None and args.max_side < 1:
         raise ConfigError(f"--max-side must be a positive integer, got {args.max_side}")
-    if not has_boxes and (args.raise_factor is not None or args.lower_factor is not None):
-        raise ConfigError("--raise-factor and --lower-factor apply only to boxes")
+    if not has_boxes and (args.raise_to is not None or args.lower_factor is not None):
+        raise ConfigError("--raise-to and --lower-factor apply only to boxes")
     emphasize = [parse_box(b) for b in args.emphasize]
     deemphasize = [parse_box(b) for b in args.deemphasize]
 
@@ -125,8 +126,8 @@ def run(args) -> int:
 
     editor = load_editor(args.model, args.estimator)
     box_options = {}
-    if args.raise_factor is not None:
-        box_options["raise_factor"] = args.raise_factor
+    if args.raise_to is not None:
+        box_options["raise_to"] = args.raise_to
     if args.lower_factor is not None:
         box_options["lower_factor"] = args.lower_factor
     result = edit_image(editor, image, guidance=target, emphasize=emphasize,

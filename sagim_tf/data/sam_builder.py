@@ -491,7 +491,7 @@ def _make_record(image_id, info, pixels, smap, coco, candidates, config):
         "high_ann_id": high["id"],
         "low_category_id": low["category_id"],
         "high_category_id": high["category_id"],
-        "factors": [res.raise_factor, res.lower_factor],
+        "factors": [res.raise_to, res.lower_factor],
         "object_ann_ids": [a["id"] for a in anns],
         "object_mean_saliency": [float(v) for v in res.means],
     }

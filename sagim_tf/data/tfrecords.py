@@ -17,7 +17,7 @@ mask_low/encoded        bytes   O_low's mask, PNG, 0 or 255
 mask_high/encoded       bytes   O_high's mask, PNG, 0 or 255
 low/ann_id, high/ann_id int64   COCO annotation ids of O_low and O_high
 low/category_id, ...    int64   their category ids (``high/category_id`` too)
-factors                 float   [raise factor a, lower factor b]
+factors                 float   [raise fraction r, lower factor b]
 object/ann_ids          int64   all candidate objects' annotation ids
 object/mean_saliency    float   their mean saliency under E
 ======================  ======  =====================================================
