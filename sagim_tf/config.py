@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -145,6 +146,14 @@ def _coerce(value, annotation, path):
             return value
         raise ConfigError(f"{path}: expected an integer, got {value!r}")
     if annotation is float:
+        if isinstance(value, str):
+            # PyYAML follows YAML 1.1, which reads "1e-4" (no dot) as a string.
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+            if not math.isfinite(value):
+                raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         raise ConfigError(f"{path}: expected a number, got {value!r}")

@@ -49,6 +49,18 @@ def test_load_yaml_and_json(tmp_path, fmt):
     assert cfg.train.batch_size == 4  # untouched defaults stay
 
 
+def test_exponent_numbers_without_a_dot(tmp_path):
+    # YAML 1.1 (PyYAML) reads 1e-4 as a string; float fields still take it, from a file
+    # and from an override.
+    path = tmp_path / "c.yaml"
+    path.write_text("g_optimizer:\n  learning_rate: 1e-4\n")
+    assert load_config(str(path)).g_optimizer.learning_rate == 1e-4
+    cfg = load_config(None, ["d_optimizer.learning_rate=2e-4", "losses.adv=5E-1"])
+    assert cfg.d_optimizer.learning_rate == 2e-4 and cfg.losses.adv == 0.5
+    with pytest.raises(ConfigError, match="finite"):
+        load_config(None, ["g_optimizer.learning_rate=nan"])
+
+
 def test_empty_file_is_the_defaults(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("")
