@@ -73,6 +73,7 @@ class LossConfig:
     cycle: float = 9.0
     adv: float = 5.0
     color_kernel_size: int = 21
+    adv_warmup_steps: int = 0  # G steps over which the adv weight ramps up from 0 (paper: 0)
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     for key, value in positives.items():
         if value < 1:
             raise ConfigError(f"{key}: must be >= 1, got {value}")
-    for key in ("rec", "content", "color", "cycle", "adv"):
+    for key in ("rec", "content", "color", "cycle", "adv", "adv_warmup_steps"):
         if getattr(config.losses, key) < 0:
             raise ConfigError(f"losses.{key}: must be >= 0, got {getattr(config.losses, key)}")
     if config.losses.color_kernel_size % 2 == 0:

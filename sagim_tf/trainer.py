@@ -82,6 +82,13 @@ class SaGIM(keras.Model):
     no D update without ``adv`` (this is how the paper's ablations run). E and phi never
     change. Every term, G's total and D's loss are metrics, in ``fit`` and ``evaluate``.
 
+    ``compile(adv_warmup_steps=N)`` ramps G's adversarial weight linearly from 0 to its
+    full value over G's first N steps (D trains from the first step), the usual way of
+    starting a GAN from a generator that already does its task (SRGAN and ESRGAN pretrain
+    theirs without the adversarial term). The paper has no warm-up (N = 0, the default); it
+    matters for short runs, where the two-player game has no time to settle (see
+    ``docs/training.md``).
+
     Args:
         generator: a :class:`SaGIMGenerator` (default: its default configuration).
         discriminator: a :class:`PatchDiscriminator` (default: its default configuration).
@@ -132,6 +139,7 @@ class SaGIM(keras.Model):
         # float32 whatever the global policy: the colour loss is computed in float32.
         self.color_blur = GaussianBlur(self.color_kernel_size, name="color_blur", dtype="float32")
         self.loss_weights = dict(PAPER_LOSS_WEIGHTS)
+        self.adv_warmup_steps = 0
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
         self.g_optimizer = None
         self.d_optimizer = None
@@ -157,7 +165,8 @@ class SaGIM(keras.Model):
         return list(self.trackers.values())
 
     # ------------------------------------------------------------------ compile
-    def compile(self, g_optimizer=None, d_optimizer=None, loss_weights=None, **kwargs):
+    def compile(self, g_optimizer=None, d_optimizer=None, loss_weights=None, adv_warmup_steps=0,
+                **kwargs):
         """Set the two optimizers and the loss weights.
 
         Args:
@@ -166,6 +175,8 @@ class SaGIM(keras.Model):
                 policy each is wrapped in a ``LossScaleOptimizer``.
             loss_weights: dict over ``rec, content, color, cycle, adv``; missing terms get
                 the paper's 5:5:1:9:5, and 0 removes a term.
+            adv_warmup_steps: G steps over which the adversarial weight ramps linearly up
+                from 0 (0: the full weight from the start, as in the paper).
             **kwargs: passed to ``keras.Model.compile`` (``jit_compile``,
                 ``steps_per_execution``, ``run_eagerly``); ``optimizer`` and ``loss`` are
                 not used.
@@ -178,6 +189,9 @@ class SaGIM(keras.Model):
                 )
             kwargs.pop(unused, None)
         self.loss_weights = normalize_loss_weights(loss_weights)
+        if isinstance(adv_warmup_steps, bool) or not isinstance(adv_warmup_steps, int) or adv_warmup_steps < 0:
+            raise ConfigError(f"adv_warmup_steps must be an integer >= 0, got {adv_warmup_steps!r}")
+        self.adv_warmup_steps = int(adv_warmup_steps)
         self.g_optimizer = self._prepare_optimizer(g_optimizer, "g_optimizer")
         self.d_optimizer = self._prepare_optimizer(d_optimizer, "d_optimizer")
         super().compile(optimizer=None, **kwargs)
@@ -215,6 +229,7 @@ class SaGIM(keras.Model):
             "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
             "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
             "loss_weights": dict(self.loss_weights),
+            "adv_warmup_steps": self.adv_warmup_steps,
         }
 
     def compile_from_config(self, config):
@@ -224,6 +239,7 @@ class SaGIM(keras.Model):
             g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
             d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
             loss_weights=config["loss_weights"],
+            adv_warmup_steps=config.get("adv_warmup_steps", 0),
         )
 
     # ------------------------------------------------------------------ inputs
@@ -296,6 +312,14 @@ class SaGIM(keras.Model):
     def _replicas(self):
         return float(tf.distribute.get_strategy().num_replicas_in_sync)
 
+    def effective_loss_weights(self):
+        """The loss weights at G's current step: ``adv`` scaled by the warm-up ramp."""
+        w = dict(self.loss_weights)
+        if w["adv"] > 0 and self.adv_warmup_steps > 0:
+            step = tf.cast(self.g_optimizer.iterations, tf.float32)
+            w["adv"] = w["adv"] * tf.minimum(1.0, (step + 1.0) / float(self.adv_warmup_steps))
+        return w
+
     def _generator_terms(self, image, guidance, edited, fake_logits, phi_image):
         """G's five terms (skipping zero weights) and its weighted total."""
         w = self.loss_weights
@@ -312,7 +336,8 @@ class SaGIM(keras.Model):
             terms["cycle"] = cycle_loss(phi_image, self.content_features(cycled))
         if w["adv"] > 0:
             terms["adv"] = generator_adversarial_loss(fake_logits)
-        total = tf.add_n([w[name] * value for name, value in terms.items()]) if terms else 0.0
+        scale = self.effective_loss_weights()
+        total = tf.add_n([scale[name] * value for name, value in terms.items()]) if terms else 0.0
         return terms, total
 
     def _update_trackers(self, terms, g_total, d_loss):

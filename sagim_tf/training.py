@@ -106,6 +106,7 @@ def build_model(cfg: ExperimentConfig, estimator=None):
         g_optimizer=make_optimizer(cfg.g_optimizer, "g_optimizer"),
         d_optimizer=make_optimizer(cfg.d_optimizer, "d_optimizer"),
         loss_weights=weights,
+        adv_warmup_steps=cfg.losses.adv_warmup_steps,
         jit_compile=cfg.train.jit_compile,
     )
     return model

@@ -56,6 +56,24 @@ def test_adversarial_weight_zero_leaves_d_untouched_and_skips_terms():
     assert set(history.history) == {"rec_loss", "content_loss", "color_loss", "g_loss"}
 
 
+def test_adversarial_warmup_ramps_g_adv_weight():
+    model = tiny_sagim()
+    model.compile(adv_warmup_steps=4)
+    image, guidance = random_batch(2, 24, 32, seed=2)
+    # test_step reports G's total with the weights of the current G step: step 1 of 4 here.
+    logs = model.test_on_batch((image, guidance), return_dict=True)
+    full = {"rec": 5.0, "content": 5.0, "color": 1.0, "cycle": 9.0, "adv": 5.0}
+    expected = sum(full[k] * logs[f"{k}_loss"] for k in full if k != "adv") + 5.0 * 0.25 * logs["adv_loss"]
+    np.testing.assert_allclose(logs["g_loss"], expected, rtol=1e-5)
+    model.fit(_dataset(n=8), epochs=1, verbose=0)  # 4 steps: the ramp is over
+    assert int(model.d_optimizer.iterations) == 4  # D trains from the first step
+    np.testing.assert_allclose(float(model.effective_loss_weights()["adv"]), 5.0)
+    assert model.get_compile_config()["adv_warmup_steps"] == 4
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ConfigError, match="adv_warmup_steps"):
+            tiny_sagim().compile(adv_warmup_steps=bad)
+
+
 def test_training_brings_reconstruction_loss_down():
     model = tiny_sagim(seed=1)
     model.compile(
