@@ -33,7 +33,7 @@ class DataConfig:
     val_split: str = "test"  # "" turns validation off
     val_steps: int = 0  # 0: the whole split
     image_size: tuple = (256, 192)  # width, height
-    guidance: str = "continuous"  # continuous | binary
+    guidance: str = "continuous"  # continuous | binary | mixed (half of each, per example)
     shuffle_buffer: int = 256
     flip: bool = True
 
@@ -117,7 +117,7 @@ class ExperimentConfig:
 
 
 _CHOICES = {
-    "data.guidance": ("continuous", "binary"),
+    "data.guidance": ("continuous", "binary", "mixed"),
     "features.arch": ("vgg19", "vgg16"),
     "g_optimizer.name": ("adam", "adamw", "sgd"),
     "d_optimizer.name": ("adam", "adamw", "sgd"),

@@ -167,6 +167,7 @@ def make_datasets(cfg: ExperimentConfig):
     )
     val = None
     if cfg.data.val_split:
+        # "mixed" validates on the continuous maps, so val losses stay comparable.
         key = "guidance_binary" if cfg.data.guidance == "binary" else "guidance"
         val = eval_dataset(cfg.data.dir, split=cfg.data.val_split, batch_size=cfg.train.batch_size, size=size)
         val = val.map(lambda d: (d["image"], d[key]))

@@ -42,6 +42,27 @@ def test_train_batches(sam):
         assert set(np.unique(g.numpy())) <= {0.0, 1.0}
 
 
+def test_mixed_guidance_draws_each_kind_per_example(sam):
+    out, _ = sam
+    kw = dict(batch_size=8, shuffle=False, flip=False, seed=0)
+    cont = _arrays(train_dataset(out, guidance="continuous", **kw))
+    binary = _arrays(train_dataset(out, guidance="binary", **kw))
+    mixed = _arrays(train_dataset(out, guidance="mixed", **kw))
+    kinds = []
+    for (ic, gc), (_, gb), (im, gm) in zip(cont, binary, mixed):
+        np.testing.assert_array_equal(im, ic)
+        for k in range(len(gm)):
+            is_c, is_b = np.array_equal(gm[k], gc[k]), np.array_equal(gm[k], gb[k])
+            assert is_c or is_b
+            kinds.append("binary" if is_b else "continuous")
+    assert set(kinds) == {"binary", "continuous"}, kinds
+    again = _arrays(train_dataset(out, guidance="mixed", **kw))
+    for (_, a), (_, b) in zip(mixed, again):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError, match="mixed"):
+        train_dataset(out, guidance="soft")
+
+
 def test_flip_moves_image_and_guidance_together(sam):
     out, _ = sam
     plain = _arrays(train_dataset(out, batch_size=8, shuffle=False, flip=False, deterministic=True))

@@ -94,6 +94,9 @@ def _decoder(size):
     return decode
 
 
+GUIDANCE_KINDS = ("continuous", "binary", "mixed")
+
+
 def train_dataset(data_dir, split: str = "train", batch_size: int = 4, size=None,
                   shuffle: bool = True, shuffle_buffer: int = 512, flip: bool = True,
                   seed: int | None = None, deterministic: bool | None = None,
@@ -113,7 +116,9 @@ def train_dataset(data_dir, split: str = "train", batch_size: int = 4, size=None
             seed is given, else False (faster).
         repeat: repeat forever (use ``steps_per_epoch`` in ``fit``).
         drop_remainder: drop a last, smaller batch.
-        guidance: ``"continuous"`` or ``"binary"`` (O_low's mask).
+        guidance: ``"continuous"``, ``"binary"`` (O_low's mask) or ``"mixed"`` (each
+            example's binary map with probability 1/2, else its continuous one, so that G
+            learns both kinds of guidance users give).
         cache: cache decoded records in memory (small datasets).
 
     Returns:
@@ -125,15 +130,16 @@ def train_dataset(data_dir, split: str = "train", batch_size: int = 4, size=None
     """
     import tensorflow as tf
 
-    if guidance not in ("continuous", "binary"):
-        raise ConfigError(f"guidance must be 'continuous' or 'binary', got {guidance!r}")
+    if guidance not in GUIDANCE_KINDS:
+        raise ConfigError(f"guidance must be one of {', '.join(GUIDANCE_KINDS)}, got {guidance!r}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     files = shard_files(data_dir, split)
     size = _resolve_size(data_dir, size)
     if deterministic is None:
         deterministic = seed is not None
-    key = "guidance" if guidance == "continuous" else "guidance_binary"
+    keys = {"continuous": ("guidance",), "binary": ("guidance_binary",),
+            "mixed": ("guidance", "guidance_binary")}[guidance]
     decode = _decoder(size)
     flip_seed = 0 if seed is None else int(seed)
     fresh = seed is None
@@ -156,10 +162,13 @@ def train_dataset(data_dir, split: str = "train", batch_size: int = 4, size=None
         base = tf.random.uniform([], 0, 2**31 - 1, dtype=tf.int64)
 
     def parse(index, serialized):
-        rec = decode(serialized, (key,))
-        img, g = rec["image"], rec[key]
+        rec = decode(serialized, keys)
+        img, g = rec["image"], rec[keys[0]]
+        s = tf.stack([tf.cast(flip_seed, tf.int64) + (base if fresh else 0), index])
+        if len(keys) == 2:
+            pick = tf.random.stateless_uniform([], seed=s + tf.constant([0, 2**40], tf.int64)) < 0.5
+            g = tf.cond(pick, lambda: rec[keys[1]], lambda: g)
         if flip:
-            s = tf.stack([tf.cast(flip_seed, tf.int64) + (base if fresh else 0), index])
             do = tf.random.stateless_uniform([], seed=s) < 0.5
             img = tf.cond(do, lambda: tf.reverse(img, [1]), lambda: img)
             g = tf.cond(do, lambda: tf.reverse(g, [1]), lambda: g)
