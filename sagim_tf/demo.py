@@ -33,6 +33,11 @@ JUDGES = ("itti-koch", "spectral-residual", "fine-grained")
 # cost most of a step at full resolution), where the paper's configs use five.
 DEMO_FEATURE_LAYERS = ("block1_conv1", "block1_conv2", "block2_conv1")
 
+DEMO_DEPARTURES = ("The paper's weights are 5:5:1:9:5; the demo's ~450 steps are too few for the "
+                   "adversarial game to settle (docs/training.md), so it drops the adversarial "
+                   "term, as the paper's own 'w/o adv' ablation does, and trains on mixed binary "
+                   "and continuous guiding maps.")
+
 
 def demo_config(out_dir: str, size=(96, 72), seed: int = 0, base_filters: int = 16) -> ExperimentConfig:
     """The demo's training setup: the paper's losses and weights, G and phi sized for a CPU."""
@@ -41,11 +46,11 @@ def demo_config(out_dir: str, size=(96, 72), seed: int = 0, base_filters: int = 
             run_dir=os.path.join(out_dir, "run"),
             estimator="itti-koch",
             data=DataConfig(dir=os.path.join(out_dir, "sam"), image_size=tuple(size),
-                            val_split="test", shuffle_buffer=256),
+                            val_split="test", shuffle_buffer=256, guidance="mixed"),
             generator=GeneratorConfig(base_filters=base_filters, depth=3, num_residual_blocks=2),
             discriminator=DiscriminatorConfig(base_filters=32, num_layers=3),
             features=FeaturesConfig(layers=DEMO_FEATURE_LAYERS),
-            losses=LossConfig(),
+            losses=LossConfig(adv=0.0),
             train=TrainConfig(epochs=1000, batch_size=4, steps_per_epoch=50, seed=seed,
                               image_every_steps=100, verbose=2),
         )
@@ -110,6 +115,10 @@ def edit_photos(model, out_dir: str, max_side: int = 192) -> list[dict]:
     return rows
 
 
+def _weights_text(losses) -> str:
+    return ":".join(f"{getattr(losses, k):g}" for k in ("rec", "content", "color", "cycle", "adv"))
+
+
 def _write_report(path, *, summary, table, details, photos, paths, seconds, cfg):
     history = summary.get("history") or {}
     lines = [
@@ -118,7 +127,8 @@ def _write_report(path, *, summary, table, details, photos, paths, seconds, cfg)
         f"Everything here was made on this machine's CPU in {seconds / 60:.1f} minutes, "
         "with no download: a synthetic COCO-format set, the SAM dataset built from it with "
         "the weight-free Itti-Koch estimator, and SaGIM trained against that estimator with "
-        "the paper's five losses and weights (5:5:1:9:5).",
+        f"loss weights rec:content:color:cycle:adv = {_weights_text(cfg.losses)} on "
+        f"{cfg.data.guidance} guiding maps. {DEMO_DEPARTURES}",
         "",
         "## Training",
         "",
@@ -168,8 +178,8 @@ def _write_report(path, *, summary, table, details, photos, paths, seconds, cfg)
     atomic_write(path, write)
 
 
-def run_demo(out_dir="runs/demo", minutes=7.0, images=600, size=(96, 72), seed=0,
-             test_images=40, eval_limit=None, base_filters=16, photo_max_side=192,
+def run_demo(out_dir="runs/demo", minutes=7.0, images=900, size=(96, 72), seed=0,
+             test_images=80, eval_limit=None, base_filters=16, photo_max_side=192,
              log=print) -> dict:
     """Run every stage; returns the paths of what was written."""
     from sagim_tf.callbacks import TimeBudget, grid_rows
@@ -194,8 +204,8 @@ def run_demo(out_dir="runs/demo", minutes=7.0, images=600, size=(96, 72), seed=0
     build_sam(os.path.join(coco, "images"), [os.path.join(coco, "instances.json")], sam,
               "itti-koch",
               # About 40% of synthetic scenes pass the paper's selection rule; ask for a
-              # train split that fits, so the test split keeps its size.
-              config=BuildConfig(size=tuple(size), train=max(1, images // 3), test=test_images, seed=seed))
+              # train split that leaves room for the test split.
+              config=BuildConfig(size=tuple(size), train=max(1, images // 4), test=test_images, seed=seed))
 
     cfg = demo_config(out_dir, size=size, seed=seed, base_filters=base_filters)
     log(f"[3/5] training SaGIM for about {minutes:g} minutes -> {cfg.run_dir}")

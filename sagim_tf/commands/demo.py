@@ -10,7 +10,7 @@ def add_arguments(parser):
     parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--minutes", type=float, default=7.0,
                         help="training time budget in minutes (default 7; run again to train more)")
-    parser.add_argument("--images", type=int, default=600, help="synthetic COCO images (default 600)")
+    parser.add_argument("--images", type=int, default=900, help="synthetic COCO images (default 900)")
     parser.add_argument("--size", type=int, nargs=2, default=(96, 72), metavar=("W", "H"),
                         help="training and evaluation image size (default 96 72)")
     parser.add_argument("--seed", type=int, default=0)
