@@ -85,9 +85,8 @@ class SaGIM(keras.Model):
     ``compile(adv_warmup_steps=N)`` ramps G's adversarial weight linearly from 0 to its
     full value over G's first N steps (D trains from the first step), the usual way of
     starting a GAN from a generator that already does its task (SRGAN and ESRGAN pretrain
-    theirs without the adversarial term). The paper has no warm-up (N = 0, the default); it
-    matters for short runs, where the two-player game has no time to settle (see
-    ``docs/training.md``).
+    theirs without the adversarial term). The paper has no warm-up (N = 0, the default). In
+    the demo's short CPU runs a 300-step warm-up did not help (see ``docs/training.md``).
 
     Args:
         generator: a :class:`SaGIMGenerator` (default: its default configuration).
