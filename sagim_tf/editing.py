@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from sagim_tf.data.guidance import lower_lift_smooth
 from sagim_tf.errors import ConfigError, InputError
 from sagim_tf.validation import check_image, check_map
 
@@ -187,16 +188,6 @@ def _as_2d_map(x, name: str) -> np.ndarray:
     return arr[..., 0]
 
 
-def smooth_map(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian filter of a (H, W) float map, radius 3 sigma, reflected borders."""
-    if sigma <= 0:
-        return np.asarray(x, np.float32)
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    border = cv2.BORDER_REFLECT_101 if min(x.shape) > 1 else cv2.BORDER_REFLECT
-    return cv2.GaussianBlur(np.asarray(x, np.float32), (2 * radius + 1, 2 * radius + 1),
-                            sigmaX=sigma, sigmaY=sigma, borderType=border)
-
-
 def guidance_from_boxes(
     saliency,
     emphasize=(),
@@ -266,19 +257,14 @@ def guidance_from_boxes(
     reference = max([MIN_REFERENCE, float(np.sort(s, axis=None)[-top:].mean())]
                     + [float(s[rows, cols].mean()) for rows, cols in deem])
 
-    s1 = s.astype(np.float32).copy()
     lowered = np.zeros((h, w), bool)
     for rows, cols in deem:
         lowered[rows, cols] = True
-    s1[lowered] *= float(lower_factor)
-
     lift = np.zeros((h, w), np.float32)
     for rows, cols in emph:
         mean = float(s[rows, cols].mean())
         lift[rows, cols] = np.maximum(lift[rows, cols], max(0.0, float(raise_to) * reference - mean))
-    s1 += lift
-    s2 = s1 / max(1.0, float(s1.max()))
-    g = np.clip(smooth_map(s2, sigma), 0.0, 1.0)
+    g = lower_lift_smooth(s, lowered, float(lower_factor), lift, sigma)
     return g.astype(np.float32)[..., None]
 
 

@@ -115,10 +115,17 @@ def relative_saliency(saliency: np.ndarray, mask_low: np.ndarray, mask_high: np.
 
 
 def gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian filter of a (H, W) float map with reflect-padded borders."""
+    """Gaussian filter of a (H, W) float map, radius 3 sigma, reflected borders.
+
+    ``sigma <= 0`` returns the map unchanged (as float32).
+    """
+    x = np.asarray(x, np.float32)
+    if sigma <= 0:
+        return x
     radius = max(1, int(np.ceil(3.0 * sigma)))
-    return cv2.GaussianBlur(x.astype(np.float32), (2 * radius + 1, 2 * radius + 1), sigmaX=sigma,
-                            sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+    border = cv2.BORDER_REFLECT_101 if min(x.shape) > 1 else cv2.BORDER_REFLECT
+    return cv2.GaussianBlur(x, (2 * radius + 1, 2 * radius + 1), sigmaX=sigma, sigmaY=sigma,
+                            borderType=border)
 
 
 def sigma_pixels(config: GuidanceConfig, height: int, width: int) -> float:
@@ -133,15 +140,37 @@ def pick_low_high(means: np.ndarray) -> tuple[int, int]:
     return low, high
 
 
+def lower_lift_smooth(saliency: np.ndarray, lowered, lower_factor: float, lift,
+                      sigma: float) -> np.ndarray:
+    """The SAM rule's map arithmetic (steps 3-5 of the module docstring).
+
+    ``S1 = S``; ``S1[lowered] *= lower_factor``; ``S1 += lift``; ``S2 = S1 / max(1, max(S1))``;
+    returns ``clip(gaussian(S2, sigma), 0, 1)`` as float32 (H, W).
+
+    Args:
+        saliency: E's map, float (H, W) in [0, 1].
+        lowered: boolean (H, W) mask of the pixels to scale down.
+        lower_factor: the scale for those pixels.
+        lift: float (H, W) map (or a scalar) added after lowering; zero where nothing is
+            raised.
+        sigma: Gaussian sigma in pixels (0: no smoothing).
+    """
+    s1 = np.asarray(saliency, np.float32).copy()
+    lowered = np.asarray(lowered, bool)
+    s1[lowered] = float(lower_factor) * s1[lowered]
+    s1 = s1 + np.asarray(lift, np.float32)
+    s2 = s1 / max(1.0, float(s1.max()))
+    return np.clip(gaussian_smooth(s2, sigma), 0.0, 1.0)
+
+
 def modify(saliency: np.ndarray, mask_low, mask_high, m_low: float, m_high: float, r: float,
            b: float, config: GuidanceConfig) -> np.ndarray:
     """Steps 3-5 of the module docstring for given factors; returns float32 (H, W) in [0, 1]."""
-    s1 = np.asarray(saliency, np.float32).copy()
-    s1[mask_high] = b * s1[mask_high]
-    s1[mask_low] = s1[mask_low] + max(0.0, r * m_high - m_low)
-    s2 = s1 / max(1.0, float(s1.max()))
-    h, w = s2.shape
-    return np.clip(gaussian_smooth(s2, sigma_pixels(config, h, w)), 0.0, 1.0)
+    s = np.asarray(saliency, np.float32)
+    lift = np.zeros(s.shape, np.float32)
+    lift[np.asarray(mask_low, bool)] = max(0.0, r * m_high - m_low)
+    h, w = s.shape
+    return lower_lift_smooth(s, mask_high, b, lift, sigma_pixels(config, h, w))
 
 
 def make_guidance(saliency: np.ndarray, masks, rng: np.random.Generator,
@@ -169,23 +198,23 @@ def make_guidance(saliency: np.ndarray, masks, rng: np.random.Generator,
     m_low, m_high = masks[low], masks[high]
     before = relative_saliency(quantize(s) / 255.0, m_low, m_high)
 
-    def attempt(a, b):
-        g = modify(s, m_low, m_high, float(means[low]), float(means[high]), a, b, config)
+    def attempt(r, b):
+        g = modify(s, m_low, m_high, float(means[low]), float(means[high]), r, b, config)
         after = relative_saliency(quantize(g) / 255.0, m_low, m_high)
         return g, after - before >= config.min_gain
 
     draws = 0
     for _ in range(config.max_draws):
-        a = float(rng.uniform(*config.raise_range))
+        r = float(rng.uniform(*config.raise_range))
         b = float(rng.uniform(*config.lower_range))
         draws += 1
-        g, ok = attempt(a, b)
+        g, ok = attempt(r, b)
         if ok:
             break
     else:
-        a, b = config.raise_range[1], config.lower_range[0]
-        g, ok = attempt(a, b)
+        r, b = config.raise_range[1], config.lower_range[0]
+        g, ok = attempt(r, b)
         if not ok:
             return None
     return GuidanceResult(guidance=g, binary=m_low.astype(np.float32), low=low, high=high,
-                          raise_to=a, lower_factor=b, means=means, draws=draws)
+                          raise_to=r, lower_factor=b, means=means, draws=draws)

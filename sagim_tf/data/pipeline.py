@@ -96,6 +96,11 @@ def _decoder(size):
 
 GUIDANCE_KINDS = ("continuous", "binary", "mixed")
 
+# Added to the second word of an element's flip seed to key its binary-or-continuous pick
+# under ``guidance="mixed"``: element indices stay far below 2**40, so the pick's seed never
+# equals another element's flip seed and the two draws stay independent.
+MIXED_PICK_SEED_OFFSET = 2**40
+
 
 def train_dataset(data_dir, split: str = "train", batch_size: int = 4, size=None,
                   shuffle: bool = True, shuffle_buffer: int = 512, flip: bool = True,
@@ -166,7 +171,7 @@ def train_dataset(data_dir, split: str = "train", batch_size: int = 4, size=None
         img, g = rec["image"], rec[keys[0]]
         s = tf.stack([tf.cast(flip_seed, tf.int64) + (base if fresh else 0), index])
         if len(keys) == 2:
-            pick = tf.random.stateless_uniform([], seed=s + tf.constant([0, 2**40], tf.int64)) < 0.5
+            pick = tf.random.stateless_uniform([], seed=s + tf.constant([0, MIXED_PICK_SEED_OFFSET], tf.int64)) < 0.5
             g = tf.cond(pick, lambda: rec[keys[1]], lambda: g)
         if flip:
             do = tf.random.stateless_uniform([], seed=s) < 0.5
