@@ -378,14 +378,20 @@ class SaGIM(keras.Model):
                     d_loss = discriminator_loss(real_logits, fake_for_d)
                     d_scaled = self.d_optimizer.scale_loss(d_loss / replicas)
                 d_grads = d_tape.gradient(d_scaled, d_vars)
-                self.d_optimizer.apply(d_grads, d_vars)
+                with tf.control_dependencies([d_loss]):  # see the G update below
+                    self.d_optimizer.apply(d_grads, d_vars)
                 # Then G, against the D just updated.
                 fake_logits = self.discriminator(edited, training=True)
 
             terms, g_total = self._generator_terms(image, guidance, edited, fake_logits, phi_image)
             g_scaled = self.g_optimizer.scale_loss(g_total / replicas)
         g_grads = g_tape.gradient(g_scaled, g_vars)
-        self.g_optimizer.apply(g_grads, g_vars)
+        # Keras increments an optimizer's step counter with no data dependence, so when a
+        # dataset of unknown length ran out inside `fit`, the failed step was still counted
+        # (one extra iteration per epoch, for D and G). Making the update wait for the loss
+        # stops that: a step whose input never came changes nothing.
+        with tf.control_dependencies([g_total]):
+            self.g_optimizer.apply(g_grads, g_vars)
         return self._update_trackers(terms, g_total, d_loss)
 
     def test_step(self, data):

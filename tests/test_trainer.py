@@ -45,6 +45,17 @@ def test_fit_reports_all_five_losses_and_freezes_e_and_vgg():
     assert set(logs) == ALL_TERMS
 
 
+def test_no_phantom_step_when_a_dataset_of_unknown_length_runs_out():
+    """Keras counts a step whose input ran out unless the update depends on the data."""
+    model = tiny_sagim()
+    model.compile()
+    ds = _dataset(n=6).filter(lambda image, guidance: True)  # 3 batches, length unknown
+    assert int(ds.cardinality()) == int(tf.data.UNKNOWN_CARDINALITY)
+    model.fit(ds, epochs=2, verbose=0)
+    assert int(model.g_optimizer.iterations) == 6
+    assert int(model.d_optimizer.iterations) == 6
+
+
 def test_adversarial_weight_zero_leaves_d_untouched_and_skips_terms():
     model = tiny_sagim()
     model.compile(loss_weights={"adv": 0.0, "cycle": 0.0})
