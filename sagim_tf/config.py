@@ -116,8 +116,11 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# The guiding maps training can read (``sagim_tf.data.train_dataset`` says what each means).
+GUIDANCE_KINDS = ("continuous", "binary", "mixed")
+
 _CHOICES = {
-    "data.guidance": ("continuous", "binary", "mixed"),
+    "data.guidance": GUIDANCE_KINDS,
     "features.arch": ("vgg19", "vgg16"),
     "g_optimizer.name": ("adam", "adamw", "sgd"),
     "d_optimizer.name": ("adam", "adamw", "sgd"),

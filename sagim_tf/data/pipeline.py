@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 
+from sagim_tf.config import GUIDANCE_KINDS
 from sagim_tf.data.sam_builder import read_manifest
 from sagim_tf.data.tfrecords import feature_spec
 from sagim_tf.errors import ConfigError, InputError
@@ -93,8 +94,6 @@ def _decoder(size):
 
     return decode
 
-
-GUIDANCE_KINDS = ("continuous", "binary", "mixed")
 
 # Added to the second word of an element's flip seed to key its binary-or-continuous pick
 # under ``guidance="mixed"``: element indices stay far below 2**40, so the pick's seed never
