@@ -264,8 +264,7 @@ def guidance_from_boxes(
     for rows, cols in emph:
         mean = float(s[rows, cols].mean())
         lift[rows, cols] = np.maximum(lift[rows, cols], max(0.0, float(raise_to) * reference - mean))
-    g = lower_lift_smooth(s, lowered, float(lower_factor), lift, sigma)
-    return g.astype(np.float32)[..., None]
+    return lower_lift_smooth(s, lowered, float(lower_factor), lift, sigma)[..., None]
 
 
 # ---------------------------------------------------------------------------- blending
