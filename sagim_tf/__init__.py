@@ -10,15 +10,15 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "SaGIM": "sagim_tf.trainer",
-    "SaGIMGenerator": "sagim_tf.generator",
-    "PatchDiscriminator": "sagim_tf.discriminator",
-    "ContentFeatures": "sagim_tf.content_features",
-    "load_model": "sagim_tf.saving",
+    "SaGIM": "sagim_tf.models.sagim",
+    "SaGIMGenerator": "sagim_tf.models.generator",
+    "PatchDiscriminator": "sagim_tf.models.discriminator",
+    "ContentFeatures": "sagim_tf.models.content_features",
+    "load_model": "sagim_tf.models.loading",
     "build_estimator": "sagim_tf.estimators",
-    "load_editor": "sagim_tf.editing",
-    "edit_image": "sagim_tf.editing",
-    "load_generator": "sagim_tf.deploy",
+    "load_editor": "sagim_tf.inference.editor",
+    "edit_image": "sagim_tf.inference.editor",
+    "load_generator": "sagim_tf.models.loading",
 }
 
 

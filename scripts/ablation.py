@@ -35,8 +35,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
-    from sagim_tf.errors import SagimError
-    from sagim_tf.evaluation.ablation import run_ablation
+    from sagim_tf.utils.errors import SagimError
+    from sagim_tf.workflows.ablation import run_ablation
 
     try:
         summary = run_ablation(

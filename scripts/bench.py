@@ -66,7 +66,7 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from sagim_tf import benchmarking as bm
+    from sagim_tf.workflows import benchmarking as bm
 
     result = {
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def _time(fn, x, repeats, warmup=2):
     import numpy as np
 
-    from sagim_tf import benchmarking as bm
+    from sagim_tf.workflows import benchmarking as bm
 
     return bm.summary_ms(bm.sample_seconds(lambda: np.asarray(fn(x)).sum(), repeats, warmup))
 

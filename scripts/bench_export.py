@@ -6,7 +6,7 @@ a fixed seed (latency does not depend on the weights' values). Example::
     python scripts/bench_export.py                      # 256x192 and 1024x768
     python scripts/bench_export.py --model runs/demo/sagim.keras --repeats 5
 
-DESIGN.md §11 asks that TFLite fp32 be no slower than the SavedModel and that dynamic-range
+docs/method.md §5 asks that TFLite fp32 be no slower than the SavedModel and that dynamic-range
 int8 take at most 0.6x the fp32 TFLite time; the ``ratios`` field reports both.
 """
 
@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-from sagim_tf import benchmarking as bm  # noqa: E402
+from sagim_tf.workflows import benchmarking as bm  # noqa: E402
 
 
 def _size(text):
@@ -57,8 +57,8 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from sagim_tf.deploy import TFLiteRunner, export_savedmodel, export_tflite, load_generator
-    from sagim_tf.generator import SaGIMGenerator
+    from sagim_tf.export import TFLiteRunner, export_savedmodel, export_tflite, load_generator
+    from sagim_tf.models.generator import SaGIMGenerator
 
     if args.model:
         generator = load_generator(args.model)

@@ -13,7 +13,7 @@ def tiny_generator(seed: int = 0):
 
     (A default-initialised G barely changes its input, which would make parity trivial.)
     """
-    from sagim_tf.generator import SaGIMGenerator
+    from sagim_tf.models.generator import SaGIMGenerator
 
     keras.utils.set_random_seed(seed)
     g = SaGIMGenerator(base_filters=4, depth=2, num_residual_blocks=1, output_init_stddev=0.3)
@@ -60,7 +60,7 @@ def shared_savedmodel(tmp_path_factory):
     they must not write into its directory.
     """
     if "savedmodel" not in _SHARED:
-        from sagim_tf.deploy import export_savedmodel, load_savedmodel
+        from sagim_tf.export import export_savedmodel, load_savedmodel
 
         g = tiny_generator()
         path = export_savedmodel(g, tmp_path_factory.mktemp("shared_export"), name="sagim")

@@ -1,4 +1,4 @@
-"""scripts/ablation.py and sagim_tf.evaluation.ablation: variants, reuse, Table 2 output."""
+"""scripts/ablation.py and sagim_tf.workflows.ablation: variants, reuse, Table 2 output."""
 
 import json
 import os
@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
-from sagim_tf.config import load_config, save_config
-from sagim_tf.errors import ConfigError
-from sagim_tf.evaluation.ablation import (
+from sagim_tf.training.config import load_config, save_config
+from sagim_tf.utils.errors import ConfigError
+from sagim_tf.workflows.ablation import (
     VARIANTS,
     finished_model,
     run_ablation,

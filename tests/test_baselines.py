@@ -8,7 +8,7 @@ from eval_helpers import lab_contrast_judge, scene, spectral_residual_judge
 
 from sagim_tf import baselines
 from sagim_tf.baselines import BASELINES, get_baseline
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 
 JUDGE_FNS = {"spectral-residual": spectral_residual_judge, "lab-contrast": lab_contrast_judge}
 

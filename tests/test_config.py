@@ -7,8 +7,8 @@ import os
 import pytest
 import yaml
 
-from sagim_tf.config import ExperimentConfig, load_config, save_config, to_dict
-from sagim_tf.errors import ConfigError
+from sagim_tf.training.config import ExperimentConfig, load_config, save_config, to_dict
+from sagim_tf.utils.errors import ConfigError
 from tests.train_helpers import run_sagim
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sagim_tf.data import eval_dataset, read_records, train_dataset
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 from tests.sam_helpers import tiny_build
 
 SIZE = (64, 48)

@@ -7,7 +7,7 @@ from sagim_tf.cli import main
 
 
 def test_demo_runs_end_to_end_and_reports(tmp_path, monkeypatch):
-    from sagim_tf import demo
+    from sagim_tf.workflows import demo
 
     out = tmp_path / "demo"
     result = demo.run_demo(out, minutes=0.02, images=40, size=(64, 48), test_images=6,

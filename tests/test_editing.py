@@ -9,20 +9,11 @@ import pytest
 from PIL import Image
 
 from sagim_tf.cli import main
-from sagim_tf.editing import (
-    Editor,
-    blend_guidance,
-    box_slices,
-    edit_image,
-    figure_panel_size,
-    guidance_from_boxes,
-    load_editor,
-    parse_box,
-    resize_map,
-    write_edit_figure,
-)
-from sagim_tf.errors import ConfigError, InputError
-from sagim_tf.image_io import load_image, load_map
+from sagim_tf.guidance import blend_guidance, box_slices, guidance_from_boxes, parse_box
+from sagim_tf.inference.editor import Editor, edit_image, load_editor, resize_map
+from sagim_tf.inference.figures import figure_panel_size, write_edit_figure
+from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.utils.io import load_image, load_map
 from tests.helpers import tiny_estimator, tiny_sagim
 
 H, W = 37, 53  # odd sizes on purpose

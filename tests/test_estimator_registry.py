@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.estimators import available_estimators, build_estimator
 from sagim_tf.estimators.itti_koch import IttiKochSaliency
 

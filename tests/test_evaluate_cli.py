@@ -6,7 +6,7 @@ import os
 import pytest
 
 from sagim_tf.cli import main
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.evaluation.run import default_judge_specs, evaluate_model, judge_label, parse_size
 from tests.sam_helpers import TEST_SPEC, tiny_build
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from eval_helpers import JUDGES, records
 
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.evaluation import (
     baseline_methods,
     evaluate_methods,

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagim_tf.deploy import export_savedmodel, load_generator, load_savedmodel, write_models_config
-from sagim_tf.deploy.savedmodel import versions
-from sagim_tf.errors import ConfigError, InputError
-from sagim_tf.image_io import to_uint8
+from sagim_tf.export import export_savedmodel, load_generator, load_savedmodel, write_models_config
+from sagim_tf.export.savedmodel import versions
+from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.utils.io import to_uint8
 from tests.export_helpers import batch, shared_savedmodel, trivial_generator
 
 
@@ -129,7 +129,7 @@ def test_models_config(tmp_path):
 
 
 def test_repository_models_config_matches_writer():
-    from sagim_tf.deploy.savedmodel import models_config_text
+    from sagim_tf.export.savedmodel import models_config_text
 
     repo_config = os.path.join(os.path.dirname(__file__), os.pardir, "export", "models.config")
     assert open(repo_config).read() == models_config_text(["sagim"])

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagim_tf.deploy import ExportError, TFLiteRunner, convert_to_tflite, export_tflite
-from sagim_tf.deploy.tflite import DEFAULT_FIXED_SIZE, tflite_filename
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.export import ExportError, TFLiteRunner, convert_to_tflite, export_tflite
+from sagim_tf.export.tflite import DEFAULT_FIXED_SIZE, tflite_filename
+from sagim_tf.utils.errors import ConfigError, InputError
 from tests.export_helpers import batch, psnr, tiny_generator
 
 SHAPES = [(1, 16, 16), (2, 13, 17), (1, 48, 64), (3, 5, 9)]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagim_tf.errors import ConfigError
+from sagim_tf.utils.errors import ConfigError
 from sagim_tf.estimators.itti_koch import IttiKochSaliency
 
 H, W = 96, 128

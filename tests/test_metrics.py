@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from sagim_tf.errors import InputError
+from sagim_tf.utils.errors import InputError
 from sagim_tf.evaluation import metrics as M
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sagim_tf import ContentFeatures, PatchDiscriminator, SaGIMGenerator
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.layers import InstanceNormalization, PadToMultiple
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.estimators.opencv_judges import OpenCVSaliencyJudge
 
 METHODS = ["spectral-residual", "fine-grained"]

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from sagim_tf.config import load_config
-from sagim_tf.training import POLICIES, build_model
+from sagim_tf.training.config import load_config
+from sagim_tf.training.run import POLICIES, build_model
 from tests.helpers import random_batch, tiny_estimator, tiny_sagim
 
 

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from sagim_tf.callbacks import STATE_FILE, latest_checkpoint
-from sagim_tf.config import load_config
+from sagim_tf.training.callbacks import STATE_FILE, latest_checkpoint
+from sagim_tf.training.config import load_config
 from tests.train_helpers import ROOT, subprocess_env, tiny_config, tiny_sam, write_config
 
 EPOCHS = 6
@@ -54,7 +54,7 @@ def _read_state(checkpoint_dir):
 
 def _snapshot(cfg, weights_path):
     """G, D and both optimizers' variables after loading a checkpoint into a fresh model."""
-    from sagim_tf.training import build_model
+    from sagim_tf.training.run import build_model
 
     model = build_model(cfg)
     model.load_weights(weights_path)

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from sagim_tf.errors import InputError
+from sagim_tf.utils.errors import InputError
 from sagim_tf.estimators import build_estimator
 from sagim_tf.estimators.salgan import (
     build_salgan_network,

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from sagim_tf.cli import main
-from sagim_tf.image_io import save_image
+from sagim_tf.utils.io import save_image
 
 
 @pytest.fixture()

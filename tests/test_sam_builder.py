@@ -10,9 +10,9 @@ import pytest
 
 from sagim_tf.cli import main
 from sagim_tf.data import BuildConfig, GuidanceConfig, SelectionRule, build_sam, read_records
-from sagim_tf.data.guidance import make_guidance
-from sagim_tf.data.sam_builder import KILL_ENV, split_counts
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.guidance import make_guidance
+from sagim_tf.data.sam.builder import KILL_ENV, split_counts
+from sagim_tf.utils.errors import ConfigError, InputError
 from tests.sam_helpers import files_bytes, register_test_estimator, save_test_estimator, tiny_build
 
 SIGMA_FRACTION = 0.05

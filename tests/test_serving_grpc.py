@@ -14,9 +14,9 @@ import pytest
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2
 
-from sagim_tf.deploy import export_savedmodel
-from sagim_tf.errors import InputError
-from sagim_tf.image_io import to_uint8
+from sagim_tf.export import export_savedmodel
+from sagim_tf.utils.errors import InputError
+from sagim_tf.utils.io import to_uint8
 from sagim_tf.serving import (
     SagimServer,
     SagimServingClient,

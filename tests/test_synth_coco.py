@@ -53,7 +53,7 @@ def test_pycocotools_reads_everything(synth):
 
 def test_scenes_have_distinct_objects(synth):
     root, ann, coco = synth
-    from sagim_tf.image_io import load_image
+    from sagim_tf.utils.io import load_image
 
     info = coco.imgs[1]
     img = load_image(os.path.join(root, "images", info["file_name"]))

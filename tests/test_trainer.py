@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from helpers import random_batch, tiny_sagim
 from sagim_tf import SaGIM
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 
 ALL_TERMS = {"rec_loss", "content_loss", "color_loss", "cycle_loss", "adv_loss", "g_loss", "d_loss"}
 

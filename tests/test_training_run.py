@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sagim_tf.callbacks import latest_checkpoint
-from sagim_tf.config import config_from_dict, load_config
-from sagim_tf.errors import ConfigError, SagimError
-from sagim_tf.training import run_training
+from sagim_tf.training.callbacks import latest_checkpoint
+from sagim_tf.training.config import config_from_dict, load_config
+from sagim_tf.utils.errors import ConfigError, SagimError
+from sagim_tf.training.run import run_training
 from tests.train_helpers import SIZE, tiny_config, tiny_sam
 
 TERMS = ("rec_loss", "content_loss", "color_loss", "cycle_loss", "adv_loss", "g_loss", "d_loss")
@@ -78,7 +78,7 @@ def test_outputs_of_a_run(finished):
 
 def test_validation_means_are_exact(finished):
     """The logged val_ losses are the batch means' mean, not shrunk by a phantom step."""
-    from sagim_tf.training import make_datasets
+    from sagim_tf.training.run import make_datasets
 
     cfg, summary = finished
     model = summary["model_object"]
@@ -151,7 +151,7 @@ def test_more_epochs_continue_the_run(finished):
 def test_nan_guard_stops_with_a_message(sam, tmp_path, monkeypatch, capsys):
     import tensorflow as tf
 
-    import sagim_tf.trainer as trainer
+    import sagim_tf.models.sagim as trainer
 
     data_dir, spec = sam
     real = trainer.color_loss
@@ -170,7 +170,7 @@ def test_nan_guard_stops_with_a_message(sam, tmp_path, monkeypatch, capsys):
     trainer_model = None
 
     # The poisoned loss reads the model's step: keep the model that run_training builds.
-    from sagim_tf import training
+    from sagim_tf.training import run as training
 
     real_build = training.build_model
 

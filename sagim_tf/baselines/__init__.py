@@ -16,7 +16,7 @@ from typing import Callable
 from sagim_tf.baselines.hag import hag
 from sagim_tf.baselines.oha import oha
 from sagim_tf.baselines.wsr import wsr
-from sagim_tf.errors import ConfigError
+from sagim_tf.utils.errors import ConfigError
 
 BASELINES: dict[str, Callable] = {"wsr": wsr, "hag": hag, "oha": oha}
 

@@ -31,7 +31,7 @@ import numpy as np
 from sagim_tf.baselines._common import (
     blur, check_pair, check_strength, finish, scale_sigma, soft_weight,
 )
-from sagim_tf.errors import InputError
+from sagim_tf.utils.errors import InputError
 
 # RGB -> (I, RG, BY) and back.
 _FWD = np.array(

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import importlib
 
+#: Which guiding map a training example carries: SAM's continuous map, the binary mask of
+#: O_low, or a seeded per-example pick of the two.
+GUIDANCE_KINDS = ("continuous", "binary", "mixed")
+
 _LAZY = {
     "generate_synthetic_coco": "sagim_tf.data.synth_coco",
     "SelectionRule": "sagim_tf.data.selection",
     "select_images": "sagim_tf.data.selection",
-    "GuidanceConfig": "sagim_tf.data.guidance",
-    "make_guidance": "sagim_tf.data.guidance",
-    "BuildConfig": "sagim_tf.data.sam_builder",
-    "build_sam": "sagim_tf.data.sam_builder",
-    "read_manifest": "sagim_tf.data.sam_builder",
-    "split_counts": "sagim_tf.data.sam_builder",
+    "GuidanceConfig": "sagim_tf.guidance",
+    "make_guidance": "sagim_tf.guidance",
+    "BuildConfig": "sagim_tf.data.sam.builder",
+    "build_sam": "sagim_tf.data.sam.builder",
+    "read_manifest": "sagim_tf.data.sam.builder",
+    "split_counts": "sagim_tf.data.sam.builder",
     "FORMAT_VERSION": "sagim_tf.data.tfrecords",
     "read_records": "sagim_tf.data.tfrecords",
     "train_dataset": "sagim_tf.data.pipeline",

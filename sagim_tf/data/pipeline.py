@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import os
 
-from sagim_tf.config import GUIDANCE_KINDS
-from sagim_tf.data.sam_builder import read_manifest
+from sagim_tf.data import GUIDANCE_KINDS
+from sagim_tf.data.sam.builder import read_manifest
 from sagim_tf.data.tfrecords import feature_spec
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 
 SPLITS = ("train", "test")
 

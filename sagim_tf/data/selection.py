@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagim_tf.errors import ConfigError
+from sagim_tf.utils.errors import ConfigError
 
 
 @dataclass(frozen=True)

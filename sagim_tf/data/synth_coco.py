@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from sagim_tf.errors import ConfigError
-from sagim_tf.image_io import atomic_write
+from sagim_tf.utils.errors import ConfigError
+from sagim_tf.utils.io import atomic_write
 
 
 CATEGORIES = (

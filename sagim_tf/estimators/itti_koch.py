@@ -38,7 +38,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from sagim_tf.errors import ConfigError
+from sagim_tf.utils.errors import ConfigError
 
 _EPS_MAP = 0.01  # contrast below this (in image-intensity units) counts as "no signal"
 _EPS_FINAL = 1e-3

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 
 _METHODS = {
     "spectral-residual": "StaticSaliencySpectralResidual_create",

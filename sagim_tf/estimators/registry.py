@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 
 _FACTORIES: dict[str, tuple[Callable, bool, str]] = {}
 

@@ -3,7 +3,7 @@
 SalGAN (Pan et al., 2017) is the saliency estimator E of the SaGIM paper (§3.1). Its
 authors publish the generator's weights only as a Lasagne ``np.savez`` file,
 ``gen_modelWeights0090.npz`` (54 arrays, 127 MB). This module rebuilds the network as the
-authors' code defines it (DESIGN.md §6):
+authors' code defines it (docs/method.md §3):
 
 * input 256 wide x 192 high; RGB in [0, 1] -> 0-255 -> BGR, minus the VGG mean
   [103.939, 116.779, 123.68];
@@ -28,7 +28,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from sagim_tf.errors import InputError
+from sagim_tf.utils.errors import InputError
 
 SALGAN_NATIVE_SIZE = (256, 192)  # (width, height)
 BGR_MEAN = (103.939, 116.779, 123.68)
@@ -258,7 +258,7 @@ def convert_salgan(npz_path, out_path) -> str:
     if not (out_path.endswith(".weights.h5") or out_path.endswith(".keras")):
         raise InputError(f"convert_salgan: output {out_path!r} must end in .weights.h5 or .keras")
     estimator = load_salgan(npz_path)
-    from sagim_tf.image_io import atomic_write
+    from sagim_tf.utils.io import atomic_write
 
     if out_path.endswith(".keras"):
         atomic_write(out_path, lambda tmp: estimator.save(tmp), suffix=".keras")

@@ -56,7 +56,6 @@ __all__ += [
     "write_results_md",
 ]
 
-from sagim_tf.evaluation.ablation import run_ablation, variant_configs  # noqa: E402
 from sagim_tf.evaluation.run import evaluate_model  # noqa: E402
 
-__all__ += ["evaluate_model", "run_ablation", "variant_configs"]
+__all__ += ["evaluate_model"]

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.evaluation import metrics
-from sagim_tf.validation import check_image, check_map
+from sagim_tf.utils.checks import check_image, check_map
 
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 Judge = Callable[[np.ndarray], object]

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 
-from sagim_tf.errors import InputError
+from sagim_tf.utils.errors import InputError
 
 __all__ = [
     "region_mean",

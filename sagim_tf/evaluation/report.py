@@ -8,7 +8,7 @@
   judge's map of the original and of the edit.
 * :func:`write_report` writes all of them for an :class:`~sagim_tf.evaluation.evaluator.EvaluationResult`.
 
-All writes are atomic (see :mod:`sagim_tf.image_io`). Only PIL and OpenCV are used.
+All writes are atomic (see :mod:`sagim_tf.utils.io`). Only PIL and OpenCV are used.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from sagim_tf.image_io import atomic_write, to_uint8
+from sagim_tf.utils.io import atomic_write, to_uint8
 
 # Paper, Table 1 (binary guidance) and Table 2, for side-by-side reading of our numbers.
 PAPER_TABLE1 = {

@@ -25,8 +25,8 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from sagim_tf.errors import ConfigError, InputError
-from sagim_tf.validation import parse_size as _parse_size
+from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.utils.checks import parse_size as _parse_size
 
 DEFAULT_METHODS = ("sagim", "wsr", "hag", "oha")
 BASELINES = ("wsr", "hag", "oha")
@@ -165,9 +165,9 @@ def load_generator(model) -> tuple[object, dict]:
     SaGIM's E, or None) and ``run_config`` (the run's config.yaml as a dict, or None).
     Anything but a SaGIM or a SaGIMGenerator is an InputError.
     """
-    from sagim_tf.generator import SaGIMGenerator
-    from sagim_tf.saving import load_model
-    from sagim_tf.trainer import SaGIM
+    from sagim_tf.models.generator import SaGIMGenerator
+    from sagim_tf.models.loading import load_model
+    from sagim_tf.models.sagim import SaGIM
 
     path = None
     if isinstance(model, (str, os.PathLike)):
@@ -271,7 +271,7 @@ def make_methods(names: Sequence[str], generator=None, guidance: str = "binary")
     """Evaluation methods by name: ``sagim`` (G under ``guidance``), the baselines
     (binary guidance, as in the paper's Table 1) and ``identity``."""
     from sagim_tf.evaluation.evaluator import baseline_methods, identity_method
-    from sagim_tf.evaluation.sam_records import generator_method
+    from sagim_tf.evaluation.records import generator_method
 
     if guidance not in GUIDANCE:
         raise ConfigError(f"guidance must be one of {', '.join(GUIDANCE)}, got {guidance!r}")
@@ -311,7 +311,7 @@ def open_data(data_dir, split: str) -> dict:
 
 
 def load_eval_records(data_dir, split="test", size=None, limit=None) -> list:
-    from sagim_tf.evaluation.sam_records import load_records
+    from sagim_tf.evaluation.records import load_records
 
     if limit is not None and int(limit) < 1:
         raise ConfigError(f"limit must be a positive integer, got {limit}")

@@ -1,6 +1,6 @@
 """Serving SaGIM over gRPC: a client for TF Serving's PredictionService and our own server.
 
-TensorFlow-only code (DESIGN.md §7). :class:`SagimServingClient` talks to the official
+TensorFlow-only code (see docs/architecture.md). :class:`SagimServingClient` talks to the official
 ``tensorflow_model_server`` and to :class:`SagimServer` (``sagim serve``) alike.
 """
 

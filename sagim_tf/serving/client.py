@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.serving.errors import (
     ServingError,
     ServingInvalidArgumentError,

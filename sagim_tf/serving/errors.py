@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sagim_tf.errors import InputError, SagimError
+from sagim_tf.utils.errors import InputError, SagimError
 
 
 class ServingError(SagimError):

@@ -40,8 +40,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from sagim_tf.deploy.savedmodel import GUIDANCE_KEY, IMAGE_KEY, OUTPUT_KEY, load_savedmodel, versions
-from sagim_tf.errors import ConfigError, InputError
+from sagim_tf.export.savedmodel import GUIDANCE_KEY, IMAGE_KEY, OUTPUT_KEY, load_savedmodel, versions
+from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.serving.client import MB, channel_options
 from sagim_tf.serving.tensors import dtype_name, from_tensor_proto, proto_shape, to_tensor_proto
 

@@ -1,1 +1,0 @@
-"""Subcommands of the ``sagim`` CLI, one module each (see :mod:`sagim_tf.cli`)."""

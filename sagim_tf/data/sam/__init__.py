@@ -1,0 +1,1 @@
+"""The SAM dataset builder (paper §4.1)."""

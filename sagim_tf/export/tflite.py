@@ -1,0 +1,248 @@
+"""G as TFLite files (builtin ops only) and a runner on ``ai_edge_litert``.
+
+Formats (``sagim export --formats``):
+
+========== ============================================ ==========================
+format     weights / arithmetic                         parity we test
+========== ============================================ ==========================
+tflite     float32                                      max |diff| to Keras <= 1e-4
+tflite-fp16 float16 weights, dequantised to float32     max |diff| to Keras <= 1e-2
+tflite-int8 dynamic-range int8 weights (activations in  PSNR >= 30 dB against the
+           float, int8 kernels where they exist)        float32 file
+========== ============================================ ==========================
+
+Each format is written twice: a dynamic file that takes any B, H and W (the signature
+runner resizes its inputs on each call), and a fixed-size file for mobile (batch 1 and
+``--tflite-size W H``, default 256x192), whose shapes are all static so that delegates
+(GPU, NNAPI, Core ML) can take the whole graph.
+
+Conversion goes through a SavedModel (``TFLiteConverter.from_keras_model`` fails on
+Keras 3, docs/method.md §4) with ``OpsSet.TFLITE_BUILTINS`` only: Flex/Select ops do not run in
+the pip interpreters, so a model that needs one is refused with an :class:`ExportError`
+naming the op.
+
+One detail of the dynamic file: with unknown H and W, TensorFlow's shape inference loses
+the channel count after G's mirror padding and nearest upsampling (their output shapes
+are computed at run time), and the converter cannot lower a ``Conv2D`` whose input
+channels are unknown to the builtin ``CONV_2D``. The export therefore converts a clone of
+G whose convolutions first restate their input's channel count with a ``RESHAPE`` (a
+no-op on the data) -- same weights, same arithmetic.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sagim_tf.utils.errors import ExportError
+from sagim_tf.export.savedmodel import GUIDANCE_KEY, IMAGE_KEY, OUTPUT_KEY, build_archive
+from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.utils.checks import check_image, check_map, parse_size
+
+#: format name -> (weight type, file tag)
+TFLITE_FORMATS = {
+    "tflite": ("float32", "fp32"),
+    "tflite-fp16": ("float16", "fp16"),
+    "tflite-int8": ("int8", "int8"),
+}
+DEFAULT_FIXED_SIZE = (256, 192)  # width, height: SalGAN's input size
+SIGNATURE = "serving_default"
+
+
+class _ChannelPinnedConv2D(keras.layers.Conv2D):
+    """Conv2D that restates its input's channel count (a RESHAPE) before convolving."""
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        channels = int(self.kernel.shape[-2])
+        inputs = tf.reshape(inputs, tf.stack([shape[0], shape[1], shape[2], channels]))
+        return super().call(inputs)
+
+
+def _pin_channels(layer):
+    if type(layer) is keras.layers.Conv2D:
+        return _ChannelPinnedConv2D.from_config(layer.get_config())
+    return layer.__class__.from_config(layer.get_config())
+
+
+def tflite_ready_clone(generator) -> keras.Model:
+    """A functional clone of G (same weights) whose convolutions keep static channels."""
+    try:
+        clone = keras.models.clone_model(generator, clone_function=_pin_channels)
+        clone.set_weights(generator.get_weights())
+    except Exception:  # not a functional model: convert it as it is
+        return generator
+    return clone
+
+
+def _non_builtin_ops(message: str) -> list[str]:
+    ops = set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", message))
+    for line in re.findall(r"(?:TF Select|Custom) ops: ([^\n]+)", message):
+        ops.update(op.strip() for op in line.split(",") if op.strip())
+    return sorted(ops)
+
+
+def convert_saved_model(saved_model_dir, weights: str = "float32",
+                        signature: str = SIGNATURE) -> bytes:
+    """Convert one signature of a SavedModel to TFLite with builtin ops only."""
+    if weights not in ("float32", "float16", "int8"):
+        raise ConfigError(f"weights must be float32, float16 or int8, got {weights!r}")
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        os.fspath(saved_model_dir), signature_keys=[signature]
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if weights != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no dataset: dynamic range
+    if weights == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    try:
+        return converter.convert()
+    except Exception as exc:
+        message = str(exc)
+        ops = _non_builtin_ops(message)
+        if ops:
+            raise ExportError(
+                f"TFLite conversion failed: op(s) {', '.join(ops)} have no TFLite builtin "
+                "kernel. This export uses builtin ops only (Flex/Select ops do not run in the "
+                "pip interpreters or on most devices); replace the layer that uses them."
+            ) from exc
+        first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+        raise ExportError(f"TFLite conversion failed: {first}") from exc
+
+
+def _write_tflite_savedmodel(generator, directory, input_size=None):
+    width, height = input_size if input_size is not None else (None, None)
+    batch = 1 if input_size is not None else None
+    archive = build_archive(
+        generator, validate=False, batch=batch, height=height, width=width,
+        signatures=("serving_default",),
+    )
+    archive.write_out(directory, verbose=False)
+
+
+def _check_size(input_size):
+    return parse_size(input_size, "TFLite size", minimum=1)
+
+
+def convert_to_tflite(generator, weights: str = "float32", input_size=None) -> bytes:
+    """Return G as a TFLite flatbuffer.
+
+    Args:
+        generator: G.
+        weights: ``float32``, ``float16`` or ``int8`` (dynamic range).
+        input_size: ``(width, height)`` for a fixed-size, batch-1 model; None for any size.
+    """
+    if weights not in ("float32", "float16", "int8"):
+        raise ConfigError(f"weights must be float32, float16 or int8, got {weights!r}")
+    input_size = _check_size(input_size)
+    tmp = tempfile.mkdtemp(prefix="sagim-tflite-")
+    try:
+        _write_tflite_savedmodel(tflite_ready_clone(generator), tmp, input_size)
+        return convert_saved_model(tmp, weights)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def tflite_filename(name: str, fmt: str, input_size=None) -> str:
+    tag = TFLITE_FORMATS[fmt][1]
+    size = f"_{input_size[0]}x{input_size[1]}" if input_size is not None else ""
+    return f"{name}_{tag}{size}.tflite"
+
+
+def export_tflite(generator, out_dir, name: str = "sagim", formats=("tflite",),
+                  fixed_size=DEFAULT_FIXED_SIZE) -> dict:
+    """Write each TFLite format, dynamic and (unless ``fixed_size`` is None) fixed-size.
+
+    Files go to ``<out_dir>/tflite/<name>_<fp32|fp16|int8>[_<W>x<H>].tflite``. Returns
+    ``{format: [paths]}``. The two intermediate SavedModels are built once and shared.
+    """
+    unknown = [f for f in formats if f not in TFLITE_FORMATS]
+    if unknown:
+        raise ConfigError(f"unknown TFLite format(s) {unknown}; known: {list(TFLITE_FORMATS)}")
+    fixed_size = _check_size(fixed_size)
+    target = os.path.join(os.fspath(out_dir), "tflite")
+    os.makedirs(target, exist_ok=True)
+    clone = tflite_ready_clone(generator)
+    written = {fmt: [] for fmt in formats}
+    sizes = [None] + ([fixed_size] if fixed_size is not None else [])
+    for size in sizes:
+        tmp = tempfile.mkdtemp(prefix="sagim-tflite-")
+        try:
+            _write_tflite_savedmodel(clone, tmp, size)
+            for fmt in formats:
+                data = convert_saved_model(tmp, TFLITE_FORMATS[fmt][0])
+                path = os.path.join(target, tflite_filename(name, fmt, size))
+                with open(path + ".part", "wb") as f:
+                    f.write(data)
+                os.replace(path + ".part", path)
+                written[fmt].append(path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return written
+
+
+class TFLiteRunner:
+    """Run a TFLite G through ``ai_edge_litert``'s signature runner.
+
+    Args:
+        model: path to a ``.tflite`` file, or its bytes.
+        num_threads: interpreter threads (default: all cores).
+
+    Example:
+        >>> runner = TFLiteRunner("export/tflite/sagim_fp32.tflite")
+        >>> edited = runner.edit(image, guidance)   # (H, W, 3) or (B, H, W, 3), [0, 1]
+    """
+
+    def __init__(self, model, num_threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        kwargs = {"num_threads": num_threads or os.cpu_count() or 1}
+        if isinstance(model, (bytes, bytearray)):
+            kwargs["model_content"] = bytes(model)
+            self.path = None
+        else:
+            self.path = os.fspath(model)
+            if not os.path.isfile(self.path):
+                raise InputError(f"{self.path}: TFLite file not found")
+            kwargs["model_path"] = self.path
+        try:
+            self.interpreter = Interpreter(**kwargs)
+            self.runner = self.interpreter.get_signature_runner(SIGNATURE)
+        except (ValueError, RuntimeError) as exc:
+            raise InputError(f"{self.path or 'model'}: cannot open as a SaGIM TFLite G ({exc})") from exc
+        details = self.runner.get_input_details()
+        if set(details) != {IMAGE_KEY, GUIDANCE_KEY}:
+            raise InputError(f"TFLite inputs are {sorted(details)}; expected image and guidance")
+        signature = tuple(int(d) for d in details[IMAGE_KEY]["shape_signature"])
+        self.dynamic = any(d < 0 for d in signature)
+        self.input_size = None if self.dynamic else (signature[2], signature[1])  # (W, H)
+
+    def _run(self, image, guidance):
+        return self.runner(**{IMAGE_KEY: image, GUIDANCE_KEY: guidance})[OUTPUT_KEY]
+
+    def edit(self, image, guidance) -> np.ndarray:
+        """Edit ``image`` under ``guidance``; shapes and ranges as for G; returns float32."""
+        image = check_image(image)
+        guidance = check_map(guidance, like=image)
+        single = image.ndim == 3
+        if single:
+            image, guidance = image[None], guidance[None]
+        if self.dynamic:
+            out = self._run(image, guidance)
+        else:
+            w, h = self.input_size
+            if image.shape[1:3] != (h, w):
+                raise InputError(
+                    f"this TFLite file takes {w}x{h} images only, got "
+                    f"{image.shape[2]}x{image.shape[1]}; use the dynamic file or resize"
+                )
+            out = np.concatenate([self._run(image[i:i + 1], guidance[i:i + 1])
+                                  for i in range(image.shape[0])])
+        out = np.asarray(out, dtype=np.float32)
+        return out[0] if single else out

@@ -1,0 +1,220 @@
+"""Editing photos with a trained SaGIM: the Python API behind ``sagim edit``.
+
+* :func:`load_editor` reads a ``.keras`` file holding a full :class:`~sagim_tf.SaGIM` or a
+  bare :class:`~sagim_tf.SaGIMGenerator` and returns an :class:`Editor` (G plus the
+  frozen saliency estimator E).
+* :func:`edit_image` runs the whole edit (guidance from a map or from boxes, see
+  :mod:`sagim_tf.guidance`) and returns the edit, the guidance used and E's maps before
+  and after, all at the input's size.
+
+Images are float32 RGB (H, W, 3) in [0, 1]; maps are float32 (H, W, 1) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.guidance import _as_2d_map, blend_guidance, check_strength, guidance_from_boxes
+from sagim_tf.utils.checks import check_image, check_map
+
+
+# ---------------------------------------------------------------------------- the editor
+@dataclass
+class Editor:
+    """G and E, ready to edit.
+
+    Attributes:
+        generator: the manipulation network G, called as ``G([image, guidance])``.
+        estimator: the frozen saliency estimator E, (B, H, W, 3) -> (B, H, W, 1).
+        source: where they came from (for messages and logs).
+    """
+
+    generator: object
+    estimator: object
+    source: str = "<memory>"
+
+    @classmethod
+    def from_model(cls, model, estimator=None, source="<memory>"):
+        """An editor from an in-memory SaGIM (its G and E) or a SaGIMGenerator plus E."""
+        from sagim_tf.models.generator import SaGIMGenerator
+        from sagim_tf.models.sagim import SaGIM
+
+        if isinstance(model, SaGIM):
+            return cls(model.generator, estimator if estimator is not None else model.estimator, source)
+        if isinstance(model, SaGIMGenerator):
+            if estimator is None:
+                raise ConfigError(f"{source}: a bare SaGIMGenerator needs an estimator E")
+            return cls(model, estimator, source)
+        raise InputError(
+            f"{source}: holds a {type(model).__name__}, not a SaGIM or a SaGIMGenerator"
+        )
+
+    def saliency(self, image: np.ndarray) -> np.ndarray:
+        """E's map of one image (H, W, 3) -> (H, W, 1) float32 in [0, 1]."""
+        image = check_image(image)
+        out = np.asarray(self.estimator(image[None], training=False), dtype=np.float32)[0]
+        if out.shape != image.shape[:2] + (1,):
+            raise InputError(
+                f"{self.source}: the estimator returned a map of shape {out.shape} for an image "
+                f"of shape {image.shape}; expected {image.shape[:2] + (1,)}"
+            )
+        return np.clip(out, 0.0, 1.0)
+
+    def generate(self, image: np.ndarray, guidance: np.ndarray) -> np.ndarray:
+        """G's edit of one image under a guiding map of the same size."""
+        image = check_image(image)
+        guidance = check_map(guidance, "guidance", like=image)
+        out = self.generator([image[None], guidance[None]], training=False)
+        return np.clip(np.asarray(out, dtype=np.float32)[0], 0.0, 1.0)
+
+
+def _load_keras(path: str, what: str):
+    from sagim_tf.models.loading import load_model
+
+    return load_model(path, what)
+
+
+def load_editor(model_path, estimator_spec: str | None = None) -> Editor:
+    """Load G and E for editing from a ``.keras`` file.
+
+    Args:
+        model_path: a ``.keras`` file holding a full :class:`~sagim_tf.SaGIM` (its G and
+            its own E are used) or a bare :class:`~sagim_tf.SaGIMGenerator`.
+        estimator_spec: an estimator spec for :func:`~sagim_tf.estimators.build_estimator`
+            (``itti-koch``, ``salgan:PATH``, ``keras:PATH``, ...). Required in effect for a
+            bare generator, where ``None`` means ``itti-koch``; for a full SaGIM it
+            replaces the model's own E (the one G was trained against is usually best).
+
+    Raises:
+        InputError: the file is missing, not a ``.keras`` archive, cannot be loaded, or
+            holds some other kind of model.
+        ConfigError: the estimator spec is invalid.
+    """
+    from sagim_tf.estimators import build_estimator
+    from sagim_tf.models.generator import SaGIMGenerator
+
+    source = os.fspath(model_path)
+    model = _load_keras(source, "model")
+    estimator = None
+    if estimator_spec is not None:
+        estimator = build_estimator(estimator_spec)
+    elif isinstance(model, SaGIMGenerator):
+        try:
+            estimator = build_estimator("itti-koch")
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{source} holds a bare SaGIMGenerator, so it needs an estimator; the default "
+                f"'itti-koch' is not available ({exc}); pass an estimator spec (--estimator)"
+            ) from exc
+    if estimator is not None:
+        estimator.trainable = False
+    return Editor.from_model(model, estimator=estimator, source=source)
+
+
+def resize_map(x, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of a map (H, W[, 1]) to (height, width, 1), values kept in [0, 1]."""
+    m = _as_2d_map(x, "guidance")
+    if m.shape == (height, width):
+        return m[..., None].astype(np.float32)
+    interp = cv2.INTER_AREA if m.shape[0] > height and m.shape[1] > width else cv2.INTER_LINEAR
+    out = cv2.resize(m.astype(np.float32), (int(width), int(height)), interpolation=interp)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)[..., None]
+
+
+def resize_image(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    interp = cv2.INTER_AREA if x.shape[0] > height else cv2.INTER_LINEAR
+    out = cv2.resize(np.ascontiguousarray(x, np.float32), (int(width), int(height)), interpolation=interp)
+    return out.reshape(height, width, -1)
+
+
+def work_shape(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """The (height, width) G runs at: the input's, or scaled so the longer side is max_side."""
+    if max_side is None or max(height, width) <= max_side:
+        return height, width
+    scale = max_side / float(max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+# ---------------------------------------------------------------------------- editing
+def edit_image(
+    editor: Editor,
+    image,
+    guidance=None,
+    emphasize=None,
+    deemphasize=None,
+    strength: float = 1.0,
+    max_side: int | None = None,
+    **box_options,
+) -> dict:
+    """Edit one photo so that E's map of it moves toward a guiding map.
+
+    Give either ``guidance`` (a target map of the image's size) or boxes
+    (``emphasize`` and/or ``deemphasize``, built into a target by
+    :func:`guidance_from_boxes`, whose options ``raise_to``, ``lower_factor`` and
+    ``smooth_sigma`` pass through ``box_options``). The guidance G
+    receives is ``blend_guidance(E(I), target, strength)``.
+
+    G is fully convolutional and runs at the photo's own size by default. With
+    ``max_side``, a photo whose longer side exceeds it is downscaled for G only; G's change
+    (edit minus the downscaled input) is upscaled and added to the full-resolution photo,
+    so the output keeps the photo's detail and size.
+
+    Args:
+        editor: from :func:`load_editor` or :meth:`Editor.from_model`.
+        image: (H, W, 3) float in [0, 1] (uint8 is scaled).
+        guidance: (H, W) or (H, W, 1) target map in [0, 1], or None when boxes are given.
+        emphasize, deemphasize: lists of boxes ``(x0, y0, x1, y1)`` in pixels.
+        strength: A in [0, 1].
+        max_side: the largest side G runs at (None: full size).
+
+    Returns:
+        dict with float32 arrays at the input's size: ``edited`` (H, W, 3),
+        ``guidance`` (the blended map G used, (H, W, 1)), ``target`` (the unblended
+        target), ``saliency_before`` = E(I) and ``saliency_after`` = E(edited).
+    """
+    image = check_image(image)
+    if image.ndim != 3:
+        raise InputError(f"image: expected one image (H, W, 3), got shape {image.shape}")
+    h, w = image.shape[:2]
+    a = check_strength(strength)
+    has_boxes = bool(emphasize) or bool(deemphasize)
+    if (guidance is None) == (not has_boxes):
+        raise InputError("give exactly one of: a guidance map, or boxes to emphasize/de-emphasize")
+    if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
+        raise ConfigError(f"max_side must be a positive integer, got {max_side!r}")
+
+    before = editor.saliency(image)
+    if guidance is not None:
+        target = check_map(guidance, "guidance")
+        if target.ndim != 3 or target.shape[:2] != (h, w):
+            raise InputError(
+                f"guidance: shape {target.shape} does not match the image's {image.shape[:2]} "
+                "(resize it first, e.g. with sagim_tf.inference.editor.resize_map)"
+            )
+    else:
+        target = guidance_from_boxes(before, emphasize or (), deemphasize or (), **box_options)
+    used = blend_guidance(before, target, a)
+
+    wh, ww = work_shape(h, w, max_side)
+    if (wh, ww) == (h, w):
+        edited = editor.generate(image, used)
+    else:
+        small = np.clip(resize_image(image, wh, ww), 0.0, 1.0)
+        small_edit = editor.generate(small, resize_map(used, wh, ww))
+        residual = resize_image(small_edit - small, h, w)
+        edited = np.clip(image + residual, 0.0, 1.0).astype(np.float32)
+    after = editor.saliency(edited)
+    return {
+        "edited": edited,
+        "guidance": used,
+        "target": target.astype(np.float32),
+        "saliency_before": before,
+        "saliency_after": after,
+    }
+
+

@@ -1,0 +1,136 @@
+"""G, the manipulation network: (image, guiding saliency map) -> edited image."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from sagim_tf.layers import CropToReference, InstanceNormalization, PadToMultiple
+
+
+@keras.saving.register_keras_serializable(package="sagim_tf")
+class ResidualOutput(keras.layers.Layer):
+    """``clip(image + tanh(residual), 0, 1)``, computed in float32."""
+
+    def call(self, inputs):
+        image, residual = inputs
+        image = ops.cast(image, "float32")
+        residual = ops.cast(residual, "float32")
+        return ops.clip(image + ops.tanh(residual), 0.0, 1.0)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+def _conv_norm_act(x, filters, kernel_size, strides, name):
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", name=f"{name}_conv")(x)
+    x = InstanceNormalization(name=f"{name}_norm")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+@keras.saving.register_keras_serializable(package="sagim_tf")
+class SaGIMGenerator(keras.Model):
+    """The manipulation network G of SaGIM: a U-Net with a residual output.
+
+    G takes ``[image, guidance]``: images (B, H, W, 3) in [0, 1] and guiding saliency maps
+    (B, H, W, 1) in [0, 1]. It returns the edited image (B, H, W, 3) in [0, 1],
+    ``clip(image + tanh(r), 0, 1)``, where r is the U-Net's output. The last convolution
+    starts near zero, so an untrained G is close to the identity and training begins
+    from "no edit".
+
+    The network is fully convolutional: inputs of any H and W are mirror-padded up to a
+    multiple of ``2 ** depth`` inside and cropped back, so the output always has the
+    input's size. Every convolution is followed by instance normalisation and ReLU.
+
+    The paper defers G's architecture to its supplement, which is not public; this U-Net
+    (encoder-decoder with skip connections and residual blocks at the bottleneck, as in
+    pix2pix/CycleGAN generators) is our fill-in, documented in docs/method.md §1.
+
+    Args:
+        base_filters: channels of the first stage; stage k has ``base_filters * 2**k``,
+            capped at ``max_filters``.
+        depth: number of stride-2 downsampling stages (and matching upsampling stages).
+        num_residual_blocks: residual blocks at the bottleneck.
+        max_filters: upper bound on channels per stage.
+        output_init_stddev: standard deviation of the last convolution's initial kernel.
+
+    Example:
+        >>> G = SaGIMGenerator(base_filters=16, depth=2)
+        >>> edited = G([images, guidance])
+
+    Reference:
+        Y.-C. Chen, K.-J. Chang, Y.-H. Tsai, Y.-C. F. Wang and W.-C. Chiu, "Guide Your
+        Eyes: Learning Image Manipulation under Saliency Guidance", BMVC 2019 (§3.2). Ronneberger et al., "U-Net", MICCAI 2015.
+    """
+
+    def __init__(
+        self,
+        base_filters=32,
+        depth=3,
+        num_residual_blocks=2,
+        max_filters=256,
+        output_init_stddev=1e-3,
+        **kwargs,
+    ):
+        if depth < 0 or base_filters < 1 or num_residual_blocks < 0 or max_filters < 1:
+            raise ValueError(
+                "SaGIMGenerator: base_filters and max_filters must be >= 1, depth and "
+                f"num_residual_blocks >= 0; got base_filters={base_filters}, depth={depth}, "
+                f"num_residual_blocks={num_residual_blocks}, max_filters={max_filters}"
+            )
+        image = keras.Input(shape=(None, None, 3), name="image")
+        guidance = keras.Input(shape=(None, None, 1), name="guidance")
+
+        def width(stage):
+            return min(base_filters * 2**stage, max_filters)
+
+        x = layers.Concatenate(name="concat_inputs")([image, guidance])
+        x = layers.Rescaling(2.0, offset=-1.0, name="to_signed")(x)
+        x = PadToMultiple(2**depth, name="pad")(x)
+        x = _conv_norm_act(x, width(0), 7, 1, "stem")
+        skips = []
+        for stage in range(1, depth + 1):
+            skips.append(x)
+            x = _conv_norm_act(x, width(stage), 3, 2, f"down{stage}")
+            x = _conv_norm_act(x, width(stage), 3, 1, f"down{stage}b")
+        for block in range(num_residual_blocks):
+            y = _conv_norm_act(x, width(depth), 3, 1, f"res{block}a")
+            y = layers.Conv2D(width(depth), 3, padding="same", name=f"res{block}b_conv")(y)
+            y = InstanceNormalization(name=f"res{block}b_norm")(y)
+            x = layers.Add(name=f"res{block}_add")([x, y])
+        for stage in range(depth, 0, -1):
+            x = layers.UpSampling2D(2, interpolation="nearest", name=f"up{stage}_upsample")(x)
+            x = _conv_norm_act(x, width(stage - 1), 3, 1, f"up{stage}")
+            x = layers.Concatenate(name=f"up{stage}_skip")([x, skips[stage - 1]])
+            x = _conv_norm_act(x, width(stage - 1), 3, 1, f"up{stage}b")
+        residual = layers.Conv2D(
+            3,
+            3,
+            padding="same",
+            dtype="float32",
+            kernel_initializer=keras.initializers.RandomNormal(stddev=output_init_stddev),
+            name="residual",
+        )(x)
+        residual = CropToReference(name="crop", dtype="float32")([residual, image])
+        edited = ResidualOutput(name="edited", dtype="float32")([image, residual])
+        super().__init__(inputs=[image, guidance], outputs=edited, **kwargs)
+        self.base_filters = int(base_filters)
+        self.depth = int(depth)
+        self.num_residual_blocks = int(num_residual_blocks)
+        self.max_filters = int(max_filters)
+        self.output_init_stddev = float(output_init_stddev)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "base_filters": self.base_filters,
+            "depth": self.depth,
+            "num_residual_blocks": self.num_residual_blocks,
+            "max_filters": self.max_filters,
+            "output_init_stddev": self.output_init_stddev,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

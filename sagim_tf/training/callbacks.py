@@ -1,0 +1,195 @@
+"""Training callbacks: per-epoch checkpoints for resume, image grids, and a NaN guard."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from sagim_tf.utils.io import atomic_write, save_image
+
+STATE_FILE = "state.json"
+
+
+def g_step(model) -> int:
+    """G's optimizer step count. ``int(variable)`` fails on a MirroredVariable (any
+    tf.distribute strategy); reading it as an array works everywhere."""
+    return int(np.asarray(model.g_optimizer.iterations))
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def latest_checkpoint(checkpoint_dir) -> tuple[int, str] | None:
+    """(completed epochs, weights path) of the newest finished checkpoint, or None.
+
+    A checkpoint counts only once ``state.json`` names it, and the state file is
+    replaced atomically after the weights file is complete, so a kill at any moment
+    leaves either the previous checkpoint or the new one, never half of one.
+    """
+    state_path = os.path.join(checkpoint_dir, STATE_FILE)
+    if not os.path.isfile(state_path):
+        return None
+    with open(state_path, encoding="utf-8") as f:
+        state = json.load(f)
+    path = os.path.join(checkpoint_dir, state["weights"])
+    if not os.path.isfile(path):
+        return None
+    return int(state["epoch"]), path
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Save G, D and both optimizers' state at the end of every epoch.
+
+    Files are ``epoch-NNNN.weights.h5`` in ``checkpoint_dir`` (the newest ``keep`` are
+    kept) plus ``state.json`` naming the newest. Each file is written under a temporary
+    name and renamed.
+    """
+
+    def __init__(self, checkpoint_dir, keep=2, enabled=True):
+        super().__init__()
+        self.checkpoint_dir = os.fspath(checkpoint_dir)
+        self.keep = max(1, int(keep))
+        self.enabled = enabled
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.enabled:
+            return
+        if getattr(self.model, "stop_training", False) and any(
+            not np.isfinite(np.asarray(v)).all() for v in (logs or {}).values()
+        ):
+            # Stopped by the NaN guard mid-epoch: keep the last good checkpoint.
+            return
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        name = f"epoch-{epoch + 1:04d}.weights.h5"
+        atomic_write(
+            os.path.join(self.checkpoint_dir, name),
+            lambda tmp: self.model.save_weights(tmp),
+            suffix=".weights.h5",
+        )
+        state = {
+            "epoch": epoch + 1,
+            "weights": name,
+            "g_iterations": g_step(self.model),
+            "logs": {k: float(v) for k, v in (logs or {}).items()},
+        }
+
+        def write_state(tmp):
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(state, f, indent=2)
+
+        atomic_write(os.path.join(self.checkpoint_dir, STATE_FILE), write_state, suffix=".json")
+        old = sorted(glob.glob(os.path.join(self.checkpoint_dir, "epoch-*.weights.h5")))
+        for path in old[: -self.keep]:
+            os.remove(path)
+
+
+# ---------------------------------------------------------------------------- NaN guard
+class NaNGuard(keras.callbacks.Callback):
+    """Stop training at the first batch whose logged losses are not finite.
+
+    ``message`` then says which terms went bad and at which step.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.message = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {k: v for k, v in (logs or {}).items() if not np.isfinite(np.asarray(v)).all()}
+        if bad:
+            step = g_step(self.model)
+            self.message = (
+                f"non-finite loss at step {step}: "
+                + ", ".join(f"{k}={float(np.asarray(v))}" for k, v in sorted(bad.items()))
+                + ". Training stopped; lower the learning rates, check the data, or use "
+                "precision float32."
+            )
+            print(f"\nNaNGuard: {self.message}", flush=True)
+            self.model.stop_training = True
+
+
+# ---------------------------------------------------------------------------- time budget
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training at the end of the first batch after ``seconds`` of training."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = float(seconds)
+        self.stopped_early = False
+
+    def on_train_begin(self, logs=None):
+        self._start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self._start > self.seconds:
+            self.model.stop_training = True
+            self.stopped_early = True
+
+
+# ---------------------------------------------------------------------------- image grid
+def heatmap(saliency: np.ndarray) -> np.ndarray:
+    """(H, W[, 1]) map in [0, 1] -> (H, W, 3) RGB heat map, float in [0, 1]."""
+    from sagim_tf.inference.figures import heatmap as heatmap_u8
+
+    return heatmap_u8(saliency).astype(np.float32) / 255.0
+
+
+def grid_rows(model, image, guidance) -> np.ndarray:
+    """One row per image: original | guidance | edited | E(original) | E(edited)."""
+    edited = np.asarray(model.generator([image, guidance], training=False))
+    before = np.asarray(model.estimator(image, training=False))
+    after = np.asarray(model.estimator(edited, training=False))
+    rows = []
+    for i in range(len(image)):
+        panels = [image[i], heatmap(guidance[i]), edited[i], heatmap(before[i]), heatmap(after[i])]
+        rows.append(np.concatenate(panels, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+class ImageGrid(keras.callbacks.Callback):
+    """Every ``every_steps`` G steps, render a fixed sample batch as a grid.
+
+    Written to TensorBoard (``log_dir``, tag ``samples``) and as
+    ``png_dir/step-NNNNNN.png``. The columns are original | guidance | edited |
+    E(original) | E(edited).
+    """
+
+    def __init__(self, image, guidance, every_steps, log_dir, png_dir):
+        super().__init__()
+        self.image = np.asarray(image, np.float32)
+        self.guidance = np.asarray(guidance, np.float32)
+        self.every_steps = int(every_steps)
+        self.log_dir = os.fspath(log_dir)
+        self.png_dir = os.fspath(png_dir)
+        self._writer = None
+        self.written = []
+
+    def _write(self, step):
+        import tensorflow as tf
+
+        grid = grid_rows(self.model, self.image, self.guidance)
+        path = save_image(os.path.join(self.png_dir, f"step-{step:06d}.png"), grid)
+        self.written.append(path)
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
+        with self._writer.as_default():
+            tf.summary.image("samples", grid[None], step=step)
+        self._writer.flush()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps <= 0:
+            return
+        step = g_step(self.model)
+        if step % self.every_steps == 0:
+            self._write(step)
+
+    def on_train_end(self, logs=None):
+        step = g_step(self.model)
+        if self.every_steps > 0 and (not self.written or not self.written[-1].endswith(f"{step:06d}.png")):
+            self._write(step)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

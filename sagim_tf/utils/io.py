@@ -1,0 +1,124 @@
+"""Reading and writing images and maps: RGB float32 in [0, 1], maps (H, W, 1) in [0, 1].
+
+Writes are atomic (temporary file, then rename), so an interrupted run never leaves a
+half-written file and never destroys one that was already there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from sagim_tf.utils.errors import InputError
+
+
+def _open(path):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, expected an image file")
+    try:
+        img = Image.open(path)
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc})") from exc
+    return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB; transparency is composited onto white."""
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode == "I;16" or img.mode == "I":
+        arr = np.asarray(img, dtype=np.float64)
+        peak = arr.max() if arr.max() > 0 else 1.0
+        img = Image.fromarray((arr / peak * 255).astype(np.uint8))
+    return img.convert("RGB")
+
+
+def load_image(path) -> np.ndarray:
+    """Read an image file as float32 RGB (H, W, 3) in [0, 1] (greyscale and RGBA handled)."""
+    return np.asarray(to_rgb(_open(path)), dtype=np.float32) / 255.0
+
+
+def load_map(path) -> np.ndarray:
+    """Read a saliency/guidance map image as float32 (H, W, 1) in [0, 1]."""
+    img = _open(path)
+    if img.mode not in ("L", "I", "I;16", "F"):
+        img = to_rgb(img).convert("L")
+    arr = np.asarray(img, dtype=np.float32)
+    if img.mode == "L":
+        arr = arr / 255.0
+    elif arr.max() > 1.0:
+        arr = arr / arr.max()
+    return arr[..., None]
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def make_readable(path) -> None:
+    """Give a file made by ``mkstemp`` (mode 0600) the usual mode (0666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def atomic_write(path, write_fn, suffix: str = "") -> str:
+    """Call ``write_fn(tmp_path)`` then rename the temporary file onto ``path``."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix or os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        make_readable(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def write_text(path, text: str) -> str:
+    """Write ``text`` (UTF-8) to ``path`` atomically: readers see the old file or the new one."""
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    return atomic_write(path, write)
+
+
+def write_json(path, obj, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """Write ``obj`` as JSON to ``path`` atomically, with a final newline.
+
+    NaN and infinities are refused (``allow_nan=False``), so every file we write is strict
+    JSON that other tools can read; the text is built before the file is touched, so an
+    unserialisable object leaves any existing file as it was.
+    """
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, allow_nan=False) + "\n"
+    return write_text(path, text)
+
+
+def save_image(path, x: np.ndarray, quality: int = 95) -> str:
+    """Write an RGB (H, W, 3) or map (H, W[, 1]) array in [0, 1] to ``path`` atomically."""
+    img = Image.fromarray(to_uint8(x))
+    fmt = Image.registered_extensions().get(os.path.splitext(os.fspath(path))[1].lower())
+    if fmt is None:
+        raise InputError(f"{path}: unknown image extension (use .png or .jpg)")
+    kwargs = {"quality": quality} if fmt == "JPEG" else {}
+    return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **kwargs))
