@@ -1,6 +1,22 @@
 """sagim_tf: saliency-guided image manipulation (SaGIM, BMVC 2019) in TensorFlow/Keras.
 
-Public names are imported lazily so that ``import sagim_tf`` and the CLI's help stay quick.
+SaGIM edits a photo so that its predicted saliency follows a guiding map ("Guide Your Eyes:
+Learning Image Manipulation under Saliency Guidance", Yen-Chung Chen, Keng-Jui Chang,
+Yi-Hsuan Tsai, Yu-Chiang Frank Wang and Wei-Chen Chiu, BMVC 2019).
+
+Public names (imported on first use, so ``import sagim_tf`` does not import TensorFlow):
+
+- ``SaGIM``: the trainable model (G, D, a frozen estimator E and the five losses).
+- ``SaGIMGenerator``: G, the manipulation network.
+- ``PatchDiscriminator``: D, a PatchGAN discriminator.
+- ``ContentFeatures``: phi, the frozen VGG features of the content and cycle losses.
+- ``build_estimator``: a saliency estimator E from a spec string (``"itti-koch"``, ...).
+- ``load_model``: a saved ``SaGIM`` or generator, with clear errors.
+- ``load_generator``: G alone from a saved model.
+- ``load_editor``: an ``Editor`` (G and E) for editing photos.
+- ``edit_image``: edit one photo toward a guiding map or boxes.
+
+The package's layers and data flow are described in ``docs/architecture.md``.
 """
 
 from __future__ import annotations
@@ -26,6 +42,10 @@ def __getattr__(name):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sagim_tf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -4,6 +4,11 @@ Each subcommand lives in its own module under this package; a module there
 that defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` becomes
 ``sagim NAME``. Modules are imported only when their command runs, so ``sagim --help``
 stays quick and one broken command cannot take the others down.
+
+Library code logs through ``logging.getLogger(__name__)``; the command line is where a
+handler is configured: records of the ``sagim_tf`` loggers go to stderr at INFO (which
+weights are in use, what was written where), ``sagim --quiet COMMAND`` shows warnings and
+errors only, and ``sagim --verbose COMMAND`` adds DEBUG records.
 """
 
 from __future__ import annotations
@@ -11,11 +16,16 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import logging
 import os
 import pkgutil
 import sys
 
 from sagim_tf.utils.errors import SagimError
+
+#: The logger whose records the command line shows: the parent of every library logger.
+PACKAGE_LOGGER = "sagim_tf"
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 def _discover() -> dict[str, tuple[str, str]]:
@@ -45,6 +55,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sagim", description="Saliency-guided image manipulation (SaGIM) tools."
     )
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", help="log warnings and errors only"
+    )
+    verbosity.add_argument(
+        "-v", "--verbose", action="store_true", help="also log DEBUG records"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in sorted(_discover().items()):
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -53,6 +70,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
     return parser
+
+
+def configure_logging(quiet: bool = False, verbose: bool = False) -> logging.Handler:
+    """Send the ``sagim_tf`` loggers' records to stderr; returns the handler it installed.
+
+    Args:
+        quiet: bool. Show warnings and errors only. Defaults to `False`.
+        verbose: bool. Show DEBUG records too. Defaults to `False`.
+    """
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setLevel(level)
+    logger = logging.getLogger(PACKAGE_LOGGER)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0 if not argv else 2
+    logger = logging.getLogger(PACKAGE_LOGGER)
+    old_level = logger.level
+    handler = configure_logging(quiet=args.quiet, verbose=args.verbose)
     try:
         return int(args._run(args) or 0)
     except SagimError as exc:
@@ -72,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sagim {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
 
 
 if __name__ == "__main__":  # pragma: no cover
