@@ -1,22 +1,41 @@
-"""The five SaGIM losses (paper §3.2-3.4), one module each."""
+"""The five SaGIM losses (paper §3.2-3.4), one module each, with their names and weights.
 
-from sagim_tf.losses.adversarial import discriminator_loss, generator_adversarial_loss
-from sagim_tf.losses.color import color_loss
-from sagim_tf.losses.content import content_loss, feature_mse
-from sagim_tf.losses.cycle import cycle_loss
-from sagim_tf.losses.reconstruction import reconstruction_loss
+:data:`LOSS_NAMES` and :data:`PAPER_LOSS_WEIGHTS` are the one definition of the terms and
+of the paper's weights (5:5:1:9:5); configs, the training step and the reports read them
+from here. The loss functions are imported lazily, so reading the two constants does not
+import Keras.
+"""
 
+from __future__ import annotations
+
+import importlib
+
+#: The loss terms, in the paper's order: reconstruction (saliency), content, color, cycle,
+#: adversarial.
 LOSS_NAMES = ("rec", "content", "color", "cycle", "adv")
+
+#: The paper's weights lambda (rec:content:color:cycle:adv = 5:5:1:9:5, §3.4).
 PAPER_LOSS_WEIGHTS = {"rec": 5.0, "content": 5.0, "color": 1.0, "cycle": 9.0, "adv": 5.0}
 
-__all__ = [
-    "LOSS_NAMES",
-    "PAPER_LOSS_WEIGHTS",
-    "color_loss",
-    "content_loss",
-    "cycle_loss",
-    "discriminator_loss",
-    "feature_mse",
-    "generator_adversarial_loss",
-    "reconstruction_loss",
-]
+_LAZY = {
+    "color_loss": "sagim_tf.losses.color",
+    "content_loss": "sagim_tf.losses.content",
+    "cycle_loss": "sagim_tf.losses.cycle",
+    "discriminator_loss": "sagim_tf.losses.adversarial",
+    "feature_mse": "sagim_tf.losses.content",
+    "generator_adversarial_loss": "sagim_tf.losses.adversarial",
+    "reconstruction_loss": "sagim_tf.losses.reconstruction",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sagim_tf.losses' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["LOSS_NAMES", "PAPER_LOSS_WEIGHTS", *sorted(_LAZY)]
