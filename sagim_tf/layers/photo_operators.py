@@ -1,0 +1,164 @@
+"""Photographic operators driven by per-pixel parameter fields (the operator head's back end).
+
+The operator head of G predicts, instead of a pixel residual, a few smooth *parameter
+fields*, one value per pixel and operator; this module turns those fields into an edit.
+Every operator here is one a photographer has in an editor, is bounded by ``tanh`` to a
+documented photographic range, and is exactly the identity when its field is zero, so an
+untrained (zero-initialised) head returns the photo unchanged.
+
+Operators, in the order they are applied (white balance first, as a raw converter does,
+local detail last, as a sharpening pass does):
+
+===============  =====================================================  ===================
+channel (index)  what it does, with ``t = tanh(field)``                  range
+===============  =====================================================  ===================
+temperature (0)  red gain ``e^{0.25 t}``, blue gain ``e^{-0.25 t}``      about +-28% R/B
+tint (1)         green gain ``e^{-0.15 t}`` (positive: magenta)          about +-16% G
+exposure (2)     ``x * 2^{EV}``, ``EV = 1.0 t``                          -1 .. +1 EV
+contrast (3)     ``(x - 0.5) * 2^{0.5 t} + 0.5``                          x0.71 .. x1.41
+gamma (4)        ``x^{2^{-0.5 t}}`` (positive: brighter mid-tones)       gamma 0.71 .. 1.41
+saturation (5)   ``Y + (x - Y) * 2^{t}``, ``Y`` the Rec. 601 luma        x0.5 .. x2
+detail (6)       ``x + t * (x - blur(x))`` (positive: sharper)            soften .. sharpen
+===============  =====================================================  ===================
+
+The white-balance gains are divided by their luma-weighted mean, so temperature and tint
+change colour, not brightness. The ranges follow the peers: Realistic Saliency Guided
+Image Enhancement (Miangoleh et al., CVPR 2023) bounds exposure to x[0.5, 2] and
+saturation to x[0, 2], and judges parameters far from identity as unrealistic; we keep
+saturation at x[0.5, 2] for that reason. Values are clipped to [0, 1] after contrast
+(gamma needs a non-negative base) and at the end.
+
+Everything is written in ``keras.ops``, so it runs under any Keras backend and inside G.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from sagim_tf.layers.gaussian_blur import GaussianBlur
+
+#: The operators in the order they are applied; a field's channel index is its position.
+OPERATOR_NAMES = ("temperature", "tint", "exposure", "contrast", "gamma", "saturation", "detail")
+#: ``tanh`` bound of each operator's parameter (see the module docstring for units).
+OPERATOR_RANGES = {
+    "temperature": 0.25,
+    "tint": 0.15,
+    "exposure": 1.0,
+    "contrast": 0.5,
+    "gamma": 0.5,
+    "saturation": 1.0,
+    "detail": 1.0,
+}
+NUM_OPERATORS = len(OPERATOR_NAMES)
+#: Rec. 601 luma weights, used for saturation and to keep white balance brightness-neutral.
+LUMA = (0.299, 0.587, 0.114)
+#: The local-detail operator's blur: sigma in pixels of the image it is applied to.
+DETAIL_SIGMA = 1.5
+_DETAIL_SIZE = 7
+#: Keeps gamma's base away from 0, where the derivative of x^g is unbounded.
+_EPS = 1e-4
+
+
+def bounded(fields):
+    """Raw fields (..., K) -> operator settings in their units (EV, log2 factors, ...)."""
+    fields = ops.convert_to_tensor(fields)
+    limits = ops.convert_to_tensor([OPERATOR_RANGES[n] for n in OPERATOR_NAMES], fields.dtype)
+    return ops.tanh(fields) * limits
+
+
+def _luma(x):
+    w = ops.convert_to_tensor(LUMA, x.dtype)
+    return ops.sum(x * w, axis=-1, keepdims=True)
+
+
+# Each operator is written as ``x + change`` where the change is exactly 0 at a zero
+# setting, so that zero fields return the input bit for bit (``(x - 0.5) * 1 + 0.5`` is
+# not always ``x`` in floating point).
+def white_balance(x, temperature, tint):
+    """Scale R, G, B by brightness-neutral gains (settings in log-gain units)."""
+    gains = ops.concatenate([ops.exp(temperature), ops.exp(-tint), ops.exp(-temperature)], axis=-1)
+    # luma(gains) - luma(ones) is exactly 0 at identity, even where the weights' float sum isn't 1.
+    neutral = 1.0 + _luma(gains) - _luma(ops.ones_like(gains))
+    return x * (gains / neutral)
+
+
+def exposure(x, ev):
+    return x * ops.power(2.0, ev)
+
+
+def contrast(x, log2_factor):
+    return x + (x - 0.5) * (ops.power(2.0, log2_factor) - 1.0)
+
+
+def gamma(x, log2_gamma):
+    # x^g = x * x^(g - 1); the base is kept off 0, where d(x^g)/dg is unbounded.
+    base = ops.clip(x, _EPS, 1.0)
+    return x * ops.power(base, ops.power(2.0, -log2_gamma) - 1.0)
+
+
+def saturation(x, log2_factor):
+    y = _luma(x)
+    return x + (x - y) * (ops.power(2.0, log2_factor) - 1.0)
+
+
+def detail(x, amount, blur):
+    return x + amount * (x - blur(x))
+
+
+@keras.saving.register_keras_serializable(package="sagim_tf")
+class PhotoOperators(keras.layers.Layer):
+    """Apply the photographic operators to images under per-pixel parameter fields.
+
+    Called as ``PhotoOperators()([images, fields])`` with ``images`` (B, H, W, 3) in
+    [0, 1] and raw ``fields`` (B, h, w, 7), channels in :data:`OPERATOR_NAMES` order.
+    Fields of another size than the images are resized bilinearly to the images' size
+    first, so a coarse field from a small copy of a photo edits the photo at its own
+    resolution. Returns (B, H, W, 3) in [0, 1]; zero fields return the images.
+
+    Args:
+        detail_sigma: float. Sigma in pixels of the blur the detail operator sharpens
+            against. Defaults to ``1.5``.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from sagim_tf.layers import PhotoOperators
+
+    images = np.random.rand(1, 48, 64, 3).astype("float32")
+    fields = np.zeros((1, 6, 8, 7), "float32")
+    fields[..., 2] = 0.5                       # exposure: +0.46 EV everywhere
+    edited = PhotoOperators()([images, fields])
+    ```
+    """
+
+    def __init__(self, detail_sigma=DETAIL_SIGMA, **kwargs):
+        super().__init__(**kwargs)
+        # === Config ===
+        self.detail_sigma = float(detail_sigma)
+        self._blur = GaussianBlur(_DETAIL_SIZE, self.detail_sigma, dtype=self.dtype_policy)
+
+    def call(self, inputs):
+        images, fields = inputs
+        images = ops.convert_to_tensor(images, self.compute_dtype)
+        fields = ops.cast(fields, images.dtype)
+        height, width = ops.shape(images)[1], ops.shape(images)[2]
+        if fields.shape[1] != images.shape[1] or fields.shape[2] != images.shape[2]:
+            fields = ops.image.resize(fields, (height, width), interpolation="bilinear")
+        p = bounded(fields)
+        x = white_balance(images, p[..., 0:1], p[..., 1:2])
+        x = exposure(x, p[..., 2:3])
+        x = ops.clip(contrast(x, p[..., 3:4]), 0.0, 1.0)
+        x = gamma(x, p[..., 4:5])
+        x = saturation(x, p[..., 5:6])
+        x = detail(x, p[..., 6:7], self._blur)
+        return ops.clip(x, 0.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"detail_sigma": self.detail_sigma})
+        return config
