@@ -1,0 +1,130 @@
+"""The photorealism measure: local affine residual, non-affine share, colour cast outside."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sagim_tf.evaluation.realism import (
+    colour_cast_outside,
+    default_radius,
+    local_affine_residual,
+    non_affine,
+)
+from sagim_tf.utils.errors import InputError
+
+
+def _photo(h=96, w=128, seed=0):
+    """Smooth gradients, a few flat blocks and mild texture: photo-like enough for the fit."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    img = np.stack([0.2 + 0.5 * xx, 0.3 + 0.4 * yy, 0.6 - 0.4 * xx * yy], -1)
+    img[h // 4: h // 2, w // 4: w // 2] = (0.8, 0.2, 0.1)
+    img += 0.03 * rng.standard_normal(img.shape)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def _reference_residual(original, edited, r, eps):
+    """Brute force: a ridge least-squares fit in every (reflect-padded) window, by lstsq."""
+    i = original.astype(np.float64)
+    d = edited.astype(np.float64) - i
+    h, w = i.shape[:2]
+    ip = np.pad(i, ((r, r), (r, r), (0, 0)), mode="reflect")
+    dp = np.pad(d, ((r, r), (r, r), (0, 0)), mode="reflect")
+    n = (2 * r + 1) ** 2
+    coef = np.zeros((h, w, 3, 4))  # per channel: a (3) and b
+    for y in range(h):
+        for x in range(w):
+            X = ip[y:y + 2 * r + 1, x:x + 2 * r + 1].reshape(n, 3)
+            Xc = np.hstack([X, np.ones((n, 1))])
+            # ridge on a only: minimise mean((Xa + b - t)^2) + eps |a|^2
+            ridge = np.sqrt(n * eps) * np.hstack([np.eye(3), np.zeros((3, 1))])
+            A = np.vstack([Xc, ridge])
+            for c in range(3):
+                t = np.concatenate([dp[y:y + 2 * r + 1, x:x + 2 * r + 1, c].reshape(n), np.zeros(3)])
+                coef[y, x, c] = np.linalg.lstsq(A, t, rcond=None)[0]
+    cp = np.pad(coef, ((r, r), (r, r), (0, 0), (0, 0)), mode="reflect")
+    mean_coef = np.zeros_like(coef)
+    for y in range(h):
+        for x in range(w):
+            mean_coef[y, x] = cp[y:y + 2 * r + 1, x:x + 2 * r + 1].mean(axis=(0, 1))
+    fitted = np.einsum("hwck,hwk->hwc", mean_coef[..., :3], i) + mean_coef[..., 3]
+    return d - fitted
+
+
+def test_matches_a_brute_force_numpy_reference():
+    orig = _photo(14, 17)
+    rng = np.random.default_rng(1)
+    edited = np.clip(orig * 1.2 - 0.05 + 0.05 * rng.standard_normal(orig.shape), 0, 1)
+    edited = edited.astype(np.float32)  # the measure reads images as float32
+    fast = local_affine_residual(orig, edited, radius=2, eps=1e-3)
+    slow = _reference_residual(orig, edited, 2, 1e-3)
+    # float64 both ways; 1e-9 absorbs the box filters' running sums against lstsq
+    np.testing.assert_allclose(fast, slow, atol=1e-9)
+
+
+def test_a_global_affine_colour_change_is_almost_all_explained():
+    orig = _photo()
+    m = np.array([[1.1, 0.05, 0.0], [0.0, 0.9, 0.05], [0.02, 0.0, 0.8]], np.float32)
+    edited = np.clip(orig @ m.T + 0.03, 0, 1)
+    assert non_affine(orig, edited)["share"] < 0.02
+
+
+def test_exposure_and_saturation_score_near_zero():
+    orig = _photo()
+    y = orig.mean(-1, keepdims=True)
+    edited = np.clip((y + 1.3 * (orig - y)) * 1.25, 0, 1)
+    assert non_affine(orig, edited)["share"] < 0.02
+
+
+def test_noise_scores_high():
+    orig = _photo()
+    edited = np.clip(orig + 0.05 * np.random.default_rng(3).standard_normal(orig.shape), 0, 1)
+    result = non_affine(orig, edited)
+    assert result["share"] > 0.6
+    # the noise is ~0.05 * 255 = 12.75 levels RMS, less clipping and what the fit absorbs
+    assert 8 < result["rms"] < 13
+
+
+def test_ringing_at_edges_scores_higher_than_a_smooth_local_edit():
+    orig = _photo()
+    h, w = orig.shape[:2]
+    # ringing: a sharpening overshoot concentrated at the block's edges
+    blurred = np.stack([np.convolve(row, np.ones(5) / 5, mode="same") for row in
+                        orig.reshape(-1, w * 3).reshape(h, w, 3).transpose(0, 2, 1).reshape(-1, w)])
+    blurred = blurred.reshape(h, 3, w).transpose(0, 2, 1)
+    ringing = np.clip(orig + 1.5 * (orig - blurred), 0, 1)
+    # a smooth local edit: exposure that rises slowly from left to right
+    ramp = np.linspace(1.0, 1.4, w)[None, :, None]
+    smooth = np.clip(orig * ramp, 0, 1)
+    assert non_affine(orig, ringing)["share"] > 5 * non_affine(orig, smooth)["share"]
+
+
+def test_no_edit_scores_zero():
+    orig = _photo()
+    assert non_affine(orig, orig) == {"share": 0.0, "rms": 0.0}
+
+
+def test_default_radius_and_errors():
+    assert default_radius(192, 256) == 4
+    assert default_radius(10, 10) == 1
+    orig = _photo(8, 8)
+    with pytest.raises(InputError, match="radius"):
+        local_affine_residual(orig, orig, radius=4)
+    with pytest.raises(InputError, match="same size"):
+        local_affine_residual(orig, _photo(8, 9))
+    with pytest.raises(InputError):
+        local_affine_residual(orig, np.full_like(orig, np.nan))
+
+
+def test_colour_cast_outside():
+    orig = _photo()
+    inside = np.zeros(orig.shape[:2], bool)
+    inside[:40] = True
+    edited = orig.copy()
+    edited[:40] = np.clip(edited[:40] * 1.3, 0, 1)  # changed only inside
+    assert colour_cast_outside(orig, edited, inside) == 0.0
+    edited[40:, :, 2] = np.clip(edited[40:, :, 2] + 0.1, 0, 1)  # a blue cast outside
+    cast = colour_cast_outside(orig, edited, inside[..., None])
+    assert 3 < cast < 20  # a +0.1 blue shift is a clearly visible, moderate ΔE
+    assert colour_cast_outside(orig, edited, np.ones_like(inside)) == 0.0
