@@ -1,4 +1,4 @@
-"""One training run from an :class:`~sagim_tf.training.config.ExperimentConfig`: build, fit, resume.
+"""One training run from an :class:`~sagim_tf.training.config.ExperimentConfig`.
 
 ``run_training(config)`` is what ``scripts/train.py`` and ``sagim train`` call. It
 
@@ -8,7 +8,8 @@
 * resumes from the newest checkpoint in ``<run_dir>/checkpoints`` when there is one
   (the same command, run again after a kill, continues where it stopped);
 * runs ``model.fit`` with validation, TensorBoard scalars for every loss term, image grids,
-  per-epoch checkpoints, a NaN guard and a progress bar;
+  per-epoch checkpoints, a NaN guard, a progress bar and (``train.time_budget_minutes``)
+  a time budget;
 * saves ``config.yaml`` at the start and ``generator.keras`` (G alone) and
   ``sagim.keras`` (G, D, E, features and optimizers) at the end, beside it.
 """
@@ -23,15 +24,42 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from sagim_tf.training.config import ExperimentConfig, config_from_dict, read_config_file, save_config, to_dict
+from sagim_tf.data import eval_dataset, read_manifest, split_size, train_dataset
+from sagim_tf.estimators import build_estimator
+from sagim_tf.models.content_features import ContentFeatures
+from sagim_tf.models.discriminator import PatchDiscriminator
+from sagim_tf.models.generator import SaGIMGenerator
+from sagim_tf.models.sagim import SaGIM
+from sagim_tf.training.callbacks import (
+    EpochCheckpoint,
+    ImageGrid,
+    NaNGuard,
+    TimeBudget,
+    g_step,
+    latest_checkpoint,
+)
+from sagim_tf.training.config import (
+    ExperimentConfig,
+    config_from_dict,
+    read_config_file,
+    save_config,
+    to_dict,
+)
 from sagim_tf.utils.errors import ConfigError, InputError, SagimError
+from sagim_tf.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
 
 POLICIES = {"float32": "float32", "mixed_float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 # Fields that may change between a run and its resumption.
-RESUMABLE_CHANGES = {("train", "epochs"), ("train", "verbose"), ("train", "image_every_steps")}
+RESUMABLE_CHANGES = {
+    ("train", "epochs"),
+    ("train", "verbose"),
+    ("train", "image_every_steps"),
+    ("train", "time_budget_minutes"),
+}
 
 
 class TrainingDiverged(SagimError, FloatingPointError):
@@ -39,8 +67,7 @@ class TrainingDiverged(SagimError, FloatingPointError):
 
 
 def make_strategy(distribution: str):
-    import tensorflow as tf
-
+    """The ``tf.distribute`` strategy that ``train.distribution`` names."""
     if distribution == "none":
         return tf.distribute.get_strategy()
     if distribution == "mirrored":
@@ -69,6 +96,7 @@ def is_chief() -> bool:
 
 
 def make_optimizer(cfg, name):
+    """The Keras optimizer an :class:`~sagim_tf.training.config.OptimizerConfig` describes."""
     kwargs = {"learning_rate": cfg.learning_rate, "name": name}
     if cfg.clipnorm:
         kwargs["clipnorm"] = cfg.clipnorm
@@ -85,27 +113,24 @@ def make_optimizer(cfg, name):
 
 def build_model(cfg: ExperimentConfig, estimator=None):
     """SaGIM from a config, compiled with its optimizers, loss weights and jit setting."""
-    from sagim_tf.models.content_features import ContentFeatures
-    from sagim_tf.models.discriminator import PatchDiscriminator
-    from sagim_tf.estimators import build_estimator
-    from sagim_tf.models.generator import SaGIMGenerator
-    from sagim_tf.models.sagim import SaGIM
-
     f = cfg.features
     model = SaGIM(
         generator=SaGIMGenerator(**dataclasses.asdict(cfg.generator)),
         discriminator=PatchDiscriminator(**dataclasses.asdict(cfg.discriminator)),
         estimator=estimator if estimator is not None else build_estimator(cfg.estimator),
         content_features=ContentFeatures(
-            arch=f.arch, layers=f.layers, weights=f.weights, seed=f.seed, feature_scale=f.feature_scale
+            arch=f.arch,
+            layers=f.layers,
+            weights=f.weights,
+            seed=f.seed,
+            feature_scale=f.feature_scale,
         ),
         color_kernel_size=cfg.losses.color_kernel_size,
     )
-    weights = {k: getattr(cfg.losses, k) for k in ("rec", "content", "color", "cycle", "adv")}
     model.compile(
         g_optimizer=make_optimizer(cfg.g_optimizer, "g_optimizer"),
         d_optimizer=make_optimizer(cfg.d_optimizer, "d_optimizer"),
-        loss_weights=weights,
+        loss_weights=cfg.losses.weights(),
         adv_warmup_steps=cfg.losses.adv_warmup_steps,
         jit_compile=cfg.train.jit_compile,
     )
@@ -114,8 +139,6 @@ def build_model(cfg: ExperimentConfig, estimator=None):
 
 def check_data(cfg: ExperimentConfig) -> dict:
     """The SAM manifest, after checking that the folder and the splits exist."""
-    from sagim_tf.data import read_manifest, split_size
-
     if not os.path.isdir(cfg.data.dir):
         raise InputError(
             f"data.dir {cfg.data.dir!r} does not exist; build it with `sagim build-sam` "
@@ -131,8 +154,6 @@ def check_data(cfg: ExperimentConfig) -> dict:
 
 def steps_per_epoch(cfg: ExperimentConfig) -> int:
     """``train.steps_per_epoch``, or (0) the batches that cover the training split once."""
-    from sagim_tf.data import split_size
-
     if cfg.train.steps_per_epoch:
         return cfg.train.steps_per_epoch
     return max(1, math.ceil(split_size(cfg.data.dir, cfg.data.train_split) / cfg.train.batch_size))
@@ -147,11 +168,8 @@ def make_datasets(cfg: ExperimentConfig):
     run out: the optimizer's ``iterations`` and the loss trackers' counts advance without
     data, so Adam's step count drifts and epoch and validation means come out too small.
     """
-    import tensorflow as tf
-
-    from sagim_tf.data import eval_dataset, split_size, train_dataset
-
-    size = tuple(cfg.data.image_size)
+    height, width = cfg.data.image_size
+    size = (width, height)  # the data pipeline takes (width, height)
     train = train_dataset(
         cfg.data.dir,
         split=cfg.data.train_split,
@@ -169,7 +187,9 @@ def make_datasets(cfg: ExperimentConfig):
     if cfg.data.val_split:
         # "mixed" validates on the continuous maps, so val losses stay comparable.
         key = "guidance_binary" if cfg.data.guidance == "binary" else "guidance"
-        val = eval_dataset(cfg.data.dir, split=cfg.data.val_split, batch_size=cfg.train.batch_size, size=size)
+        val = eval_dataset(
+            cfg.data.dir, split=cfg.data.val_split, batch_size=cfg.train.batch_size, size=size
+        )
         val = val.map(lambda d: (d["image"], d[key]))
         batches = math.ceil(split_size(cfg.data.dir, cfg.data.val_split) / cfg.train.batch_size)
         val = val.apply(tf.data.experimental.assert_cardinality(batches))
@@ -216,9 +236,20 @@ def _sample_batch(train, count=4):
 
 
 def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> dict:
-    """Train (or resume) the run that ``cfg`` describes; returns a summary dict."""
-    from sagim_tf.training.callbacks import EpochCheckpoint, ImageGrid, NaNGuard, g_step, latest_checkpoint
+    """Train (or resume) the run that ``cfg`` describes; returns a summary dict.
 
+    Args:
+        cfg: ExperimentConfig. The run.
+        estimator: a Keras model or None. E, instead of building ``cfg.estimator``.
+            Defaults to None.
+        extra_callbacks: sequence of ``keras.callbacks.Callback``. Added after the run's
+            own. Defaults to none.
+
+    Returns:
+        ``{"run_dir", "initial_epoch", "epochs", "g_steps", "history", "outputs", "data",
+        "replicas", "model_object"}``; ``g_steps`` counts every G step the run has made,
+        resumed ones included.
+    """
     manifest = check_data(cfg)
     strategy = make_strategy(cfg.train.distribution)
     chief = is_chief()
@@ -227,8 +258,6 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
     keras.utils.set_random_seed(cfg.train.seed)
     if os.environ.get("SAGIM_DETERMINISTIC", "") not in ("", "0"):
-        import tensorflow as tf
-
         # Bitwise-reproducible ops (slower); used by the resume test.
         tf.config.experimental.enable_op_determinism()
     previous_policy = keras.mixed_precision.global_policy()
@@ -238,17 +267,20 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
         with strategy.scope():
             model = build_model(cfg, estimator=estimator)
         log.info(
-            "estimator %s; content features: %s", cfg.estimator, model.content_features.weights_source
+            "estimator %s; content features: %s",
+            cfg.estimator,
+            model.content_features.weights_source,
         )
         initial_epoch = 0
         resumed = latest_checkpoint(checkpoint_dir)
         if resumed is not None:
             initial_epoch, weights_path = resumed
             model.load_weights(weights_path)
-            print(
-                f"Resuming from {weights_path}: {initial_epoch} epoch(s) done, "
-                f"G step {g_step(model)}",
-                flush=True,
+            log.info(
+                "Resuming from %s: %d epoch(s) done, G step %d",
+                weights_path,
+                initial_epoch,
+                g_step(model),
             )
         guard = NaNGuard()
         callbacks = [
@@ -259,9 +291,16 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
         if cfg.train.image_every_steps > 0 and chief:
             image, guidance = _sample_batch(train)
             callbacks.append(
-                ImageGrid(image, guidance, cfg.train.image_every_steps,
-                          os.path.join(run_dir, "logs"), os.path.join(run_dir, "samples"))
+                ImageGrid(
+                    image,
+                    guidance,
+                    cfg.train.image_every_steps,
+                    os.path.join(run_dir, "logs"),
+                    os.path.join(run_dir, "samples"),
+                )
             )
+        if cfg.train.time_budget_minutes > 0:
+            callbacks.append(TimeBudget(cfg.train.time_budget_minutes * 60.0))
         callbacks.extend(extra_callbacks)
         history = {}
         if initial_epoch < cfg.train.epochs:
@@ -276,16 +315,18 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
             )
             history = {k: [float(x) for x in v] for k, v in result.history.items()}
         else:
-            print(f"Nothing to do: {initial_epoch} of {cfg.train.epochs} epochs already done.")
+            log.info(
+                "Nothing to do: %d of %d epochs already done.", initial_epoch, cfg.train.epochs
+            )
         if guard.message:
             raise TrainingDiverged(guard.message)
         outputs = {}
         if chief:
             outputs["generator"] = os.path.join(run_dir, "generator.keras")
             outputs["model"] = os.path.join(run_dir, "sagim.keras")
-            from sagim_tf.utils.io import atomic_write
-
-            atomic_write(outputs["generator"], lambda tmp: model.generator.save(tmp), suffix=".keras")
+            atomic_write(
+                outputs["generator"], lambda tmp: model.generator.save(tmp), suffix=".keras"
+            )
             atomic_write(outputs["model"], lambda tmp: model.save(tmp), suffix=".keras")
         summary = {
             "run_dir": run_dir,
