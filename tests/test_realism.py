@@ -128,3 +128,35 @@ def test_colour_cast_outside():
     cast = colour_cast_outside(orig, edited, inside[..., None])
     assert 3 < cast < 20  # a +0.1 blue shift is a clearly visible, moderate ΔE
     assert colour_cast_outside(orig, edited, np.ones_like(inside)) == 0.0
+
+
+def test_the_training_loss_matches_the_measure():
+    from sagim_tf.losses.photorealism import local_affine_residual as residual_ops
+    from sagim_tf.losses.photorealism import photorealism_loss
+
+    orig = _photo(40, 48)
+    rng = np.random.default_rng(2)
+    edited = np.clip(orig * 1.1 + 0.04 * rng.standard_normal(orig.shape), 0, 1).astype(np.float32)
+    want = local_affine_residual(orig, edited, radius=3, eps=1e-3)
+    got = np.asarray(residual_ops(orig[None], edited[None], radius=3, eps=1e-3))[0]
+    # float32 in the keras.ops version against float64 in NumPy: covariances by
+    # E[xy] - E[x]E[y] in float32 differ by ~1e-6 here; 1e-5 leaves a 10x margin
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    loss = float(photorealism_loss(orig[None], edited[None], radius=3, eps=1e-3))
+    np.testing.assert_allclose(loss, np.mean(want**2), rtol=1e-3)  # same float32 noise, averaged
+
+
+def test_the_training_loss_has_finite_gradients_and_is_zero_for_no_edit():
+    import tensorflow as tf
+
+    from sagim_tf.losses.photorealism import photorealism_loss
+
+    orig = tf.constant(_photo(24, 32)[None])
+    flat = tf.constant(np.full((1, 24, 32, 3), 0.5, np.float32))  # a window with no variance
+    for image in (orig, flat):
+        assert float(photorealism_loss(image, image, radius=2)) == 0.0
+        edited = tf.Variable(tf.clip_by_value(image + 0.1, 0, 1))
+        with tf.GradientTape() as tape:
+            loss = photorealism_loss(image, edited, radius=2)
+        grad = tape.gradient(loss, edited).numpy()
+        assert np.isfinite(grad).all()
