@@ -1,8 +1,11 @@
 #!/usr/bin/env python
-"""Loss ablations (paper Table 2): ``python scripts/ablation.py --config FILE [--set k=v ...]``.
+"""Loss ablations (paper Table 2): ``python scripts/ablation.py [--experiment NAME] [--config FILE]``.
 
-Trains the variants full, no-cycle, no-adv and no-color of one config (one loss weight set
-to 0 each) in ``<run_dir>/<variant>``, evaluates them on the same records and judges, and
+The config is a named experiment's defaults (e.g. ``paper``), then the file's keys, then
+the ``--set`` overrides, as for ``sagim train``. Trains the variants full, no-cycle, no-adv
+and no-color of that config (one loss weight set to 0 each; the registered
+``ablation/*`` experiments are these variants of ``paper``) in ``<run_dir>/<variant>``,
+evaluates them on the same records and judges, and
 writes ``ablation.md`` (Table 2 layout), ``results.json``, ``results.md`` and example grids to
 ``--out`` (default ``<run_dir>/ablation``). Run it again after an interruption: finished
 variants are reused and an interrupted one resumes. See docs/evaluation.md.
@@ -18,7 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ablation.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, metavar="FILE", help="YAML/JSON experiment config")
+    parser.add_argument("--experiment", metavar="NAME",
+                        help="named experiment to start from, e.g. paper (omitted: the field defaults)")
+    parser.add_argument("--config", metavar="FILE", help="YAML/JSON overrides over the experiment")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override a config value, e.g. --set train.epochs=5 (repeatable)")
     parser.add_argument("--variants", default=None, metavar="V,...",
@@ -33,14 +38,20 @@ def main(argv=None) -> int:
                              "the data's, spectral-residual, fine-grained)")
     parser.add_argument("--out", default=None, metavar="DIR", help="default <run_dir>/ablation")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")
     args = parser.parse_args(argv)
+    if not (args.experiment or args.config):
+        parser.error("give --experiment NAME, --config FILE, or both")
 
+    # lazy: --help and argument errors answer without importing TensorFlow
+    from sagim_tf.cli import configure_logging
     from sagim_tf.utils.errors import SagimError
     from sagim_tf.workflows.ablation import run_ablation
 
+    configure_logging(quiet=args.quiet)
     try:
         summary = run_ablation(
-            args.config, overrides=args.overrides, variants=args.variants, limit=args.limit,
+            args.config, overrides=args.overrides, experiment=args.experiment, variants=args.variants, limit=args.limit,
             out_dir=args.out, split=args.split, guidance=args.guidance, judges=args.judges,
             progress=not args.no_progress,
         )

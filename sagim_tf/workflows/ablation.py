@@ -1,6 +1,9 @@
 """Loss ablations (paper §4.4, Table 2): train variants of one config, evaluate, tabulate.
 
-From one :class:`~sagim_tf.training.config.ExperimentConfig` the variants are
+The variants are :data:`sagim_tf.training.experiments.ABLATION_VARIANTS`, made from one
+:class:`~sagim_tf.training.config.ExperimentConfig` by
+:func:`~sagim_tf.training.experiments.ablation_variant` (the same definition that the
+registered ``ablation/*`` experiments use):
 
 ======== ======================== ======================
 variant  change                   paper's column
@@ -19,39 +22,54 @@ variant resumes from its checkpoints).
 
 All variants are then evaluated as methods of one run, on the same records and judges,
 and ``ablation.md`` (Table 2 layout: variants as columns, ``<judge> w/ C1|C2`` as rows) is
-written with ``results.json``, ``results.md`` and the example grids.
+written with ``results.json``, ``results.md`` and the example grids. Progress and
+warnings are log records of this module's logger.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import logging
 import os
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.evaluation import run as evalrun
+from sagim_tf.evaluation.evaluator import evaluate_methods
+from sagim_tf.evaluation.records import generator_method
+from sagim_tf.evaluation.report import (
+    PAPER_TABLE2,
+    _fmt,
+    _md_table,
+    format_ablation_table,
+    write_report,
+)
+from sagim_tf.training.config import config_from_dict, read_config_file, to_dict
+from sagim_tf.training.experiments import (
+    ABLATION_PAPER_COLUMNS,
+    ABLATION_VARIANTS,
+    ablation_variant,
+    load_experiment,
+)
+from sagim_tf.training.run import run_training
+from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.utils.io import write_text
 
-# variant -> the loss weight it sets to 0 (None: the full model)
-VARIANTS = {"full": None, "no-cycle": "cycle", "no-adv": "adv", "no-color": "color"}
-PAPER_COLUMNS = {"full": "Ours", "no-cycle": "w/o Lcycle", "no-adv": "w/o Ladv", "no-color": "w/o Lcolor"}
+log = logging.getLogger(__name__)
 
 
-def _say(message: str) -> None:
-    print(f"ablation: {message}", flush=True)
-
-
-def _stderr_warn(message: str) -> None:
-    print(f"ablation: warning: {message}", file=sys.stderr, flush=True)
+def _warn(message: str) -> None:
+    log.warning("%s", message)
 
 
 def check_variants(names: Sequence[str] | str | None) -> list[str]:
+    """The variant names, checked; None means all of them, in the paper's order."""
     if names is None:
-        return list(VARIANTS)
+        return list(ABLATION_VARIANTS)
     out = []
     for name in evalrun.parse_list(names, "variants"):
-        if name not in VARIANTS:
-            raise ConfigError(f"unknown ablation variant {name!r}; known: {', '.join(VARIANTS)}")
+        if name not in ABLATION_VARIANTS:
+            raise ConfigError(
+                f"unknown ablation variant {name!r}; known: {', '.join(ABLATION_VARIANTS)}"
+            )
         if name in out:
             raise ConfigError(f"ablation variant {name!r} is listed twice")
         out.append(name)
@@ -60,19 +78,12 @@ def check_variants(names: Sequence[str] | str | None) -> list[str]:
 
 def variant_configs(cfg, variants: Sequence[str] | None = None) -> dict:
     """``{variant: config}``: ``cfg`` with one loss weight set to 0 and ``run_dir`` set to
-    ``<cfg.run_dir>/<variant>``."""
-    out = {}
-    for name in check_variants(variants):
-        loss = VARIANTS[name]
-        losses = cfg.losses if loss is None else dataclasses.replace(cfg.losses, **{loss: 0.0})
-        out[name] = dataclasses.replace(cfg, losses=losses, run_dir=os.path.join(cfg.run_dir, name))
-    return out
+    ``<cfg.run_dir>/<variant>`` (:func:`~sagim_tf.training.experiments.ablation_variant`)."""
+    return {name: ablation_variant(cfg, name) for name in check_variants(variants)}
 
 
 def finished_model(cfg) -> str | None:
     """``<run_dir>/sagim.keras`` if the run folder holds a finished run of exactly ``cfg``."""
-    from sagim_tf.training.config import config_from_dict, read_config_file, to_dict
-
     config_path = os.path.join(cfg.run_dir, "config.yaml")
     model_path = os.path.join(cfg.run_dir, "sagim.keras")
     if not (os.path.isfile(config_path) and os.path.isfile(model_path)):
@@ -87,18 +98,16 @@ def finished_model(cfg) -> str | None:
     return model_path if saved == to_dict(cfg) else None
 
 
-def train_variants(configs: Mapping, say: Callable[[str], None] = _say) -> dict:
+def train_variants(configs: Mapping) -> dict:
     """Train (or reuse) each variant: ``{variant: path of its sagim.keras}``."""
-    from sagim_tf.training.run import run_training
-
     models = {}
     for name, cfg in configs.items():
         done = finished_model(cfg)
         if done:
-            say(f"{name}: reusing the finished run in {cfg.run_dir}")
+            log.info("%s: reusing the finished run in %s", name, cfg.run_dir)
             models[name] = done
             continue
-        say(f"{name}: training in {cfg.run_dir} (losses: {_weights(cfg)})")
+        log.info("%s: training in %s (losses: %s)", name, cfg.run_dir, _weights(cfg))
         summary = run_training(cfg)
         summary.pop("model_object", None)
         path = summary.get("outputs", {}).get("model")
@@ -109,7 +118,7 @@ def train_variants(configs: Mapping, say: Callable[[str], None] = _say) -> dict:
 
 
 def _weights(cfg) -> str:
-    return ", ".join(f"{k} {getattr(cfg.losses, k):g}" for k in ("rec", "content", "color", "cycle", "adv"))
+    return ", ".join(f"{k} {w:g}" for k, w in cfg.losses.weights().items())
 
 
 def ablation_judge_specs(training_spec: str | None, data_spec: str | None) -> list[str]:
@@ -136,20 +145,15 @@ def evaluate_variants(
     out_dir=None,
     progress: bool = True,
     n_examples: int = 4,
-    warn: Callable[[str], None] = _stderr_warn,
     notes: str | None = None,
 ):
     """Evaluate ``{variant: model path or object}`` as methods of one run; write the report.
 
     Default judges: ``training_spec``, the data's estimator if it differs, then
     ``spectral-residual`` and ``fine-grained`` (a default judge that cannot be built is
-    skipped with a warning). Returns ``(result, paths)``; ``paths["ablation"]`` is
-    ``ablation.md``.
+    skipped with a logged warning). ``size`` is (width, height), as the evaluation takes
+    it. Returns ``(result, paths)``; ``paths["ablation"]`` is ``ablation.md``.
     """
-    from sagim_tf.evaluation.evaluator import evaluate_methods
-    from sagim_tf.evaluation.report import write_report
-    from sagim_tf.evaluation.records import generator_method
-
     if guidance not in evalrun.GUIDANCE:
         raise ConfigError(f"guidance must be one of {', '.join(evalrun.GUIDANCE)}, got {guidance!r}")
     if not models:
@@ -158,9 +162,9 @@ def evaluate_variants(
     manifest = evalrun.open_data(data_dir, split)
     if judges is None:
         specs = ablation_judge_specs(training_spec, manifest.get("estimator"))
-        judge_fns, judge_specs = evalrun.build_judges(specs, required=False, warn=warn)
+        judge_fns, judge_specs = evalrun.build_judges(specs, required=False, warn=_warn)
     else:
-        judge_fns, judge_specs = evalrun.build_judges(evalrun.parse_list(judges, "judges"), warn=warn)
+        judge_fns, judge_specs = evalrun.build_judges(evalrun.parse_list(judges, "judges"), warn=_warn)
     methods = {}
     for name, model in models.items():
         generator, _ = evalrun.load_generator(model)
@@ -197,7 +201,7 @@ def _notes(result, data_dir, notes: str | None) -> str:
         f"{s['guidance']}.",
         "Judges: " + ", ".join(f"`{k}` = `{v}`" for k, v in s["judge_specs"].items()) + ".",
         "Variants (paper's names): " + ", ".join(
-            f"`{v}` ({PAPER_COLUMNS.get(v, v)})" for v in s.get("variants", result.methods)) + ".",
+            f"`{v}` ({ABLATION_PAPER_COLUMNS.get(v, v)})" for v in s.get("variants", result.methods)) + ".",
     ]
     if notes:
         lines.append(notes.strip())
@@ -206,8 +210,6 @@ def _notes(result, data_dir, notes: str | None) -> str:
 
 def format_ablation_md(result, notes: str | None = None) -> str:
     """ablation.md: the Table 2 analogue, then MSE/PSNR per variant, then the paper's Table 2."""
-    from sagim_tf.evaluation.report import PAPER_TABLE2, _fmt, _md_table, format_ablation_table
-
     n = result.settings.get("n_records", "?")
     distortion = _md_table(
         ["Metric"] + list(result.methods),
@@ -234,20 +236,14 @@ def format_ablation_md(result, notes: str | None = None) -> str:
 
 
 def write_ablation_md(path, result, notes: str | None = None) -> str:
-    from sagim_tf.utils.io import atomic_write
-
-    text = format_ablation_md(result, notes)
-
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    return atomic_write(path, write, suffix=".md")
+    """Write :func:`format_ablation_md`'s text to ``path`` atomically; returns the path."""
+    return write_text(path, format_ablation_md(result, notes))
 
 
 def run_ablation(
-    config,
+    config=None,
     overrides: Sequence[str] = (),
+    experiment: str | None = None,
     variants: Sequence[str] | str | None = None,
     limit: int | None = None,
     out_dir=None,
@@ -255,14 +251,15 @@ def run_ablation(
     guidance: str | None = None,
     judges: Sequence[str] | str | None = None,
     progress: bool = True,
-    say: Callable[[str], None] = _say,
-    warn: Callable[[str], None] = _stderr_warn,
 ) -> dict:
     """Train (or reuse) the variants of one config, evaluate them, write the tables.
 
     Args:
-        config: an ExperimentConfig or the path of a YAML/JSON config file.
-        overrides: ``key=value`` overrides applied to a config file.
+        config: an ExperimentConfig, the path of a YAML/JSON config file, or None.
+        overrides: ``key=value`` overrides, applied after the experiment and the file.
+        experiment: a registered experiment (e.g. ``paper``) whose defaults the file and
+            the overrides change; None starts from the field defaults. Only with a path
+            or None as ``config``.
         variants: which of ``full, no-cycle, no-adv, no-color`` (default all, in that order).
         limit: evaluate the first ``limit`` records of the split.
         out_dir: default ``<run_dir>/ablation``.
@@ -275,26 +272,25 @@ def run_ablation(
         ``{"models": {variant: path}, "result": EvaluationResult, "paths": {...},
         "table": the Table 2 markdown}``.
     """
-    from sagim_tf.training.config import load_config
-    from sagim_tf.evaluation.report import format_ablation_table
-
-    if isinstance(config, (str, os.PathLike)):
-        cfg = load_config(os.fspath(config), overrides)
+    if config is None or isinstance(config, (str, os.PathLike)):
+        path = os.fspath(config) if config is not None else None
+        cfg = load_experiment(experiment, path, overrides)
     else:
-        if overrides:
-            raise ConfigError("overrides apply only to a config file path")
+        if overrides or experiment:
+            raise ConfigError("an experiment and overrides apply only to a config file path")
         cfg = config
     configs = variant_configs(cfg, variants)
     if limit is not None and int(limit) < 1:
         raise ConfigError(f"limit must be a positive integer, got {limit}")
     evalrun.open_data(cfg.data.dir, split)  # fail before hours of training
-    models = train_variants(configs, say=say)
+    models = train_variants(configs)
     out_dir = os.fspath(out_dir) if out_dir is not None else os.path.join(cfg.run_dir, "ablation")
     weights = "; ".join(f"`{n}`: {_weights(c)}" for n, c in configs.items())
+    height, width = cfg.data.image_size  # the evaluation takes (width, height)
     result, paths = evaluate_variants(
         models, cfg.data.dir, split=split, guidance=guidance or cfg.data.guidance, judges=judges,
-        training_spec=cfg.estimator, limit=limit, size=tuple(cfg.data.image_size), out_dir=out_dir,
-        progress=progress, warn=warn, notes=f"Loss weights: {weights}.",
+        training_spec=cfg.estimator, limit=limit, size=(width, height), out_dir=out_dir,
+        progress=progress, notes=f"Loss weights: {weights}.",
     )
     return {
         "models": models,
