@@ -1,11 +1,22 @@
-"""Shared helpers for the dataset tests: a small deterministic estimator and tiny datasets."""
+"""Shared helpers for the dataset tests: a small deterministic estimator and tiny datasets.
+
+Run as a script, it is the ``sagim`` CLI with a crash planted in the SAM builder, for the
+kill-and-resume test: ``python -m tests.sam_helpers --die-at-record N build-sam ...`` ends
+the process abruptly (``os._exit(KILLED)``, no clean-up) when the N-th record of the run is
+about to be serialized, that is in the middle of a shard.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 
+import keras
 import numpy as np
 
+from sagim_tf.cli import main
+from sagim_tf.data import BuildConfig, GuidanceConfig, build_sam, generate_synthetic_coco
+from sagim_tf.data.sam import shards
 from sagim_tf.estimators import register_estimator
 
 TEST_SPEC = "test-contrast"
@@ -23,8 +34,6 @@ def contrast_estimator():
     Built from standard layers only, so it also saves as a ``.keras`` file and loads with the
     registry's ``keras:PATH`` spec in a subprocess.
     """
-    import keras
-
     k = 7
     dog = _gaussian(k, 1.0) - _gaussian(k, 2.5)
     lum = np.array([0.299, 0.587, 0.114], np.float32)
@@ -57,8 +66,6 @@ def save_test_estimator(path):
 def tiny_build(root, n_images=36, seed=5, scene=(96, 72), size=(64, 48), train=8, test=6,
                shard_size=3, sigma_fraction=0.05, **config):
     """A synthetic COCO set and its SAM build under ``root``; returns (synth_dir, out_dir, manifest)."""
-    from sagim_tf.data import BuildConfig, GuidanceConfig, build_sam, generate_synthetic_coco
-
     spec = register_test_estimator()
     synth = os.path.join(root, "synth")
     out = os.path.join(root, "sam")
@@ -79,3 +86,30 @@ def files_bytes(folder):
             with open(p, "rb") as f:
                 out[os.path.relpath(p, folder)] = f.read()
     return out
+
+
+#: The exit status of a process ended by ``--die-at-record``.
+KILLED = 75
+
+
+def _die_at_record(n: int) -> None:
+    """Make the SAM builder's process end abruptly when its ``n``-th record is serialized."""
+    serialize = shards.serialize_example
+    calls = [0]
+
+    def dying_serialize(record):
+        calls[0] += 1
+        if calls[0] >= n:
+            sys.stderr.flush()
+            os._exit(KILLED)
+        return serialize(record)
+
+    shards.serialize_example = dying_serialize
+
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    if argv[:1] == ["--die-at-record"]:
+        _die_at_record(int(argv[1]))
+        argv = argv[2:]
+    sys.exit(main(argv))

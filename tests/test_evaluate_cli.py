@@ -6,8 +6,9 @@ import os
 import pytest
 
 from sagim_tf.cli import main
+from sagim_tf.evaluation.judges import default_judge_specs, judge_label
+from sagim_tf.evaluation.run import evaluate_model, parse_size
 from sagim_tf.utils.errors import ConfigError, InputError
-from sagim_tf.evaluation.run import default_judge_specs, evaluate_model, judge_label, parse_size
 from tests.sam_helpers import TEST_SPEC, tiny_build
 
 LIMIT = 3

@@ -4,11 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from eval_helpers import JUDGES, records
 from PIL import Image
 
-from eval_helpers import JUDGES, records
-
-from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.evaluation import (
     baseline_methods,
     evaluate_methods,
@@ -16,6 +14,7 @@ from sagim_tf.evaluation import (
     identity_method,
     write_report,
 )
+from sagim_tf.utils.errors import ConfigError, InputError
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,10 +11,16 @@ import pytest
 
 from sagim_tf.cli import main
 from sagim_tf.data import BuildConfig, GuidanceConfig, SelectionRule, build_sam, read_records
+from sagim_tf.data.sam.builder import split_counts
 from sagim_tf.guidance import make_guidance
-from sagim_tf.data.sam.builder import KILL_ENV, split_counts
 from sagim_tf.utils.errors import ConfigError, InputError
-from tests.sam_helpers import files_bytes, register_test_estimator, save_test_estimator, tiny_build
+from tests.sam_helpers import (
+    KILLED,
+    files_bytes,
+    register_test_estimator,
+    save_test_estimator,
+    tiny_build,
+)
 
 SIGMA_FRACTION = 0.05
 SIZE = (64, 48)
@@ -145,8 +152,6 @@ def test_split_counts():
 
 
 def _copy_synth(synth, dst):
-    import shutil
-
     shutil.copytree(synth, dst)
     return os.path.join(dst, "images"), os.path.join(dst, "instances.json")
 
@@ -215,12 +220,17 @@ def test_bad_inputs(built, tmp_path, capsys):
         build_sam(images, [ann], out, "test-contrast", cfg, **quiet)
 
 
-def _cli_build(synth, out, spec, env=None):
-    cmd = [sys.executable, "-m", "sagim_tf", "build-sam", "--images", os.path.join(synth, "images"),
+def _cli_build(synth, out, spec, die_at_record=None):
+    """``sagim build-sam`` in a subprocess; with ``die_at_record`` it crashes at that record."""
+    if die_at_record is None:
+        cmd = [sys.executable, "-m", "sagim_tf"]
+    else:
+        cmd = [sys.executable, "-m", "tests.sam_helpers", "--die-at-record", str(die_at_record)]
+    cmd += ["build-sam", "--images", os.path.join(synth, "images"),
            "--annotations", os.path.join(synth, "instances.json"), "--out", out, "--estimator", spec,
            "--train", "8", "--test", "6", "--size", str(SIZE[0]), str(SIZE[1]), "--seed", "5",
            "--shard-size", "3", "--no-progress"]
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow", **(env or {}))
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=240,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -235,8 +245,9 @@ def test_kill_and_resume(built, tmp_path):
     ref = files_bytes(reference)
 
     target = str(tmp_path / "killed")
-    killed = _cli_build(synth, target, spec, env={KILL_ENV: "7"})  # dies inside the third shard
-    assert killed.returncode == 75, killed.stderr[-2000:]
+    # 8 train records in shards of 3: record 8 is the second of the third shard.
+    killed = _cli_build(synth, target, spec, die_at_record=8)
+    assert killed.returncode == KILLED, killed.stderr[-2000:]
     left = sorted(os.listdir(target))
     assert "manifest.json" not in left
     finished = [f for f in left if f.endswith(".tfrecord") and not f.startswith(".tmp-")]

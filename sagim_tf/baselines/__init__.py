@@ -11,7 +11,8 @@ module's docstring gives the reference and what we simplified.
 
 from __future__ import annotations
 
-from typing import Callable
+import sys
+from collections.abc import Callable
 
 from sagim_tf.baselines.hag import hag
 from sagim_tf.baselines.oha import oha
@@ -23,8 +24,6 @@ BASELINES: dict[str, Callable] = {"wsr": wsr, "hag": hag, "oha": oha}
 
 def available_baselines() -> dict[str, str]:
     """Name -> first line of the baseline's module docstring."""
-    import sys
-
     return {
         name: (sys.modules[fn.__module__].__doc__ or "").strip().splitlines()[0]
         for name, fn in sorted(BASELINES.items())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sagim_tf.utils.errors import InputError
 from sagim_tf.utils.checks import check_image
+from sagim_tf.utils.errors import InputError
 
 
 def check_pair(image, target_mask) -> tuple[np.ndarray, np.ndarray]:

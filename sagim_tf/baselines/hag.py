@@ -29,7 +29,12 @@ from __future__ import annotations
 import numpy as np
 
 from sagim_tf.baselines._common import (
-    blur, check_pair, check_strength, finish, scale_sigma, soft_weight,
+    blur,
+    check_pair,
+    check_strength,
+    finish,
+    scale_sigma,
+    soft_weight,
 )
 from sagim_tf.utils.errors import InputError
 

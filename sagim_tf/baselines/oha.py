@@ -34,7 +34,13 @@ import cv2
 import numpy as np
 
 from sagim_tf.baselines._common import (
-    check_pair, check_strength, finish, lab_to_rgb, rgb_to_lab, scale_sigma, soft_weight,
+    check_pair,
+    check_strength,
+    finish,
+    lab_to_rgb,
+    rgb_to_lab,
+    scale_sigma,
+    soft_weight,
 )
 
 

@@ -27,7 +27,14 @@ from __future__ import annotations
 import numpy as np
 
 from sagim_tf.baselines._common import (
-    blur, check_pair, check_strength, finish, lab_to_rgb, rgb_to_lab, scale_sigma, soft_weight,
+    blur,
+    check_pair,
+    check_strength,
+    finish,
+    lab_to_rgb,
+    rgb_to_lab,
+    scale_sigma,
+    soft_weight,
 )
 
 

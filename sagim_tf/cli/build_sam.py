@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from sagim_tf.data.selection import SelectionRule
+from sagim_tf.guidance import GuidanceConfig
+
 NAME = "build-sam"
 HELP = "build the SAliency Manipulation dataset from COCO-format annotations"
 
@@ -38,9 +41,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from sagim_tf.guidance import GuidanceConfig
+    # lazy: the builder imports TensorFlow; `sagim --help` should not wait for it
     from sagim_tf.data.sam.builder import BuildConfig, build_sam
-    from sagim_tf.data.selection import SelectionRule
 
     config = BuildConfig(
         size=tuple(args.size), train=args.train, test=args.test, seed=args.seed,

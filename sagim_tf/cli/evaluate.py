@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from sagim_tf.utils.errors import ConfigError
+
 NAME = "evaluate"
 HELP = "evaluate a trained model and the baselines on a SAM split (Table 1)"
 
@@ -42,7 +44,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from sagim_tf.utils.errors import ConfigError
+    # lazy: the evaluation imports TensorFlow; `sagim --help` should not wait for it
     from sagim_tf.evaluation.report import format_table1
     from sagim_tf.evaluation.run import evaluate_model
 

@@ -18,6 +18,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    # lazy: pycocotools (the `coco` extra) is needed only when this command runs
     from sagim_tf.data.synth_coco import generate_synthetic_coco
 
     path = generate_synthetic_coco(args.out, args.images, seed=args.seed, size=tuple(args.size),

@@ -25,7 +25,7 @@ _LAZY = {
     "make_guidance": "sagim_tf.guidance",
     "BuildConfig": "sagim_tf.data.sam.builder",
     "build_sam": "sagim_tf.data.sam.builder",
-    "read_manifest": "sagim_tf.data.sam.builder",
+    "read_manifest": "sagim_tf.data.sam.manifest",
     "split_counts": "sagim_tf.data.sam.builder",
     "FORMAT_VERSION": "sagim_tf.data.tfrecords",
     "read_records": "sagim_tf.data.tfrecords",

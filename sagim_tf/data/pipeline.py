@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import os
 
+import tensorflow as tf
+
 from sagim_tf.data import GUIDANCE_KINDS
-from sagim_tf.data.sam.builder import read_manifest
+from sagim_tf.data.sam.manifest import read_manifest
 from sagim_tf.data.tfrecords import feature_spec
 from sagim_tf.utils.errors import ConfigError, InputError
 
@@ -62,8 +64,6 @@ def _resolve_size(data_dir, size):
 
 
 def _decoder(size):
-    import tensorflow as tf
-
     width, height = size
     spec = feature_spec()
 
@@ -132,8 +132,6 @@ def train_dataset(data_dir, split: str = "train", batch_size: int = 4, size=None
         >>> ds = train_dataset("data/sam", batch_size=4, seed=0)   # doctest: +SKIP
         >>> model.fit(ds, epochs=100)                              # doctest: +SKIP
     """
-    import tensorflow as tf
-
     if guidance not in GUIDANCE_KINDS:
         raise ConfigError(f"guidance must be one of {', '.join(GUIDANCE_KINDS)}, got {guidance!r}")
     if batch_size < 1:
@@ -205,8 +203,6 @@ def eval_dataset(data_dir, split: str = "test", batch_size: int = 4, size=None,
         ``guidance_binary``, ``mask_low``, ``mask_high``, ``saliency`` (B, H, W, 1), all
         float32 in [0, 1]; ``image_id``, ``low_ann_id``, ``high_ann_id`` int64 (B,).
     """
-    import tensorflow as tf
-
     files = shard_files(data_dir, split)
     size = _resolve_size(data_dir, size)
     decode = _decoder(size)

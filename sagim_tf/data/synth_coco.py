@@ -24,16 +24,15 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
+from tqdm.auto import tqdm
 
 from sagim_tf.utils.errors import ConfigError
-from sagim_tf.utils.io import atomic_write
-
+from sagim_tf.utils.io import atomic_write, write_json
 
 CATEGORIES = (
     {"id": 1, "name": "disc", "supercategory": "shape"},
@@ -204,7 +203,6 @@ def generate_synthetic_coco(out_dir, num_images: int, seed: int = 0, size=(320, 
         raise ConfigError(f"size must be at least 16x16, got {width}x{height}")
     if not 1 <= min_objects <= max_objects:
         raise ConfigError(f"need 1 <= min_objects <= max_objects, got {min_objects}, {max_objects}")
-    from tqdm import tqdm
 
     img_dir = os.path.join(out_dir, IMAGE_DIR)
     os.makedirs(img_dir, exist_ok=True)
@@ -245,12 +243,4 @@ def generate_synthetic_coco(out_dir, num_images: int, seed: int = 0, size=(320, 
         "annotations": annotations,
         "categories": list(CATEGORIES),
     }
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-    path = os.path.join(out_dir, ANNOTATION_FILE)
-
-    def _write_json(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    atomic_write(path, _write_json)
-    return path
+    return write_json(os.path.join(out_dir, ANNOTATION_FILE), doc, indent=None, sort_keys=True)

@@ -68,7 +68,7 @@ def decode_numpy(data: bytes, channels: int) -> np.ndarray:
 
 def serialize_example(rec: dict) -> bytes:
     """A record dict (see the module table; maps as uint8 arrays) -> serialized Example."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: the manifest reader imports this module without TF
 
     def b(v):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
@@ -103,7 +103,7 @@ def serialize_example(rec: dict) -> bytes:
 
 def feature_spec():
     """The ``tf.io.parse_single_example`` spec of the schema."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: the manifest reader imports this module without TF
 
     spec = {
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
@@ -127,7 +127,7 @@ def feature_spec():
 
 def read_records(path) -> list[dict]:
     """Every record of one shard as numpy (uint8 maps (H, W, 1), image (H, W, 3)); for tests."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: the manifest reader imports this module without TF
 
     out = []
     for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():

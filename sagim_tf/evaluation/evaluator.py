@@ -23,10 +23,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.baselines import get_baseline
 from sagim_tf.evaluation import metrics
 from sagim_tf.utils.checks import check_image, check_map
+from sagim_tf.utils.errors import ConfigError, InputError
 
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 Judge = Callable[[np.ndarray], object]
@@ -58,13 +60,6 @@ class EvaluationResult:
     settings: dict = field(default_factory=dict)
 
 
-def _plane(x, name, hw) -> np.ndarray:
-    arr = check_map(x, name)
-    if arr.ndim != 3 or arr.shape[:2] != tuple(hw):
-        raise InputError(f"{name}: expected shape {tuple(hw)} or {tuple(hw) + (1,)}, got {tuple(np.shape(x))}")
-    return arr[..., 0]
-
-
 def _record(rec: Mapping, index: int) -> dict:
     if not isinstance(rec, Mapping):
         raise InputError(f"record {index}: expected a dict, got {type(rec).__name__}")
@@ -76,13 +71,15 @@ def _record(rec: Mapping, index: int) -> dict:
     if image.ndim != 3:
         raise InputError(f"record {rid}: image must be one (H, W, 3) image, got {image.shape}")
     hw = image.shape[:2]
-    guidance = _plane(rec["guidance"], f"record {rid}: guidance", hw)
-    mask_low = _plane(rec["mask_low"], f"record {rid}: mask_low", hw) > 0.5
-    mask_high = _plane(rec["mask_high"], f"record {rid}: mask_high", hw) > 0.5
-    if rec.get("guidance_binary") is not None:
-        binary = _plane(rec["guidance_binary"], f"record {rid}: guidance_binary", hw)
-    else:
-        binary = mask_low.astype(np.float32)
+    maps = {}
+    for key in ("guidance", "mask_low", "mask_high", "guidance_binary"):
+        if rec.get(key) is None:
+            continue
+        name = f"record {rid}: {key}"
+        maps[key] = metrics.as_plane(check_map(rec[key], name), name, shape=hw, dtype=np.float32)
+    guidance = maps["guidance"]
+    mask_low, mask_high = maps["mask_low"] > 0.5, maps["mask_high"] > 0.5
+    binary = maps.get("guidance_binary", mask_low.astype(np.float32))
     for name, m in (("mask_low", mask_low), ("mask_high", mask_high)):
         if not m.any():
             raise InputError(f"record {rid}: {name} is empty")
@@ -177,7 +174,6 @@ def evaluate_methods(
         total = len(records)  # type: ignore[arg-type]
     except TypeError:
         total = None
-    from tqdm.auto import tqdm
 
     rows: list = []
     examples: list = []
@@ -240,8 +236,6 @@ def baseline_methods(names=("wsr", "hag", "oha"), **kwargs) -> dict[str, Method]
 
     ``kwargs`` maps a baseline name to its keyword arguments, e.g. ``wsr={"luminance": 0.3}``.
     """
-    from sagim_tf.baselines import get_baseline
-
     out: dict[str, Method] = {}
     for name in names:
         fn = get_baseline(name)

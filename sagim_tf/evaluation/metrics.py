@@ -1,6 +1,6 @@
 """Evaluation metrics: Guidance Consistency (C1, C2), fit to a guiding map, distortion.
 
-Everything here is plain NumPy/OpenCV on single images, so it runs under any Keras backend
+Everything here is plain NumPy (SSIM: scikit-image) on single images, so it runs under any Keras backend
 and on maps produced by any saliency estimator (a ``keras.Model`` or a classical judge).
 
 Conventions:
@@ -12,8 +12,8 @@ Per-image functions return plain Python floats and bools so that rows serialise 
 they are; :func:`aggregate` turns a list of rows into means and percentages.
 
 Reference:
-    Guidance Consistency follows §4.3 of Fang et al., "Guide Your Eyes: Learning Image
-    Manipulation under Saliency Guidance", BMVC 2019.
+    Guidance Consistency follows §4.3 of Chen, Chang, Tsai, Wang and Chiu, "Guide Your Eyes:
+    Learning Image Manipulation under Saliency Guidance", BMVC 2019.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-import cv2
 import numpy as np
+from skimage.metrics import structural_similarity
 
 from sagim_tf.utils.errors import InputError
 
 __all__ = [
+    "as_plane",
     "region_mean",
     "guidance_consistency",
     "cc",
@@ -42,27 +43,42 @@ __all__ = [
 # ----------------------------------------------------------------------------- helpers
 
 
-def _plane(x, name: str) -> np.ndarray:
-    """(H, W) or (H, W, 1) -> finite float64 (H, W)."""
+def as_plane(x, name: str, shape=None, dtype=np.float64) -> np.ndarray:
+    """Check a map or mask and return it as a finite (H, W) array.
+
+    Args:
+        x: array-like, (H, W) or (H, W, 1); bool or numbers.
+        name: what ``x`` is, for error messages.
+        shape: optional (H, W) that the map must have.
+        dtype: the returned dtype. Defaults to ``np.float64``.
+
+    Raises:
+        InputError: another shape, an empty map, non-numbers, NaN or infinities.
+    """
     arr = np.asarray(x)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim != 2:
         raise InputError(f"{name}: expected shape (H, W) or (H, W, 1), got {tuple(np.shape(x))}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise InputError(
+            f"{name}: expected shape {tuple(shape)} or {tuple(shape) + (1,)}, "
+            f"got {tuple(np.shape(x))}"
+        )
     if arr.size == 0:
         raise InputError(f"{name}: is empty")
     if arr.dtype == bool:
-        return arr.astype(np.float64)
+        return arr.astype(dtype)
     if not np.issubdtype(arr.dtype, np.number):
         raise InputError(f"{name}: expected numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
+    arr = arr.astype(dtype)
     if not np.isfinite(arr).all():
         raise InputError(f"{name}: contains NaN or infinite values")
     return arr
 
 
 def _mask(x, name: str, shape=None) -> np.ndarray:
-    m = _plane(x, name) > 0.5
+    m = as_plane(x, name) > 0.5
     if shape is not None and m.shape != tuple(shape):
         raise InputError(f"{name}: shape {m.shape} does not match the map's {tuple(shape)}")
     if not m.any():
@@ -92,7 +108,7 @@ def _same_shape(a: np.ndarray, b: np.ndarray, names: str) -> None:
 
 def region_mean(saliency, mask) -> float:
     """Mean of a saliency map over the pixels of a mask."""
-    s = _plane(saliency, "saliency")
+    s = as_plane(saliency, "saliency")
     m = _mask(mask, "mask", s.shape)
     return float(s[m].mean())
 
@@ -112,8 +128,8 @@ def guidance_consistency(sal_original, sal_edited, mask_low, mask_high) -> dict:
         ``low_after > low_before and high_after < high_before`` (both moved the way the
         guidance asks). Both comparisons are strict, so an unchanged image scores False.
     """
-    s0 = _plane(sal_original, "sal_original")
-    s1 = _plane(sal_edited, "sal_edited")
+    s0 = as_plane(sal_original, "sal_original")
+    s1 = as_plane(sal_edited, "sal_edited")
     _same_shape(s0, s1, "sal_original/sal_edited")
     lo = _mask(mask_low, "mask_low", s0.shape)
     hi = _mask(mask_high, "mask_high", s0.shape)
@@ -138,8 +154,8 @@ def cc(a, b) -> float:
     1 for maps equal up to a positive affine change, -1 for inverted ones. When either map
     is constant the correlation is undefined and 0.0 is returned.
     """
-    x = _plane(a, "a")
-    y = _plane(b, "b")
+    x = as_plane(a, "a")
+    y = as_plane(b, "b")
     _same_shape(x, y, "cc")
     x = x - x.mean()
     y = y - y.mean()
@@ -157,8 +173,8 @@ def kl(p, q, eps: float = 1e-7) -> float:
     ``sum P * log(eps + P / (Q + eps))``, which stays finite where Q is zero. 0 for equal
     maps, larger is worse. A map that sums to zero is an error.
     """
-    x = _plane(p, "p")
-    y = _plane(q, "q")
+    x = as_plane(p, "p")
+    y = as_plane(q, "q")
     _same_shape(x, y, "kl")
     if (x < 0).any() or (y < 0).any():
         raise InputError("kl: maps must be non-negative")
@@ -190,21 +206,22 @@ def psnr(a, b, data_range: float = 1.0) -> float:
     return float(10.0 * math.log10(data_range * data_range / err))
 
 
-def _gaussian(x: np.ndarray, sigma: float, radius: int) -> np.ndarray:
-    k = 2 * radius + 1
-    # BORDER_REFLECT (abc|cba) is what scipy.ndimage calls mode="reflect".
-    return cv2.GaussianBlur(x, (k, k), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
-
-
-def ssim(a, b, data_range: float = 1.0, sigma: float = 1.5, truncate: float = 3.5) -> float:
+def ssim(a, b, data_range: float = 1.0, sigma: float = 1.5) -> float:
     """Mean structural similarity (Wang et al., 2004) of two RGB images.
 
-    Gaussian-weighted local statistics (sigma 1.5, window radius ``int(truncate*sigma+0.5)``,
-    reflected borders), population covariances, K1 = 0.01, K2 = 0.03; SSIM computed per
-    channel and averaged, ignoring a border of the window radius. This is the setting of
-    ``skimage.metrics.structural_similarity(data_range=1, channel_axis=-1,
-    gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``, which the tests check.
+    ``skimage.metrics.structural_similarity`` with Gaussian-weighted local statistics
+    (``sigma``), population covariances, K1 = 0.01 and K2 = 0.03, per channel and averaged.
     Also accepts (H, W) or (H, W, 1) maps.
+
+    Args:
+        a: image (H, W, 3) or map (H, W[, 1]).
+        b: image or map of the same shape.
+        data_range: the value range of the inputs. Defaults to ``1.0``.
+        sigma: the Gaussian window's standard deviation. Defaults to ``1.5``.
+
+    Raises:
+        InputError: shapes differ, are not images, hold NaN or infinities, or are smaller
+            than the 11-pixel window.
     """
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
@@ -215,23 +232,20 @@ def ssim(a, b, data_range: float = 1.0, sigma: float = 1.5, truncate: float = 3.
         raise InputError(f"ssim: expected (H, W, C) images, got {x.shape}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise InputError("ssim: inputs contain NaN or infinite values")
-    radius = int(truncate * sigma + 0.5)
-    if min(x.shape[:2]) < 2 * radius + 1:
-        raise InputError(f"ssim: image {x.shape[:2]} is smaller than the {2 * radius + 1}-pixel window")
-    c1 = (0.01 * data_range) ** 2
-    c2 = (0.03 * data_range) ** 2
-    scores = []
-    for c in range(x.shape[-1]):
-        u, v = np.ascontiguousarray(x[..., c]), np.ascontiguousarray(y[..., c])
-        mu_u, mu_v = _gaussian(u, sigma, radius), _gaussian(v, sigma, radius)
-        var_u = _gaussian(u * u, sigma, radius) - mu_u * mu_u
-        var_v = _gaussian(v * v, sigma, radius) - mu_v * mu_v
-        cov = _gaussian(u * v, sigma, radius) - mu_u * mu_v
-        s = ((2 * mu_u * mu_v + c1) * (2 * cov + c2)) / (
-            (mu_u * mu_u + mu_v * mu_v + c1) * (var_u + var_v + c2)
+    window = 2 * int(3.5 * sigma + 0.5) + 1  # skimage's Gaussian window (truncate=3.5)
+    if min(x.shape[:2]) < window:
+        raise InputError(f"ssim: image {x.shape[:2]} is smaller than the {window}-pixel window")
+    return float(
+        structural_similarity(
+            x,
+            y,
+            data_range=data_range,
+            channel_axis=-1,
+            gaussian_weights=True,
+            sigma=sigma,
+            use_sample_covariance=False,
         )
-        scores.append(s[radius:-radius, radius:-radius].mean())
-    return float(np.mean(scores))
+    )
 
 
 def changed_outside(original, edited, region_mask, threshold: float = 0.05) -> float:
@@ -244,7 +258,7 @@ def changed_outside(original, edited, region_mask, threshold: float = 0.05) -> f
     x = _rgb(original, "original")
     y = _rgb(edited, "edited")
     _same_shape(x, y, "original/edited")
-    region = _plane(region_mask, "region_mask") > 0.5
+    region = as_plane(region_mask, "region_mask") > 0.5
     if region.shape != x.shape[:2]:
         raise InputError(f"region_mask: shape {region.shape} does not match the image's {x.shape[:2]}")
     outside = ~region

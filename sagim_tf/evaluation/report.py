@@ -13,7 +13,6 @@ All writes are atomic (see :mod:`sagim_tf.utils.io`). Only PIL and OpenCV are us
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -23,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from sagim_tf.utils.io import atomic_write, to_uint8
+from sagim_tf.utils.io import atomic_write, to_uint8, write_json, write_text
 
 # Paper, Table 1 (binary guidance) and Table 2, for side-by-side reading of our numbers.
 PAPER_TABLE1 = {
@@ -73,13 +72,7 @@ def write_results_json(path, result, extra: Mapping | None = None) -> str:
     }
     if extra:
         payload["run"] = dict(extra)
-    text = json.dumps(_jsonable(payload), indent=2, allow_nan=False)
-
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-
-    return atomic_write(path, write, suffix=".json")
+    return write_json(path, _jsonable(payload), indent=2)
 
 
 # ----------------------------------------------------------------------------- Markdown
@@ -195,13 +188,7 @@ def format_results_md(
 
 def write_results_md(path, result, **kwargs) -> str:
     """Write :func:`format_results_md` to ``path`` atomically."""
-    text = format_results_md(result, **kwargs)
-
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    return atomic_write(path, write, suffix=".md")
+    return write_text(path, format_results_md(result, **kwargs))
 
 
 # ----------------------------------------------------------------------------- PNG grids

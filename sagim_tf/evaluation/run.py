@@ -2,18 +2,15 @@
 
 :func:`evaluate_model` loads G (from a SaGIM or a bare generator ``.keras`` file), reads the
 split's records, edits them with SaGIM and the classical baselines, scores every edit under
-the judges, and writes ``results.json``, ``results.md`` (Table 1 layout) and one PNG grid per
-method (see :func:`sagim_tf.evaluation.report.write_report`).
-
-Default judges: the estimator the data were built with (``manifest.json``'s ``estimator``,
-the "training estimator") plus the independent ``spectral-residual`` and ``fine-grained``,
-without duplicates. A default judge that cannot be built here (a ``salgan:PATH`` whose file
-is elsewhere) is skipped with a warning; a judge asked for by name must build.
+the judges (:mod:`sagim_tf.evaluation.judges`), and writes ``results.json``, ``results.md``
+(Table 1 layout) and one PNG grid per method (see
+:func:`sagim_tf.evaluation.report.write_report`).
 
 Checks that produce warnings (returned, written into the report, and passed to ``warn``):
 
-* the model's estimator E differs from the data's: judging with another estimator is fine,
-  but the training-estimator column then is not the estimator G was trained against;
+* the model's estimator E differs from the data's (their Keras configs differ, or the run's
+  ``config.yaml`` names another spec): judging with another estimator is fine, but the
+  training-estimator column then is not the estimator G was trained against;
 * the model was trained at another image size (from ``config.yaml`` beside the model file,
   as ``run_training`` writes it): G is fully convolutional and runs at any size, but its
   edits at another scale are not what it learned.
@@ -21,22 +18,49 @@ Checks that produce warnings (returned, written into the report, and passed to `
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from sagim_tf.utils.errors import ConfigError, InputError
+import yaml
+
+from sagim_tf.data import read_manifest
+from sagim_tf.estimators import build_estimator
+from sagim_tf.evaluation.evaluator import baseline_methods, evaluate_methods, identity_method
+from sagim_tf.evaluation.judges import (
+    build_judges,
+    default_judge_specs,
+    judge_label,
+    same_estimator,
+    same_spec,
+)
+from sagim_tf.evaluation.records import generator_method, load_records
+from sagim_tf.evaluation.report import write_report
+from sagim_tf.models.generator import SaGIMGenerator
+from sagim_tf.models.loading import load_model
+from sagim_tf.models.sagim import SaGIM
 from sagim_tf.utils.checks import parse_size as _parse_size
+from sagim_tf.utils.errors import ConfigError, InputError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_METHODS = ("sagim", "wsr", "hag", "oha")
 BASELINES = ("wsr", "hag", "oha")
 KNOWN_METHODS = ("sagim", "wsr", "hag", "oha", "identity")
-INDEPENDENT_JUDGES = ("spectral-residual", "fine-grained")
 GUIDANCE = ("binary", "continuous")
 
-
-def _stderr_warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+__all__ = [
+    "check_methods",
+    "compatibility_warnings",
+    "evaluate_model",
+    "load_eval_records",
+    "load_model_under_test",
+    "make_methods",
+    "open_data",
+    "parse_list",
+    "parse_size",
+    "read_run_config",
+]
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -73,70 +97,6 @@ def check_methods(names: Sequence[str]) -> list[str]:
     return out
 
 
-# ----------------------------------------------------------------------------- judges
-
-
-def _spec_key(spec: str) -> tuple[str, str | None]:
-    from sagim_tf.estimators.registry import parse_spec
-
-    return parse_spec(spec)
-
-
-def judge_label(spec: str, specs: Sequence[str] = ()) -> str:
-    """A short column name for a judge: the spec's name (``salgan``), or ``name:file`` when
-    two judges share a name."""
-    name, arg = _spec_key(spec)
-    if arg is None:
-        return name
-    if sum(1 for s in specs if _spec_key(s)[0] == name) > 1:
-        return f"{name}:{os.path.basename(arg.rstrip('/')) or arg}"
-    return name
-
-
-def default_judge_specs(training_spec: str | None) -> list[str]:
-    """The training estimator's spec, then the independent judges, without duplicates."""
-    specs = ([training_spec] if training_spec else []) + list(INDEPENDENT_JUDGES)
-    out, seen = [], set()
-    for s in specs:
-        key = _spec_key(s)
-        if key not in seen:
-            seen.add(key)
-            out.append(s)
-    return out
-
-
-def build_judges(specs: Sequence[str], required: bool = True,
-                 warn: Callable[[str], None] = _stderr_warn) -> tuple[dict, dict]:
-    """Build each judge spec: ``({label: judge}, {label: spec})``.
-
-    ``required=False`` skips (with a warning) a spec that cannot be built; otherwise the
-    failure is raised as a ConfigError/InputError naming the judge.
-    """
-    from sagim_tf.estimators import build_estimator
-
-    specs = list(specs)
-    keys = [_spec_key(s) for s in specs]
-    if len(set(keys)) != len(keys):
-        raise ConfigError(f"judges: a spec is listed twice in {specs}")
-    judges, labels = {}, {}
-    for spec in specs:
-        label = judge_label(spec, specs)
-        try:
-            judge = build_estimator(spec)
-        except (ConfigError, InputError, OSError) as exc:
-            if required:
-                raise type(exc)(f"judge {spec!r} cannot be built: {exc}") from exc
-            warn(f"skipping judge {spec!r}: it cannot be built here ({exc})")
-            continue
-        if hasattr(judge, "trainable"):
-            judge.trainable = False
-        judges[label] = judge
-        labels[label] = spec
-    if not judges:
-        raise ConfigError(f"no judge could be built from {specs}; pass --judges SPEC,...")
-    return judges, labels
-
-
 # ----------------------------------------------------------------------------- models
 
 
@@ -148,8 +108,6 @@ def read_run_config(model_path) -> dict | None:
     path = os.path.join(os.path.dirname(os.path.abspath(os.fspath(model_path))), "config.yaml")
     if not os.path.isfile(path):
         return None
-    import yaml
-
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
@@ -158,22 +116,25 @@ def read_run_config(model_path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def load_generator(model) -> tuple[object, dict]:
-    """G from a path or a model object: ``(generator, info)``.
+def load_model_under_test(model) -> tuple[object, dict]:
+    """G from a path or a model object, with what is known of its training.
 
-    ``info`` has ``kind`` ("sagim" or "generator"), ``path`` (or None), ``estimator`` (the
-    SaGIM's E, or None) and ``run_config`` (the run's config.yaml as a dict, or None).
-    Anything but a SaGIM or a SaGIMGenerator is an InputError.
+    Args:
+        model: path of a ``.keras`` file, or a SaGIM or SaGIMGenerator object.
+
+    Returns:
+        ``(generator, info)``; ``info`` has ``kind`` ("sagim" or "generator"), ``path`` (or
+        None), ``estimator`` (the SaGIM's E, or None) and ``run_config`` (the run's
+        config.yaml as a dict, or None).
+
+    Raises:
+        InputError: the file cannot be loaded (see :func:`sagim_tf.models.loading.load_model`)
+            or holds anything but a SaGIM or a SaGIMGenerator.
     """
-    from sagim_tf.models.generator import SaGIMGenerator
-    from sagim_tf.models.loading import load_model
-    from sagim_tf.models.sagim import SaGIM
-
     path = None
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         model = load_model(path, what="model")
-    where = repr(path) if path else "the model given"
     if isinstance(model, SaGIM):
         info = {"kind": "sagim", "estimator": model.estimator}
         generator = model.generator
@@ -181,6 +142,7 @@ def load_generator(model) -> tuple[object, dict]:
         info = {"kind": "generator", "estimator": None}
         generator = model
     else:
+        where = repr(path) if path else "the model given"
         raise InputError(
             f"model {where} holds a {type(model).__name__} ({getattr(model, 'name', '?')!r}), "
             "not a SaGIM or a SaGIMGenerator; pass the sagim.keras or generator.keras of a run"
@@ -194,28 +156,12 @@ def describe_estimator(estimator) -> str:
     return f"{type(estimator).__name__} {getattr(estimator, 'name', '?')!r}"
 
 
-def _same_spec(a: str, b: str) -> bool:
-    (na, aa), (nb, ab) = _spec_key(a), _spec_key(b)
-    if na != nb:
-        return False
-    if aa is None or ab is None:
-        return aa == ab
-    if os.path.exists(aa) and os.path.exists(ab):
-        return os.path.samefile(aa, ab)
-    return aa == ab
-
-
-def _same_estimator(estimator, reference) -> bool:
-    return (type(estimator).__name__ == type(reference).__name__
-            and getattr(estimator, "name", None) == getattr(reference, "name", None))
-
-
 def compatibility_warnings(info: Mapping, manifest: Mapping, data_dir: str,
                            reference_estimator=None, eval_size=None) -> list[str]:
     """Messages for a model whose estimator or training size differs from the data's.
 
     Args:
-        info: from :func:`load_generator`.
+        info: from :func:`load_model_under_test`.
         manifest: the data's ``manifest.json``.
         reference_estimator: the data's estimator, built (None if it cannot be built here).
         eval_size: (width, height) the records are evaluated at (default: the data's size).
@@ -226,29 +172,32 @@ def compatibility_warnings(info: Mapping, manifest: Mapping, data_dir: str,
     run_spec = run_cfg.get("estimator") if isinstance(run_cfg.get("estimator"), str) else None
     model_e = info.get("estimator")
     if data_spec:
+        same = None
         if model_e is not None and reference_estimator is not None:
-            if not _same_estimator(model_e, reference_estimator):
-                messages.append(
-                    f"the model's estimator E ({describe_estimator(model_e)}) differs from the "
-                    f"data's estimator {data_spec!r} ({describe_estimator(reference_estimator)}) "
-                    f"that made the guiding maps of {data_dir}; the {judge_label(data_spec)!r} "
-                    "judge is then not the estimator G was trained against"
-                )
-        elif run_spec is not None:
-            if not _same_spec(run_spec, data_spec):
+            same = same_estimator(model_e, reference_estimator)
+        if same is False:
+            messages.append(
+                f"the model's estimator E ({describe_estimator(model_e)}) differs from the "
+                f"data's estimator {data_spec!r} ({describe_estimator(reference_estimator)}) "
+                f"that made the guiding maps of {data_dir}; the {judge_label(data_spec)!r} "
+                "judge is then not the estimator G was trained against"
+            )
+        elif same is None and run_spec is not None:
+            if not same_spec(run_spec, data_spec):
                 messages.append(
                     f"the model was trained with estimator {run_spec!r} (its run's config.yaml), "
                     f"but the data {data_dir} were built with {data_spec!r}; the "
-                    f"{judge_label(data_spec)!r} judge is then not the estimator G was trained against"
+                    f"{judge_label(data_spec)!r} judge is then not the estimator G was trained "
+                    "against"
                 )
-        elif model_e is not None:
-            expected = _spec_key(data_spec)[0].replace("-", "_")
-            if expected not in str(getattr(model_e, "name", "")).lower():
-                messages.append(
-                    f"the model's estimator E ({describe_estimator(model_e)}) may differ from the "
-                    f"data's estimator {data_spec!r} (which cannot be built here to compare)"
-                )
-        else:
+        elif same is None and model_e is not None:
+            messages.append(
+                f"the model's estimator E ({describe_estimator(model_e)}) cannot be compared "
+                f"with the data's estimator {data_spec!r} (which cannot be built here, or has "
+                "no Keras config); the training-estimator column may not be the estimator G "
+                "was trained against"
+            )
+        elif same is None:
             messages.append(
                 f"the model is a bare generator without a run config.yaml beside it, so its "
                 f"training estimator is unknown; the data's is {data_spec!r}"
@@ -270,8 +219,6 @@ def compatibility_warnings(info: Mapping, manifest: Mapping, data_dir: str,
 def make_methods(names: Sequence[str], generator=None, guidance: str = "binary") -> dict:
     """Evaluation methods by name: ``sagim`` (G under ``guidance``), the baselines
     (binary guidance, as in the paper's Table 1) and ``identity``."""
-    from sagim_tf.evaluation.evaluator import baseline_methods, identity_method
-    from sagim_tf.evaluation.records import generator_method
 
     if guidance not in GUIDANCE:
         raise ConfigError(f"guidance must be one of {', '.join(GUIDANCE)}, got {guidance!r}")
@@ -295,7 +242,6 @@ def make_methods(names: Sequence[str], generator=None, guidance: str = "binary")
 
 def open_data(data_dir, split: str) -> dict:
     """The manifest of a SAM folder, after checking that it and the split exist."""
-    from sagim_tf.data import read_manifest
 
     data_dir = os.fspath(data_dir)
     if not os.path.isdir(data_dir):
@@ -311,7 +257,8 @@ def open_data(data_dir, split: str) -> dict:
 
 
 def load_eval_records(data_dir, split="test", size=None, limit=None) -> list:
-    from sagim_tf.evaluation.records import load_records
+    """The first ``limit`` records of a split as dicts (see
+    :func:`sagim_tf.evaluation.records.load_records`); none at all is an InputError."""
 
     if limit is not None and int(limit) < 1:
         raise ConfigError(f"limit must be a positive integer, got {limit}")
@@ -336,7 +283,7 @@ def evaluate_model(
     progress: bool = True,
     size=None,
     n_examples: int = 4,
-    warn: Callable[[str], None] = _stderr_warn,
+    warn: Callable[[str], None] = logger.warning,
     title: str = "SaGIM evaluation",
 ):
     """Evaluate a model and the baselines on a SAM split; write the report to ``out_dir``.
@@ -358,16 +305,14 @@ def evaluate_model(
         progress: show a progress bar.
         size: (width, height) to evaluate at (default: the data's stored size).
         n_examples: records drawn in each method's PNG grid.
-        warn: called with each warning message (default: printed to stderr).
+        warn: called with each warning message. Defaults to this module's logger.
+        title: the report's title. Defaults to ``"SaGIM evaluation"``.
 
     Returns:
         ``(result, paths)``: an :class:`~sagim_tf.evaluation.evaluator.EvaluationResult`
         (``result.settings["warnings"]`` lists the warnings) and the written paths
         (``{}`` without ``out_dir``).
     """
-    from sagim_tf.evaluation.evaluator import evaluate_methods
-    from sagim_tf.evaluation.report import write_report
-
     if guidance not in GUIDANCE:
         raise ConfigError(f"guidance must be one of {', '.join(GUIDANCE)}, got {guidance!r}")
     method_names = check_methods(parse_list(methods, "methods"))
@@ -379,7 +324,7 @@ def evaluate_model(
             raise ConfigError("method 'sagim' needs a model")
         generator, info = None, {}
     else:
-        generator, info = load_generator(model)
+        generator, info = load_model_under_test(model)
 
     warnings: list[str] = []
 
@@ -397,12 +342,10 @@ def evaluate_model(
     if info:
         reference = None
         for label, spec in judge_specs.items():
-            if data_spec and _same_spec(spec, data_spec):
+            if data_spec and same_spec(spec, data_spec):
                 reference = judge_fns[label]
         if reference is None and data_spec and info.get("estimator") is not None:
             try:
-                from sagim_tf.estimators import build_estimator
-
                 reference = build_estimator(data_spec)
             except (ConfigError, InputError, OSError):
                 reference = None
