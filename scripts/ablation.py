@@ -21,21 +21,47 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ablation.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--experiment", metavar="NAME",
-                        help="named experiment to start from, e.g. paper (omitted: the field defaults)")
+    parser.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help="named experiment to start from, e.g. paper (omitted: the field defaults)",
+    )
     parser.add_argument("--config", metavar="FILE", help="YAML/JSON overrides over the experiment")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override a config value, e.g. --set train.epochs=5 (repeatable)")
-    parser.add_argument("--variants", default=None, metavar="V,...",
-                        help="subset of full,no-cycle,no-adv,no-color (default all)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help="evaluate only the first N records of the split")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a config value, e.g. --set train.epochs=5 (repeatable)",
+    )
+    parser.add_argument(
+        "--variants",
+        default=None,
+        metavar="V,...",
+        help="subset of full,no-cycle,no-adv,no-color (default all)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate only the first N records of the split",
+    )
     parser.add_argument("--split", default="test", choices=("test", "train"))
-    parser.add_argument("--guidance", default=None, choices=("binary", "continuous"),
-                        help="guidance G gets at evaluation (default: the config's data.guidance)")
-    parser.add_argument("--judges", default=None, metavar="SPEC,...",
-                        help="estimator specs to judge with (default: the config's estimator, "
-                             "the data's, spectral-residual, fine-grained)")
+    parser.add_argument(
+        "--guidance",
+        default=None,
+        choices=("binary", "continuous"),
+        help="guidance G gets at evaluation (default: the config's data.guidance)",
+    )
+    parser.add_argument(
+        "--judges",
+        default=None,
+        metavar="SPEC,...",
+        help="estimator specs to judge with (default: the config's estimator, "
+        "the data's, spectral-residual, fine-grained)",
+    )
     parser.add_argument("--out", default=None, metavar="DIR", help="default <run_dir>/ablation")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")
@@ -51,8 +77,15 @@ def main(argv=None) -> int:
     configure_logging(quiet=args.quiet)
     try:
         summary = run_ablation(
-            args.config, overrides=args.overrides, experiment=args.experiment, variants=args.variants, limit=args.limit,
-            out_dir=args.out, split=args.split, guidance=args.guidance, judges=args.judges,
+            args.config,
+            overrides=args.overrides,
+            experiment=args.experiment,
+            variants=args.variants,
+            limit=args.limit,
+            out_dir=args.out,
+            split=args.split,
+            guidance=args.guidance,
+            judges=args.judges,
             progress=not args.no_progress,
         )
     except SagimError as exc:

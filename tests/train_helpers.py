@@ -8,10 +8,11 @@ import sys
 
 import yaml
 
+from sagim_tf.data import split_size
 from tests.sam_helpers import save_test_estimator, tiny_build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIZE = (32, 24)  # width, height
+IMAGE_SIZE = (24, 32)  # (height, width), as data.image_size holds it
 TRAIN_RECORDS = 8
 
 
@@ -22,9 +23,9 @@ def tiny_sam(root) -> tuple[str, str]:
     it through the ``keras:PATH`` spec.
     """
     root = os.fspath(root)
-    from sagim_tf.data import split_size
-
-    _, out, manifest = tiny_build(root, size=SIZE, train=TRAIN_RECORDS, test=4)
+    height, width = IMAGE_SIZE
+    # The SAM builder takes (width, height).
+    _, out, manifest = tiny_build(root, size=(width, height), train=TRAIN_RECORDS, test=4)
     assert split_size(out, "train") == TRAIN_RECORDS, manifest
     assert split_size(out, "test") == 4, manifest
     spec = save_test_estimator(os.path.join(root, "estimator.keras"))
@@ -36,8 +37,12 @@ def tiny_config(data_dir, spec, run_dir, **sections) -> dict:
     cfg = {
         "run_dir": os.fspath(run_dir),
         "estimator": spec,
-        "data": {"dir": os.fspath(data_dir), "image_size": list(SIZE), "shuffle_buffer": 0,
-                 "flip": False},
+        "data": {
+            "dir": os.fspath(data_dir),
+            "image_size": {"height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1]},
+            "shuffle_buffer": 0,
+            "flip": False,
+        },
         "generator": {"base_filters": 4, "depth": 2, "num_residual_blocks": 1, "max_filters": 16},
         "discriminator": {"base_filters": 4, "num_layers": 2},
         "features": {"layers": ["block1_conv1", "block1_conv2"]},
@@ -61,9 +66,15 @@ def write_config(path, cfg: dict) -> str:
 
 def subprocess_env(**extra) -> dict:
     env = dict(os.environ)
-    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",
-                "PYTHONPATH": ROOT + os.pathsep + env.get("PYTHONPATH", ""),
-                "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "KERAS_BACKEND": "tensorflow",
+            "PYTHONPATH": ROOT + os.pathsep + env.get("PYTHONPATH", ""),
+            "CUDA_VISIBLE_DEVICES": "",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
@@ -71,6 +82,10 @@ def subprocess_env(**extra) -> dict:
 def run_sagim(args, timeout=120, **env) -> subprocess.CompletedProcess:
     """``python -m sagim_tf ARGS`` in a subprocess, text output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "sagim_tf", *args], cwd=ROOT, env=subprocess_env(**env),
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "sagim_tf", *args],
+        cwd=ROOT,
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

@@ -42,7 +42,9 @@ def add_arguments(parser):
 def run(args) -> int:
     if args.minutes <= 0 or args.images < 10:
         raise ConfigError("--minutes must be > 0 and --images at least 10")
-    from sagim_tf.workflows.demo import run_demo  # lazy: TensorFlow only once the options are checked
+    from sagim_tf.workflows.demo import (
+        run_demo,
+    )  # lazy: TensorFlow only once the options are checked
 
     out = run_demo(
         args.out,

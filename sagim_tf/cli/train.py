@@ -50,7 +50,9 @@ def run(args) -> int:
     if args.print_config:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
-    from sagim_tf.training.run import run_training  # lazy: TensorFlow only when training, not for --print-config
+    from sagim_tf.training.run import (
+        run_training,
+    )  # lazy: TensorFlow only when training, not for --print-config
 
     summary = run_training(cfg)
     print(f"Run folder:      {summary['run_dir']}")

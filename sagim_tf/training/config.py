@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 
@@ -115,7 +116,7 @@ class FeaturesConfig:
 
     arch: str = "vgg19"
     layers: tuple = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1")
-    weights: typing.Optional[str] = None
+    weights: str | None = None
     seed: int = 0
     feature_scale: float = 1.0 / 255.0
 
@@ -169,7 +170,7 @@ class OptimizerConfig:
     beta_1: float = 0.9
     beta_2: float = 0.999
     weight_decay: float = 0.0
-    clipnorm: typing.Optional[float] = None
+    clipnorm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ def _coerce_height_width(value, path):
 
 def _coerce(value, annotation, path):
     origin = typing.get_origin(annotation)
-    if origin is typing.Union:  # Optional[X]
+    if origin in (typing.Union, types.UnionType):  # X | None
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if value is None:
             return None

@@ -176,14 +176,26 @@ def demo_cpu() -> ExperimentConfig:
     return ExperimentConfig(
         run_dir="runs/demo/run",
         estimator="itti-koch",
-        data=DataConfig(dir="runs/demo/sam", image_size=(72, 96), val_split="test",
-                        shuffle_buffer=256, guidance="mixed"),
+        data=DataConfig(
+            dir="runs/demo/sam",
+            image_size=(72, 96),
+            val_split="test",
+            shuffle_buffer=256,
+            guidance="mixed",
+        ),
         generator=GeneratorConfig(base_filters=16, depth=3, num_residual_blocks=2),
         discriminator=DiscriminatorConfig(base_filters=32, num_layers=3),
         features=FeaturesConfig(layers=DEMO_FEATURE_LAYERS),
         losses=LossConfig(adv=0.0, content=20.0),
-        train=TrainConfig(epochs=1000, batch_size=4, steps_per_epoch=50, seed=0,
-                          image_every_steps=100, verbose=2, time_budget_minutes=7.0),
+        train=TrainConfig(
+            epochs=1000,
+            batch_size=4,
+            steps_per_epoch=50,
+            seed=0,
+            image_every_steps=100,
+            verbose=2,
+            time_budget_minutes=7.0,
+        ),
     )
 
 

@@ -155,7 +155,9 @@ def evaluate_variants(
     it. Returns ``(result, paths)``; ``paths["ablation"]`` is ``ablation.md``.
     """
     if guidance not in evalrun.GUIDANCE:
-        raise ConfigError(f"guidance must be one of {', '.join(evalrun.GUIDANCE)}, got {guidance!r}")
+        raise ConfigError(
+            f"guidance must be one of {', '.join(evalrun.GUIDANCE)}, got {guidance!r}"
+        )
     if not models:
         raise ConfigError("no ablation variants to evaluate")
     size = evalrun.parse_size(size)
@@ -164,32 +166,51 @@ def evaluate_variants(
         specs = ablation_judge_specs(training_spec, manifest.get("estimator"))
         judge_fns, judge_specs = evalrun.build_judges(specs, required=False, warn=_warn)
     else:
-        judge_fns, judge_specs = evalrun.build_judges(evalrun.parse_list(judges, "judges"), warn=_warn)
+        judge_fns, judge_specs = evalrun.build_judges(
+            evalrun.parse_list(judges, "judges"), warn=_warn
+        )
     methods = {}
     for name, model in models.items():
         generator, _ = evalrun.load_generator(model)
         methods[str(name)] = generator_method(generator, guidance)
     records = evalrun.load_eval_records(data_dir, split=split, size=size, limit=limit)
-    result = evaluate_methods(records, methods, judge_fns, n_examples=n_examples,
-                              progress=progress, desc="ablation")
+    result = evaluate_methods(
+        records, methods, judge_fns, n_examples=n_examples, progress=progress, desc="ablation"
+    )
     eval_size = size or tuple(int(v) for v in manifest.get("size", ()))
-    result.settings.update({
-        "split": split, "guidance": guidance, "limit": limit, "size": list(eval_size),
-        "judge_specs": judge_specs, "variants": list(methods),
-    })
+    result.settings.update(
+        {
+            "split": split,
+            "guidance": guidance,
+            "limit": limit,
+            "size": list(eval_size),
+            "judge_specs": judge_specs,
+            "variants": list(methods),
+        }
+    )
     paths = {}
     if out_dir is not None:
         extra = {
-            "models": {k: (os.fspath(v) if isinstance(v, (str, os.PathLike)) else None) for k, v in models.items()},
+            "models": {
+                k: (os.fspath(v) if isinstance(v, (str, os.PathLike)) else None)
+                for k, v in models.items()
+            },
             "data": os.fspath(data_dir),
             "data_estimator": manifest.get("estimator"),
             "training_estimator": training_spec,
         }
         text_notes = _notes(result, data_dir, notes)
-        paths = write_report(result, out_dir, title="SaGIM ablation", ablation_variants=list(methods),
-                             extra=extra, notes=text_notes)
-        paths["ablation"] = write_ablation_md(os.path.join(os.fspath(out_dir), "ablation.md"), result,
-                                              notes=text_notes)
+        paths = write_report(
+            result,
+            out_dir,
+            title="SaGIM ablation",
+            ablation_variants=list(methods),
+            extra=extra,
+            notes=text_notes,
+        )
+        paths["ablation"] = write_ablation_md(
+            os.path.join(os.fspath(out_dir), "ablation.md"), result, notes=text_notes
+        )
     return result, paths
 
 
@@ -200,8 +221,11 @@ def _notes(result, data_dir, notes: str | None) -> str:
         f"Data: `{os.fspath(data_dir)}`, split `{s['split']}` ({w}x{h}); guidance given to G: "
         f"{s['guidance']}.",
         "Judges: " + ", ".join(f"`{k}` = `{v}`" for k, v in s["judge_specs"].items()) + ".",
-        "Variants (paper's names): " + ", ".join(
-            f"`{v}` ({ABLATION_PAPER_COLUMNS.get(v, v)})" for v in s.get("variants", result.methods)) + ".",
+        "Variants (paper's names): "
+        + ", ".join(
+            f"`{v}` ({ABLATION_PAPER_COLUMNS.get(v, v)})" for v in s.get("variants", result.methods)
+        )
+        + ".",
     ]
     if notes:
         lines.append(notes.strip())
@@ -219,8 +243,10 @@ def format_ablation_md(result, notes: str | None = None) -> str:
         ],
     )
     cols = list(next(iter(PAPER_TABLE2.values())))
-    paper = _md_table(["Guidance Consistency (%)"] + cols,
-                      [[r] + [_fmt(v[c]) for c in cols] for r, v in PAPER_TABLE2.items()])
+    paper = _md_table(
+        ["Guidance Consistency (%)"] + cols,
+        [[r] + [_fmt(v[c]) for c in cols] for r, v in PAPER_TABLE2.items()],
+    )
     parts = [
         "# SaGIM ablation (Table 2 layout)\n",
         f"{n} image(s). C1: % of images where O_low is more salient than O_high after the edit; "
@@ -228,10 +254,15 @@ def format_ablation_md(result, notes: str | None = None) -> str:
     ]
     if notes:
         parts.append(notes.strip() + "\n")
-    parts.append("## Guidance Consistency (%)\n\n"
-                 + format_ablation_table(result.aggregates, result.judges, result.methods) + "\n")
+    parts.append(
+        "## Guidance Consistency (%)\n\n"
+        + format_ablation_table(result.aggregates, result.judges, result.methods)
+        + "\n"
+    )
     parts.append("## Distortion\n\n" + distortion + "\n")
-    parts.append("## For reference: the paper's Table 2 (SAM test set, SalGAN judge)\n\n" + paper + "\n")
+    parts.append(
+        "## For reference: the paper's Table 2 (SAM test set, SalGAN judge)\n\n" + paper + "\n"
+    )
     return "\n".join(parts)
 
 
@@ -288,9 +319,17 @@ def run_ablation(
     weights = "; ".join(f"`{n}`: {_weights(c)}" for n, c in configs.items())
     height, width = cfg.data.image_size  # the evaluation takes (width, height)
     result, paths = evaluate_variants(
-        models, cfg.data.dir, split=split, guidance=guidance or cfg.data.guidance, judges=judges,
-        training_spec=cfg.estimator, limit=limit, size=(width, height), out_dir=out_dir,
-        progress=progress, notes=f"Loss weights: {weights}.",
+        models,
+        cfg.data.dir,
+        split=split,
+        guidance=guidance or cfg.data.guidance,
+        judges=judges,
+        training_spec=cfg.estimator,
+        limit=limit,
+        size=(width, height),
+        out_dir=out_dir,
+        progress=progress,
+        notes=f"Loss weights: {weights}.",
     )
     return {
         "models": models,

@@ -97,7 +97,7 @@ def _photo_boxes(saliency: np.ndarray):
     for i in range(3):
         for j in range(3):
             box = (j * w // 3, i * h // 3, (j + 1) * w // 3, (i + 1) * h // 3)
-            cells.append((float(saliency[box[1]:box[3], box[0]:box[2]].mean()), box))
+            cells.append((float(saliency[box[1] : box[3], box[0] : box[2]].mean()), box))
     cells.sort()
     return cells[0][1], cells[-1][1]
 
@@ -125,23 +125,31 @@ def edit_photos(model, out_dir: str, max_side: int = 192) -> list[dict]:
             )
         before = editor.saliency(image)
         low_box, high_box = _photo_boxes(before)
-        result = edit_image(editor, image, emphasize=[low_box], deemphasize=[high_box], strength=1.0)
+        result = edit_image(
+            editor, image, emphasize=[low_box], deemphasize=[high_box], strength=1.0
+        )
         save_image(os.path.join(out_dir, f"{name}_edited.png"), result["edited"])
         figure = write_edit_figure(
-            os.path.join(out_dir, f"{name}_figure.png"), image, result["guidance"], result["edited"],
-            result["saliency_before"], result["saliency_after"],
+            os.path.join(out_dir, f"{name}_figure.png"),
+            image,
+            result["guidance"],
+            result["edited"],
+            result["saliency_before"],
+            result["saliency_after"],
         )
-        rows.append({
-            "photo": name,
-            "emphasized_box": list(low_box),
-            "deemphasized_box": list(high_box),
-            "emphasized_before": _box_mean(result["saliency_before"], low_box),
-            "emphasized_after": _box_mean(result["saliency_after"], low_box),
-            "deemphasized_before": _box_mean(result["saliency_before"], high_box),
-            "deemphasized_after": _box_mean(result["saliency_after"], high_box),
-            "mse": float(np.mean((result["edited"] - image) ** 2)),
-            "figure": figure,
-        })
+        rows.append(
+            {
+                "photo": name,
+                "emphasized_box": list(low_box),
+                "deemphasized_box": list(high_box),
+                "emphasized_before": _box_mean(result["saliency_before"], low_box),
+                "emphasized_after": _box_mean(result["saliency_after"], low_box),
+                "deemphasized_before": _box_mean(result["saliency_before"], high_box),
+                "deemphasized_after": _box_mean(result["saliency_after"], high_box),
+                "mse": float(np.mean((result["edited"] - image) ** 2)),
+                "figure": figure,
+            }
+        )
     return rows
 
 
