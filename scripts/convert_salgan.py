@@ -25,8 +25,8 @@ def main(argv=None) -> int:
     parser.add_argument("out", help="output path ending in .weights.h5 or .keras")
     args = parser.parse_args(argv)
 
-    from sagim_tf.utils.errors import SagimError
     from sagim_tf.estimators.salgan import convert_salgan
+    from sagim_tf.utils.errors import SagimError
 
     try:
         out = convert_salgan(args.npz, args.out)

@@ -67,7 +67,10 @@ def test_reconstruction_loss():
 
 
 def test_content_and_cycle_losses():
-    a = [RNG.normal(size=(2, 6, 6, 4)).astype(np.float32), RNG.normal(size=(2, 3, 3, 8)).astype(np.float32)]
+    a = [
+        RNG.normal(size=(2, 6, 6, 4)).astype(np.float32),
+        RNG.normal(size=(2, 3, 3, 8)).astype(np.float32),
+    ]
     b = [RNG.normal(size=x.shape).astype(np.float32) for x in a]
     ref = np.mean([np.mean((x - y) ** 2) for x, y in zip(a, b)])
     assert np.isclose(float(content_loss(a, b)), ref, rtol=1e-5)
@@ -82,7 +85,9 @@ def test_color_loss():
     img = RNG.uniform(size=(2, 16, 20, 3)).astype(np.float32)
     edited = np.clip(img + RNG.normal(0, 0.2, img.shape), 0, 1).astype(np.float32)
     s = RNG.uniform(size=(2, 16, 20, 1)).astype(np.float32)
-    ref = np.mean(np.sum(s * np.abs(np_blur(img, 21) - np_blur(edited, 21)), axis=(1, 2, 3)) / (16 * 20))
+    ref = np.mean(
+        np.sum(s * np.abs(np_blur(img, 21) - np_blur(edited, 21)), axis=(1, 2, 3)) / (16 * 20)
+    )
     assert np.isclose(float(color_loss(img, edited, s)), ref, rtol=1e-4)
     assert float(color_loss(img, img, s)) == 0.0
     assert float(color_loss(img, edited, s)) > 0.0

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.estimators.opencv_judges import OpenCVSaliencyJudge
+from sagim_tf.utils.errors import ConfigError, InputError
 
 METHODS = ["spectral-residual", "fine-grained"]
 

@@ -11,7 +11,6 @@ import os
 import numpy as np
 import pytest
 
-from sagim_tf.utils.errors import InputError
 from sagim_tf.estimators import build_estimator
 from sagim_tf.estimators.salgan import (
     build_salgan_network,
@@ -21,6 +20,7 @@ from sagim_tf.estimators.salgan import (
     load_salgan,
     read_salgan_npz,
 )
+from sagim_tf.utils.errors import InputError
 
 SIZE = (32, 16)  # (width, height), a multiple of 16 so every pooling is exact
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,11 +35,14 @@ def convert_main(argv):
     spec.loader.exec_module(module)
     return module.main(argv)
 
+
 # The authors' layer order, written out independently of the package's tables.
+# fmt: off
 ENC = [(3, 64), (64, 64), "P", (64, 128), (128, 128), "P", (128, 256), (256, 256), (256, 256),
        "P", (256, 512), (512, 512), (512, 512), "P", (512, 512), (512, 512), (512, 512)]
 DEC = [(512, 512), (512, 512), (512, 512), "U", (512, 512), (512, 512), (512, 512), "U",
        (512, 256), (256, 256), (256, 256), "U", (256, 128), (128, 128), "U", (128, 64), (64, 64)]
+# fmt: on
 
 
 def _synthetic_arrays(seed=0):
@@ -47,7 +50,9 @@ def _synthetic_arrays(seed=0):
     arrays = []
     for cin, cout in [s for s in ENC + DEC if s not in ("P", "U")]:
         std = np.sqrt(2.0 / (9 * cin))
-        arrays.append((rng.standard_normal((cout, cin, 3, 3), dtype=np.float32) * std).astype(np.float32))
+        arrays.append(
+            (rng.standard_normal((cout, cin, 3, 3), dtype=np.float32) * std).astype(np.float32)
+        )
         arrays.append((rng.standard_normal(cout, dtype=np.float32) * 0.1).astype(np.float32))
     arrays.append((rng.standard_normal((1, 64, 1, 1), dtype=np.float32) * 0.3).astype(np.float32))
     arrays.append(np.array([0.1], np.float32))
@@ -64,6 +69,7 @@ def weights_npz(tmp_path_factory):
 
 # --- independent NumPy reference of the Lasagne forward pass (channels first, float64) ---
 
+
 def _conv3x3(x, w, b, flip):
     """x (C, H, W); w (out, in, 3, 3). flip=False: cross-correlation; True: convolution."""
     c, h, wd = x.shape
@@ -73,7 +79,7 @@ def _conv3x3(x, w, b, flip):
     for dy in range(3):
         for dx in range(3):
             ky, kx = (2 - dy, 2 - dx) if flip else (dy, dx)
-            out += np.einsum("oi,ihw->ohw", w[:, :, ky, kx], xp[:, dy:dy + h, dx:dx + wd])
+            out += np.einsum("oi,ihw->ohw", w[:, :, ky, kx], xp[:, dy : dy + h, dx : dx + wd])
     return np.maximum(out + b[:, None, None], 0.0)
 
 
@@ -99,7 +105,9 @@ def _reference(image, arrays):
             elif item == "U":
                 x = _up(x)
             else:
-                x = _conv3x3(x, arrays[k].astype(np.float64), arrays[k + 1].astype(np.float64), flip)
+                x = _conv3x3(
+                    x, arrays[k].astype(np.float64), arrays[k + 1].astype(np.float64), flip
+                )
                 k += 2
     logits = np.einsum("i,ihw->hw", arrays[52][0, :, 0, 0].astype(np.float64), x) + arrays[53][0]
     return 1.0 / (1.0 + np.exp(-logits))
@@ -132,7 +140,9 @@ def test_decoder_flip_matters(weights_npz):
     path, arrays = weights_npz
     images = np.random.default_rng(2).random((1, SIZE[1], SIZE[0], 3), dtype=np.float32)
     net = build_salgan_network(SIZE)
-    for i, layer in enumerate([l for l in net.layers if l.name.startswith(("conv", "uconv"))]):
+    for i, layer in enumerate(
+        [lay for lay in net.layers if lay.name.startswith(("conv", "uconv"))]
+    ):
         w = arrays[2 * i].transpose(2, 3, 1, 0)
         layer.set_weights([w, arrays[2 * i + 1]])
     net.get_layer("output").set_weights(keras_weights_from_npz(arrays)["output"])
@@ -192,7 +202,9 @@ def test_reshaped_array(weights_npz, tmp_path):
     arrays = list(weights_npz[1])
     arrays[30] = arrays[30].reshape(512, 512, 9, 1)
     bad = _write_npz(tmp_path / "reshaped.npz", arrays)
-    with pytest.raises(InputError, match=r"arr_30 .* shape \(512, 512, 9, 1\), expected \(512, 512, 3, 3\)"):
+    with pytest.raises(
+        InputError, match=r"arr_30 .* shape \(512, 512, 9, 1\), expected \(512, 512, 3, 3\)"
+    ):
         load_salgan(bad)
 
 

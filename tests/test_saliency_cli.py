@@ -33,8 +33,8 @@ def test_writes_map_and_overlay(photo, tmp_path, spec, capsys):
 def test_explicit_overlay_path_and_default_estimator(photo, tmp_path):
     path, _ = photo
     over = tmp_path / "o.jpg"
-    assert main(["saliency", str(path), "--out", str(tmp_path / "m.png"), "--overlay", str(over),
-                 "--alpha", "0.3"]) == 0
+    args = ["--out", str(tmp_path / "m.png"), "--overlay", str(over), "--alpha", "0.3"]
+    assert main(["saliency", str(path), *args]) == 0
     assert over.is_file()
 
 
@@ -50,7 +50,8 @@ def test_missing_and_corrupt_files(tmp_path, capsys):
 
 def test_bad_options(photo, tmp_path, capsys):
     path, _ = photo
-    assert main(["saliency", str(path), "--estimator", "nope", "--out", str(tmp_path / "m.png")]) == 2
+    args = ["--estimator", "nope", "--out", str(tmp_path / "m.png")]
+    assert main(["saliency", str(path), *args]) == 2
     assert "unknown estimator" in capsys.readouterr().err
     assert main(["saliency", str(path), "--out", str(tmp_path / "m.xyz")]) == 2
     assert "unknown image extension" in capsys.readouterr().err

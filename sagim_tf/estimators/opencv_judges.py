@@ -51,7 +51,9 @@ class OpenCVSaliencyJudge:
 
     def __init__(self, method: str = "spectral-residual", min_contrast: float = 1e-2):
         if method not in _METHODS:
-            raise ConfigError(f"unknown OpenCV saliency method {method!r}; known: {', '.join(_METHODS)}")
+            raise ConfigError(
+                f"unknown OpenCV saliency method {method!r}; known: {', '.join(_METHODS)}"
+            )
         try:
             import cv2
 
@@ -65,10 +67,14 @@ class OpenCVSaliencyJudge:
         self.min_contrast = float(min_contrast)
 
     def _one(self, image: np.ndarray) -> np.ndarray:
-        bgr = np.ascontiguousarray((np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)[..., ::-1])
+        bgr = np.ascontiguousarray(
+            (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)[..., ::-1]
+        )
         ok, sal = self._create().computeSaliency(bgr)
         if not ok or sal is None:
-            raise InputError(f"{self.method}: OpenCV could not compute a map for a {image.shape} image")
+            raise InputError(
+                f"{self.method}: OpenCV could not compute a map for a {image.shape} image"
+            )
         sal = np.asarray(sal, dtype=np.float32)
         if sal.max() > 1.0:  # some OpenCV builds return uint8-scaled maps
             sal = sal / 255.0
@@ -97,10 +103,12 @@ class OpenCVSaliencyJudge:
 from sagim_tf.estimators.registry import register_estimator  # noqa: E402
 
 register_estimator(
-    "spectral-residual", lambda: OpenCVSaliencyJudge("spectral-residual"),
+    "spectral-residual",
+    lambda: OpenCVSaliencyJudge("spectral-residual"),
     help="judge only (not differentiable): OpenCV spectral residual (Hou and Zhang 2007)",
 )
 register_estimator(
-    "fine-grained", lambda: OpenCVSaliencyJudge("fine-grained"),
+    "fine-grained",
+    lambda: OpenCVSaliencyJudge("fine-grained"),
     help="judge only (not differentiable): OpenCV fine-grained (Montabone and Soto 2010)",
 )

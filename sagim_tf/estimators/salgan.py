@@ -33,6 +33,8 @@ from sagim_tf.utils.errors import InputError
 SALGAN_NATIVE_SIZE = (256, 192)  # (width, height)
 BGR_MEAN = (103.939, 116.779, 123.68)
 
+# One row per stage, as in the authors' Lasagne code.
+# fmt: off
 ENCODER = (
     ("conv1_1", 64), ("conv1_2", 64), "pool",
     ("conv2_1", 128), ("conv2_2", 128), "pool",
@@ -47,6 +49,7 @@ DECODER = (
     ("uconv2_2", 128), ("uconv2_1", 128), "up",
     ("uconv1_2", 64), ("uconv1_1", 64),
 )
+# fmt: on
 N_ARRAYS = 54
 
 
@@ -153,7 +156,9 @@ def read_salgan_npz(path) -> list[np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             if not hasattr(data, "files"):
-                raise InputError(f"salgan: {path!r} is a single .npy array, expected the npz of 54 arrays")
+                raise InputError(
+                    f"salgan: {path!r} is a single .npy array, expected the npz of 54 arrays"
+                )
             names = list(data.files)
             expected_names = [f"arr_{i}" for i in range(N_ARRAYS)]
             if len(names) != N_ARRAYS:
@@ -162,7 +167,9 @@ def read_salgan_npz(path) -> list[np.ndarray]:
                     "(arr_0 ... arr_53 of gen_modelWeights0090.npz)"
                 )
             if sorted(names) != sorted(expected_names):
-                raise InputError(f"salgan: {path!r} has arrays {sorted(names)[:4]}..., expected arr_0 ... arr_53")
+                raise InputError(
+                    f"salgan: {path!r} has arrays {sorted(names)[:4]}..., expected arr_0 ... arr_53"
+                )
             arrays = [data[n] for n in expected_names]
     except InputError:
         raise
@@ -179,7 +186,9 @@ def read_salgan_npz(path) -> list[np.ndarray]:
         if arr.dtype.kind != "f":
             raise InputError(f"salgan: arr_{i} in {path!r} has dtype {arr.dtype}, expected floats")
         if tuple(arr.shape) != shape:
-            raise InputError(f"salgan: arr_{i} in {path!r} has shape {tuple(arr.shape)}, expected {shape}")
+            raise InputError(
+                f"salgan: arr_{i} in {path!r} has shape {tuple(arr.shape)}, expected {shape}"
+            )
         if not np.isfinite(arr).all():
             raise InputError(f"salgan: arr_{i} in {path!r} contains NaN or infinite values")
     return [a.astype(np.float32) for a in arrays]
@@ -263,7 +272,9 @@ def convert_salgan(npz_path, out_path) -> str:
     if out_path.endswith(".keras"):
         atomic_write(out_path, lambda tmp: estimator.save(tmp), suffix=".keras")
     else:
-        atomic_write(out_path, lambda tmp: estimator.network.save_weights(tmp), suffix=".weights.h5")
+        atomic_write(
+            out_path, lambda tmp: estimator.network.save_weights(tmp), suffix=".weights.h5"
+        )
     return out_path
 
 
@@ -274,6 +285,8 @@ def _salgan_factory(path):
 from sagim_tf.estimators.registry import register_estimator  # noqa: E402
 
 register_estimator(
-    "salgan", _salgan_factory, takes_argument=True,
+    "salgan",
+    _salgan_factory,
+    takes_argument=True,
     help="SalGAN (Pan et al. 2017) from the authors' gen_modelWeights0090.npz or a converted .weights.h5",
 )

@@ -39,11 +39,13 @@ class InstanceNormalization(keras.layers.Layer):
         channels = input_shape[-1]
         self.gamma = (
             self.add_weight(shape=(channels,), initializer="ones", name="gamma")
-            if self.scale else None
+            if self.scale
+            else None
         )
         self.beta = (
             self.add_weight(shape=(channels,), initializer="zeros", name="beta")
-            if self.center else None
+            if self.center
+            else None
         )
 
     def call(self, x):

@@ -61,3 +61,8 @@ class CropToReference(keras.layers.Layer):
     def compute_output_shape(self, input_shapes):
         x_shape, ref_shape = input_shapes
         return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+
+    def get_config(self):
+        # Written out so that a layer built with a DTypePolicy object still serializes
+        # (Keras' automatic config accepts only plain constructor values).
+        return super().get_config()

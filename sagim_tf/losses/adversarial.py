@@ -6,9 +6,7 @@ from keras import ops
 def _bce_with_logits(logits, target):
     logits = ops.cast(logits, "float32")
     # max(x, 0) - x * z + log(1 + exp(-|x|)), stable for any logit.
-    return ops.mean(
-        ops.relu(logits) - logits * target + ops.log1p(ops.exp(-ops.abs(logits)))
-    )
+    return ops.mean(ops.relu(logits) - logits * target + ops.log1p(ops.exp(-ops.abs(logits))))
 
 
 def discriminator_loss(real_logits, fake_logits):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -38,6 +39,17 @@ def keras_cache_path(arch: str) -> str:
     """Where Keras looks for (and downloads) the ImageNet weights of ``arch``."""
     base = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
     return os.path.join(base, "models", _WEIGHT_FILES[arch])
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(policy):
+    """Make ``policy`` the global dtype policy inside the block, then restore the old one."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 @keras.saving.register_keras_serializable(package="sagim_tf")
@@ -83,31 +95,42 @@ class ContentFeatures(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.feature_scale = float(feature_scale)
         arch = str(arch).lower()
         if arch not in _WEIGHT_FILES:
             raise ConfigError(f"content features: arch must be 'vgg19' or 'vgg16', got {arch!r}")
+        if not tuple(layers):
+            raise ConfigError("content features: at least one layer is needed")
+
+        # === Config ===
+        # ``layers`` and ``weights`` are stored under other names: Keras models already
+        # have attributes with those names.
         self.arch = arch
         self.layer_names = tuple(layers)
         self.weights_spec = weights
         self.seed = int(seed)
-        if not self.layer_names:
-            raise ConfigError("content features: at least one layer is needed")
+        self.feature_scale = float(feature_scale)
 
-        full, self.weights_source = self._build_vgg(arch, weights, self.seed)
-        available = [layer.name for layer in full.layers]
-        unknown = [name for name in self.layer_names if name not in available]
-        if unknown:
-            convs = [n for n in available if "conv" in n]
-            raise ConfigError(
-                f"content features: unknown {arch} layer(s) {unknown}; choose from {convs}"
-            )
-        outputs = [full.get_layer(name).output for name in self.layer_names]
-        self.extractor = keras.Model(full.input, outputs, name=f"{arch}_features")
+        # === Network ===
+        # keras.applications builds under the global policy; build under this model's own.
+        with _global_dtype_policy(self.dtype_policy):
+            full, self.weights_source = self._build_vgg(arch, weights, self.seed)
+            available = [layer.name for layer in full.layers]
+            unknown = [name for name in self.layer_names if name not in available]
+            if unknown:
+                convs = [n for n in available if "conv" in n]
+                raise ConfigError(
+                    f"content features: unknown {arch} layer(s) {unknown}; choose from {convs}"
+                )
+            outputs = [full.get_layer(name).output for name in self.layer_names]
+            self.extractor = keras.Model(full.input, outputs, name=f"{arch}_features")
         self.extractor.trainable = False
         self.trainable = False
-        log.info("content features: %s layers %s, weights: %s", arch, list(self.layer_names),
-                 self.weights_source)
+        log.info(
+            "content features: %s layers %s, weights: %s",
+            arch,
+            list(self.layer_names),
+            self.weights_source,
+        )
 
     @staticmethod
     def _build_vgg(arch, weights, seed):
@@ -172,5 +195,4 @@ class ContentFeatures(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = {k: v for k, v in config.items() if k not in ("trainable", "dtype")}
         return cls(**config)

@@ -21,6 +21,8 @@ class PatchDiscriminator(keras.Model):
     Args:
         base_filters: channels of the first convolution, doubled per layer up to 8x.
         num_layers: number of stride-2 convolutions.
+        dtype: string or ``keras.mixed_precision.DTypePolicy``. The dtype policy of every
+            layer but the float32 logits. None uses the global policy.
 
     Example:
         >>> D = PatchDiscriminator(base_filters=16, num_layers=2)
@@ -31,24 +33,34 @@ class PatchDiscriminator(keras.Model):
         (pix2pix), CVPR 2017.
     """
 
-    def __init__(self, base_filters=64, num_layers=3, **kwargs):
+    def __init__(self, base_filters=64, num_layers=3, dtype=None, **kwargs):
         if base_filters < 1 or num_layers < 1:
             raise ValueError(
                 f"PatchDiscriminator: base_filters and num_layers must be >= 1, "
                 f"got {base_filters} and {num_layers}"
             )
+
+        # === Functional Model ===
         image = keras.Input(shape=(None, None, 3), name="image")
-        x = layers.Rescaling(2.0, offset=-1.0, name="to_signed")(image)
-        x = layers.Conv2D(base_filters, 4, strides=2, padding="same", name="conv0")(x)
-        x = layers.LeakyReLU(0.2, name="act0")(x)
+        x = layers.Rescaling(2.0, offset=-1.0, dtype=dtype, name="to_signed")(image)
+        x = layers.Conv2D(base_filters, 4, strides=2, padding="same", dtype=dtype, name="conv0")(x)
+        x = layers.LeakyReLU(0.2, dtype=dtype, name="act0")(x)
         for i in range(1, num_layers + 1):
             filters = base_filters * min(2**i, 8)
             strides = 2 if i < num_layers else 1
-            x = layers.Conv2D(filters, 4, strides=strides, padding="same", name=f"conv{i}")(x)
-            x = InstanceNormalization(name=f"norm{i}")(x)
-            x = layers.LeakyReLU(0.2, name=f"act{i}")(x)
+            x = layers.Conv2D(
+                filters, 4, strides=strides, padding="same", dtype=dtype, name=f"conv{i}"
+            )(x)
+            x = InstanceNormalization(dtype=dtype, name=f"norm{i}")(x)
+            x = layers.LeakyReLU(0.2, dtype=dtype, name=f"act{i}")(x)
+        # The logits stay float32 under any policy, as the losses expect.
         logits = layers.Conv2D(1, 4, padding="same", dtype="float32", name="logits")(x)
         super().__init__(inputs=image, outputs=logits, **kwargs)
+        if dtype is not None:
+            # A functional model does not take its own policy from the constructor.
+            self.dtype_policy = keras.dtype_policies.get(dtype)
+
+        # === Config ===
         self.base_filters = int(base_filters)
         self.num_layers = int(num_layers)
 
@@ -56,6 +68,7 @@ class PatchDiscriminator(keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
             "base_filters": self.base_filters,
             "num_layers": self.num_layers,
         }

@@ -21,11 +21,18 @@ class ResidualOutput(keras.layers.Layer):
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]
 
+    def get_config(self):
+        # Written out so that a layer built with a DTypePolicy object still serializes
+        # (Keras' automatic config accepts only plain constructor values).
+        return super().get_config()
 
-def _conv_norm_act(x, filters, kernel_size, strides, name):
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", name=f"{name}_conv")(x)
-    x = InstanceNormalization(name=f"{name}_norm")(x)
-    return layers.ReLU(name=f"{name}_relu")(x)
+
+def _conv_norm_act(x, filters, kernel_size, strides, name, dtype=None):
+    x = layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", dtype=dtype, name=f"{name}_conv"
+    )(x)
+    x = InstanceNormalization(dtype=dtype, name=f"{name}_norm")(x)
+    return layers.ReLU(dtype=dtype, name=f"{name}_relu")(x)
 
 
 @keras.saving.register_keras_serializable(package="sagim_tf")
@@ -53,6 +60,9 @@ class SaGIMGenerator(keras.Model):
         num_residual_blocks: residual blocks at the bottleneck.
         max_filters: upper bound on channels per stage.
         output_init_stddev: standard deviation of the last convolution's initial kernel.
+        dtype: string or ``keras.mixed_precision.DTypePolicy``. The dtype policy of every
+            layer but the last three (the residual convolution, the crop and the output,
+            always float32). None uses the global policy.
 
     Example:
         >>> G = SaGIMGenerator(base_filters=16, depth=2)
@@ -70,6 +80,7 @@ class SaGIMGenerator(keras.Model):
         num_residual_blocks=2,
         max_filters=256,
         output_init_stddev=1e-3,
+        dtype=None,
         **kwargs,
     ):
         if depth < 0 or base_filters < 1 or num_residual_blocks < 0 or max_filters < 1:
@@ -78,31 +89,37 @@ class SaGIMGenerator(keras.Model):
                 f"num_residual_blocks >= 0; got base_filters={base_filters}, depth={depth}, "
                 f"num_residual_blocks={num_residual_blocks}, max_filters={max_filters}"
             )
-        image = keras.Input(shape=(None, None, 3), name="image")
-        guidance = keras.Input(shape=(None, None, 1), name="guidance")
 
         def width(stage):
             return min(base_filters * 2**stage, max_filters)
 
-        x = layers.Concatenate(name="concat_inputs")([image, guidance])
-        x = layers.Rescaling(2.0, offset=-1.0, name="to_signed")(x)
-        x = PadToMultiple(2**depth, name="pad")(x)
-        x = _conv_norm_act(x, width(0), 7, 1, "stem")
+        # === Functional Model ===
+        image = keras.Input(shape=(None, None, 3), name="image")
+        guidance = keras.Input(shape=(None, None, 1), name="guidance")
+        x = layers.Concatenate(dtype=dtype, name="concat_inputs")([image, guidance])
+        x = layers.Rescaling(2.0, offset=-1.0, dtype=dtype, name="to_signed")(x)
+        x = PadToMultiple(2**depth, dtype=dtype, name="pad")(x)
+        x = _conv_norm_act(x, width(0), 7, 1, "stem", dtype)
         skips = []
         for stage in range(1, depth + 1):
             skips.append(x)
-            x = _conv_norm_act(x, width(stage), 3, 2, f"down{stage}")
-            x = _conv_norm_act(x, width(stage), 3, 1, f"down{stage}b")
+            x = _conv_norm_act(x, width(stage), 3, 2, f"down{stage}", dtype)
+            x = _conv_norm_act(x, width(stage), 3, 1, f"down{stage}b", dtype)
         for block in range(num_residual_blocks):
-            y = _conv_norm_act(x, width(depth), 3, 1, f"res{block}a")
-            y = layers.Conv2D(width(depth), 3, padding="same", name=f"res{block}b_conv")(y)
-            y = InstanceNormalization(name=f"res{block}b_norm")(y)
-            x = layers.Add(name=f"res{block}_add")([x, y])
+            y = _conv_norm_act(x, width(depth), 3, 1, f"res{block}a", dtype)
+            y = layers.Conv2D(
+                width(depth), 3, padding="same", dtype=dtype, name=f"res{block}b_conv"
+            )(y)
+            y = InstanceNormalization(dtype=dtype, name=f"res{block}b_norm")(y)
+            x = layers.Add(dtype=dtype, name=f"res{block}_add")([x, y])
         for stage in range(depth, 0, -1):
-            x = layers.UpSampling2D(2, interpolation="nearest", name=f"up{stage}_upsample")(x)
-            x = _conv_norm_act(x, width(stage - 1), 3, 1, f"up{stage}")
-            x = layers.Concatenate(name=f"up{stage}_skip")([x, skips[stage - 1]])
-            x = _conv_norm_act(x, width(stage - 1), 3, 1, f"up{stage}b")
+            x = layers.UpSampling2D(
+                2, interpolation="nearest", dtype=dtype, name=f"up{stage}_upsample"
+            )(x)
+            x = _conv_norm_act(x, width(stage - 1), 3, 1, f"up{stage}", dtype)
+            x = layers.Concatenate(dtype=dtype, name=f"up{stage}_skip")([x, skips[stage - 1]])
+            x = _conv_norm_act(x, width(stage - 1), 3, 1, f"up{stage}b", dtype)
+        # The output end stays float32 under any policy: the edit is never rounded to half.
         residual = layers.Conv2D(
             3,
             3,
@@ -114,6 +131,11 @@ class SaGIMGenerator(keras.Model):
         residual = CropToReference(name="crop", dtype="float32")([residual, image])
         edited = ResidualOutput(name="edited", dtype="float32")([image, residual])
         super().__init__(inputs=[image, guidance], outputs=edited, **kwargs)
+        if dtype is not None:
+            # A functional model does not take its own policy from the constructor.
+            self.dtype_policy = keras.dtype_policies.get(dtype)
+
+        # === Config ===
         self.base_filters = int(base_filters)
         self.depth = int(depth)
         self.num_residual_blocks = int(num_residual_blocks)
@@ -124,6 +146,7 @@ class SaGIMGenerator(keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
             "base_filters": self.base_filters,
             "depth": self.depth,
             "num_residual_blocks": self.num_residual_blocks,
