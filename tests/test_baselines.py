@@ -1,14 +1,16 @@
 """The classical baselines WSR, HAG, OHA: they raise the target's saliency and keep the image."""
 
+import importlib
+
 import cv2
 import numpy as np
 import pytest
 
-from eval_helpers import lab_contrast_judge, scene, spectral_residual_judge
-
 from sagim_tf import baselines
 from sagim_tf.baselines import BASELINES, get_baseline
+from sagim_tf.baselines.oha import best_rotation, circular_emd
 from sagim_tf.utils.errors import ConfigError, InputError
+from tests.eval_helpers import lab_contrast_judge, scene, spectral_residual_judge
 
 JUDGE_FNS = {"spectral-residual": spectral_residual_judge, "lab-contrast": lab_contrast_judge}
 
@@ -102,7 +104,8 @@ def test_oha_keeps_intensity_and_chroma_and_changes_hue():
     h0 = np.arctan2(lab0[..., 2], lab0[..., 1])[inside].mean()
     h1 = np.arctan2(lab1[..., 2], lab1[..., 1])[inside].mean()
     assert abs(np.angle(np.exp(1j * (h1 - h0)))) > np.pi / 2  # hue pushed far from the green
-    np.testing.assert_allclose(out[distractor], img[distractor], atol=2e-3)  # away from target: untouched
+    # Away from the target: untouched, up to the float32 Lab round trip (about 1e-3).
+    np.testing.assert_allclose(out[distractor], img[distractor], atol=2e-3)
 
 
 def test_oha_returns_image_unchanged_for_grey_surround():
@@ -110,12 +113,11 @@ def test_oha_returns_image_unchanged_for_grey_surround():
     img[8:20, 8:20] = (0.6, 0.4, 0.4)
     m = np.zeros((32, 32), bool)
     m[8:20, 8:20] = True
+    # Unchanged up to the float32 Lab round trip (about 1e-3).
     np.testing.assert_allclose(baselines.oha(img, m), img, atol=2e-3)
 
 
 def test_circular_emd_and_best_rotation():
-    from sagim_tf.baselines.oha import best_rotation, circular_emd
-
     p = np.zeros(8)
     p[0] = 1.0
     q = np.zeros(8)
@@ -132,9 +134,7 @@ def test_registry_and_docs():
     assert get_baseline(" WSR ") is baselines.wsr
     with pytest.raises(ConfigError):
         get_baseline("nope")
-    import importlib
-
-    for name, fn in BASELINES.items():
+    for fn in BASELINES.values():
         doc = importlib.import_module(fn.__module__).__doc__
         assert "What we simplified" in doc and "Reference" in doc
     assert set(baselines.available_baselines()) == {"wsr", "hag", "oha"}

@@ -2,21 +2,19 @@
 
 import os
 
+import keras
 import numpy as np
 import pytest
 
-from sagim_tf.data import eval_dataset, read_records, train_dataset
+from sagim_tf.data import eval_dataset, read_manifest, read_records, train_dataset
 from sagim_tf.utils.errors import ConfigError, InputError
-from tests.sam_helpers import tiny_build
-
-SIZE = (64, 48)
 
 
 @pytest.fixture(scope="module")
-def sam(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipe")
-    synth, out, manifest = tiny_build(str(root), size=SIZE)
-    return out, manifest
+def sam(tiny_sam):
+    """The session's tiny SAM set (8 train, 4 test records at 32x24), read only."""
+    out, _ = tiny_sam
+    return out, read_manifest(out)
 
 
 def _arrays(ds):
@@ -29,15 +27,15 @@ def test_train_batches(sam):
     assert [b[0].shape[0] for b in batches] == [3, 3, 2]
     for img, g in batches:
         assert img.dtype == np.float32 and g.dtype == np.float32
-        assert img.shape[1:] == (48, 64, 3) and g.shape[1:] == (48, 64, 1)
+        assert img.shape[1:] == (24, 32, 3) and g.shape[1:] == (24, 32, 1)
         assert 0 <= img.min() and img.max() <= 1 and 0 <= g.min() and g.max() <= 1
     again = _arrays(train_dataset(out, batch_size=3, seed=0))
     for (a, b), (c, d) in zip(batches, again):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
     ds = train_dataset(out, batch_size=4, seed=0, drop_remainder=True, guidance="binary")
-    assert ds.element_spec[0].shape.as_list() == [4, 48, 64, 3]
-    assert ds.element_spec[1].shape.as_list() == [4, 48, 64, 1]
+    assert ds.element_spec[0].shape.as_list() == [4, 24, 32, 3]
+    assert ds.element_spec[1].shape.as_list() == [4, 24, 32, 1]
     for _, g in ds:
         assert set(np.unique(g.numpy())) <= {0.0, 1.0}
 
@@ -89,13 +87,14 @@ def test_eval_view_and_resize(sam):
     assert list(got["image_id"]) == [r["image_id"] for r in records]
     for k in ("saliency", "guidance", "guidance_binary", "mask_low", "mask_high"):
         want = np.stack([r[k] for r in records]).astype(np.float32) / 255.0
+        # uint8 -> [0, 1] in float32 both ways; the two orders of rounding differ by an ulp.
         np.testing.assert_allclose(got[k], want, atol=1e-6)
     np.testing.assert_array_equal(got["guidance_binary"], got["mask_low"])
     assert np.abs(got["image"] - np.stack([r["image"] for r in records]) / 255.0).mean() < 0.02
     assert list(got["low_ann_id"]) == [r["low_ann_id"] for r in records]
 
-    small = next(iter(eval_dataset(out, batch_size=2, size=(32, 24))))
-    assert small["image"].shape == (2, 24, 32, 3) and small["guidance"].shape == (2, 24, 32, 1)
+    small = next(iter(eval_dataset(out, batch_size=2, size=(16, 12))))
+    assert small["image"].shape == (2, 12, 16, 3) and small["guidance"].shape == (2, 12, 16, 1)
     assert set(np.unique(small["mask_high"].numpy())) <= {0.0, 1.0}
     img, g = next(iter(train_dataset(out, batch_size=2, size=(40, 30), seed=1)))
     assert img.shape == (2, 30, 40, 3) and g.shape == (2, 30, 40, 1)
@@ -113,8 +112,6 @@ def test_errors(sam, tmp_path):
 
 def test_batches_train_a_model_with_fit(sam):
     """The training view feeds ``model.fit`` directly (a stand-in image -> guidance model)."""
-    import keras
-
     out, _ = sam
     keras.utils.set_random_seed(0)
     inp = keras.Input((None, None, 3))

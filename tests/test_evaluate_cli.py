@@ -3,24 +3,34 @@
 import json
 import os
 
+import keras
 import pytest
+import yaml
+from PIL import Image
 
 from sagim_tf.cli import main
-from sagim_tf.evaluation.judges import default_judge_specs, judge_label
-from sagim_tf.evaluation.run import evaluate_model, parse_size
+from sagim_tf.data import read_manifest
+from sagim_tf.estimators import build_estimator
+from sagim_tf.evaluation.judges import default_judge_specs, judge_label, same_estimator
+from sagim_tf.evaluation.run import (
+    compatibility_warnings,
+    evaluate_model,
+    parse_size,
+    training_size,
+)
 from sagim_tf.utils.errors import ConfigError, InputError
-from tests.sam_helpers import TEST_SPEC, tiny_build
+from tests.helpers import tiny_sagim
+from tests.sam_helpers import TEST_SPEC, contrast_estimator
 
 LIMIT = 3
 METHODS = ["sagim", "wsr", "hag", "oha"]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from tests.helpers import tiny_sagim
-
+def setup(tmp_path_factory, tiny_sam):
     root = tmp_path_factory.mktemp("evalcli")
-    _, data, manifest = tiny_build(str(root), n_images=24, train=3, test=4)
+    data, _ = tiny_sam  # 4 test records at 32x24, built with TEST_SPEC
+    manifest = read_manifest(data)
     model_path = os.path.join(str(root), "sagim.keras")
     tiny_sagim().save(model_path)
     return root, data, manifest, model_path
@@ -53,7 +63,7 @@ def test_results_json(first_run):
         agg = doc["aggregates"][m]
         assert agg["n"] == LIMIT and 0 <= agg["judges"][TEST_SPEC]["c2"] <= 100
     s = doc["settings"]
-    assert (s["split"], s["guidance"], s["limit"], s["size"]) == ("test", "binary", LIMIT, [64, 48])
+    assert (s["split"], s["guidance"], s["limit"], s["size"]) == ("test", "binary", LIMIT, [32, 24])
     # tiny_sagim's E (a random conv) is not the data's estimator: said, and recorded.
     assert any("differs from the data's estimator" in w for w in s["warnings"])
     assert doc["run"]["model_kind"] == "sagim" and doc["run"]["data_estimator"] == TEST_SPEC
@@ -71,8 +81,6 @@ def test_results_md_table1(first_run):
 
 
 def test_grids(first_run):
-    from PIL import Image
-
     for m in METHODS:
         path = os.path.join(first_run, "examples", f"{m}.png")
         im = Image.open(path)
@@ -103,8 +111,6 @@ def test_missing_data(setup, tmp_path, capsys):
 
 
 def test_not_a_model(setup, tmp_path, capsys):
-    import keras
-
     root, data, manifest, model_path = setup
     other = str(tmp_path / "estimator.keras")
     inp = keras.Input((None, None, 3))
@@ -119,16 +125,12 @@ def test_not_a_model(setup, tmp_path, capsys):
 
 def test_size_mismatch_warning_and_generator(setup, tmp_path):
     """A bare generator in a run folder whose config.yaml says another size and estimator."""
-    import yaml
-
-    from tests.helpers import tiny_sagim
-
     root, data, manifest, model_path = setup
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     tiny_sagim().generator.save(str(run_dir / "generator.keras"))
     (run_dir / "config.yaml").write_text(yaml.safe_dump(
-        {"estimator": "itti-koch", "data": {"image_size": [128, 96]}}))
+        {"estimator": "itti-koch", "data": {"image_size": {"height": 96, "width": 128}}}))
     seen = []
     result, paths = evaluate_model(str(run_dir / "generator.keras"), data, methods="sagim,identity",
                                    judges=["spectral-residual"], limit=2, progress=False,
@@ -159,3 +161,25 @@ def test_api_errors(setup):
         evaluate_model(None, data, methods="sagim", progress=False)
     with pytest.raises(InputError, match="file not found"):
         evaluate_model(os.path.join(str(root), "missing.keras"), data, progress=False)
+
+
+def test_training_size_reads_both_forms():
+    assert training_size({"data": {"image_size": {"height": 96, "width": 128}}}) == (128, 96)
+    assert training_size({"data": {"image_size": [128, 96]}}) == (128, 96)  # older [W, H]
+    assert training_size({"data": {}}) is None and training_size(None) is None
+
+
+def test_estimators_compared_by_config_not_name():
+    """Two builds of one architecture match (whatever their automatic layer names); another
+    architecture is reported, and so is a model whose E cannot be compared."""
+    manifest = {"estimator": TEST_SPEC, "size": [32, 24]}
+    same, other = contrast_estimator(), contrast_estimator()
+    assert [x.name for x in same.layers] != [x.name for x in other.layers]  # automatic names
+    assert same_estimator(same, other) is True
+    assert compatibility_warnings({"estimator": same}, manifest, "d", other) == []
+    itti = build_estimator("itti-koch")
+    assert same_estimator(same, itti) is False
+    (message,) = compatibility_warnings({"estimator": same}, manifest, "d", itti)
+    assert "differs from the data's estimator" in message
+    (message,) = compatibility_warnings({"estimator": same}, manifest, "d", None)
+    assert "cannot be compared" in message

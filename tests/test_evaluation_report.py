@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from eval_helpers import JUDGES, records
 from PIL import Image
 
 from sagim_tf.evaluation import (
@@ -15,6 +14,7 @@ from sagim_tf.evaluation import (
     write_report,
 )
 from sagim_tf.utils.errors import ConfigError, InputError
+from tests.eval_helpers import JUDGES, records
 
 
 @pytest.fixture(scope="module")

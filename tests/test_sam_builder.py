@@ -12,6 +12,7 @@ import pytest
 from sagim_tf.cli import main
 from sagim_tf.data import BuildConfig, GuidanceConfig, SelectionRule, build_sam, read_records
 from sagim_tf.data.sam.builder import split_counts
+from sagim_tf.data.sam.shards import RecordSkipped, make_record
 from sagim_tf.guidance import make_guidance
 from sagim_tf.utils.errors import ConfigError, InputError
 from tests.sam_helpers import (
@@ -142,6 +143,35 @@ def test_estimator_object_and_seed(built, tmp_path):
     ids = [s["file"] for s in m["shards"]]
     first = read_records(os.path.join(tmp_path / "obj", ids[0]))[0]
     assert first["image_id"] != records[0]["image_id"] or first["factors"] != records[0]["factors"]
+
+
+class _Masks:
+    """A stand-in for pycocotools' COCO: ``annToMask`` returns the masks given by id."""
+
+    def __init__(self, masks):
+        self.masks = masks
+
+    def annToMask(self, ann):  # noqa: N802 (pycocotools' name)
+        return self.masks[ann["id"]]
+
+
+def test_make_record_says_why_it_skips():
+    w, h = 32, 24
+    cfg = BuildConfig(size=(w, h), train=1, test=1, image_format="png")
+    pixels = np.full((h, w, 3), 128, np.uint8)
+    smap = np.full((h, w), 0.2, np.float32)
+    low, high, empty = (np.zeros((h, w), np.uint8) for _ in range(3))
+    low[2:10, 2:12] = 1
+    high[12:22, 16:30] = 1
+    smap[high > 0] = 0.9
+    anns = [{"id": 1, "category_id": 1}, {"id": 2, "category_id": 2}, {"id": 3, "category_id": 1}]
+    coco = _Masks({1: low, 2: high, 3: empty})
+    with pytest.raises(RecordSkipped, match="fewer than two") as caught:
+        make_record(7, {"file_name": "x.png"}, pixels, smap, coco, [anns[0], anns[2]], cfg)
+    assert caught.value.reason == "degenerate"
+    record = make_record(7, {"file_name": "x.png"}, pixels, smap, coco, anns, cfg)
+    assert (record["low_ann_id"], record["high_ann_id"]) == (1, 2)
+    assert record["object_ann_ids"] == [1, 2]  # the empty mask is not a candidate
 
 
 def test_split_counts():

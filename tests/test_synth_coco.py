@@ -7,10 +7,12 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 from pycocotools.coco import COCO
 
 from sagim_tf.cli import main
 from sagim_tf.data import generate_synthetic_coco
+from sagim_tf.utils.io import load_image
 from tests.sam_helpers import files_bytes
 
 
@@ -32,8 +34,6 @@ def test_pycocotools_reads_everything(synth):
         assert (info["width"], info["height"]) == (80, 60)
         anns = coco.imgToAnns[image_id]
         assert 1 <= len(anns) <= 6
-        from PIL import Image
-
         with Image.open(os.path.join(root, "images", info["file_name"])) as im:
             assert im.format == "JPEG" and im.size == (80, 60)
         for a in anns:
@@ -53,8 +53,6 @@ def test_pycocotools_reads_everything(synth):
 
 def test_scenes_have_distinct_objects(synth):
     root, ann, coco = synth
-    from sagim_tf.utils.io import load_image
-
     info = coco.imgs[1]
     img = load_image(os.path.join(root, "images", info["file_name"]))
     means = [img[coco.annToMask(a).astype(bool)].mean(0) for a in coco.imgToAnns[1]]

@@ -78,25 +78,36 @@ def same_spec(a: str, b: str) -> bool:
     return aa == ab
 
 
-def estimator_config(estimator) -> dict | None:
-    """What defines a built estimator: its class and Keras config, without its name.
-
-    Returns None for an estimator without a Keras ``get_config`` (it cannot be compared).
-    """
-    get_config = getattr(estimator, "get_config", None)
-    if get_config is None:
-        return None
+def _layer_config(layer) -> dict | None:
+    """A layer's class and Keras config without its name (None: it has no config)."""
+    cls = type(layer)
     try:
-        config = dict(get_config())
-    except NotImplementedError:
+        config = dict(layer.get_config())
+    except (AttributeError, NotImplementedError):
         return None
-    config.pop("name", None)  # two builds of one spec may differ in their automatic names
-    cls = type(estimator)
+    # Names are not architecture: two builds of one spec get different automatic names
+    # ("re_lu" then "re_lu_1"), and a functional model lists its layers again below.
+    for key in ("name", "layers", "input_layers", "output_layers"):
+        config.pop(key, None)
     return {"class": f"{cls.__module__}.{cls.__qualname__}", "config": config}
 
 
+def estimator_config(estimator) -> dict | None:
+    """What defines a built estimator's architecture: its class and Keras config, and the
+    same for each of its layers in order, all without names (weights are not compared).
+
+    Returns None for an estimator without a Keras ``get_config`` (it cannot be compared).
+    """
+    own = _layer_config(estimator)
+    if own is None:
+        return None
+    own["layers"] = [_layer_config(layer) for layer in getattr(estimator, "layers", [])]
+    return own
+
+
 def same_estimator(estimator, reference) -> bool | None:
-    """Whether two built estimators have the same class and config (None: cannot tell)."""
+    """Whether two built estimators have the same architecture (see :func:`estimator_config`);
+    None when either cannot be compared."""
     a, b = estimator_config(estimator), estimator_config(reference)
     if a is None or b is None:
         return None

@@ -60,6 +60,7 @@ __all__ = [
     "parse_list",
     "parse_size",
     "read_run_config",
+    "training_size",
 ]
 
 
@@ -152,6 +153,24 @@ def load_model_under_test(model) -> tuple[object, dict]:
     return generator, info
 
 
+def training_size(run_config: Mapping | None) -> tuple[int, int] | None:
+    """(width, height) of the training images from a run's config.yaml, or None.
+
+    ``data.image_size`` is ``{height: H, width: W}`` (the training config's form); a list
+    ``[W, H]`` is read as older configs wrote it.
+    """
+    data = (run_config or {}).get("data")
+    value = data.get("image_size") if isinstance(data, Mapping) else None
+    try:
+        if isinstance(value, Mapping):
+            return int(value["width"]), int(value["height"])
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return int(value[0]), int(value[1])
+    except (KeyError, TypeError, ValueError):
+        pass
+    return None
+
+
 def describe_estimator(estimator) -> str:
     return f"{type(estimator).__name__} {getattr(estimator, 'name', '?')!r}"
 
@@ -203,10 +222,10 @@ def compatibility_warnings(info: Mapping, manifest: Mapping, data_dir: str,
                 f"training estimator is unknown; the data's is {data_spec!r}"
             )
     data_size = tuple(int(v) for v in manifest.get("size", ()) or ())
-    run_size = (run_cfg.get("data") or {}).get("image_size") if isinstance(run_cfg.get("data"), dict) else None
+    run_size = training_size(run_cfg)
     size = tuple(eval_size) if eval_size else data_size
-    if run_size is not None and len(run_size) == 2 and size and tuple(int(v) for v in run_size) != size:
-        rw, rh = (int(v) for v in run_size)
+    if run_size is not None and size and run_size != size:
+        rw, rh = run_size
         messages.append(
             f"the model was trained at {rw}x{rh} (data.image_size in its run's config.yaml) but is "
             f"evaluated at {size[0]}x{size[1]} (the size of {data_dir}); G is fully convolutional "
