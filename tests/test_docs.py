@@ -83,7 +83,7 @@ def tiny_model_files(tmp_path_factory):
 
 
 def test_every_marker_is_known_and_has_a_reason():
-    for path, line, lang, code, marker in _blocks():
+    for path, line, _lang, _code, marker in _blocks():
         if marker is None:
             continue
         where = f"{path.relative_to(ROOT)}:{line}"
@@ -245,3 +245,45 @@ def test_architecture_lists_every_module():
     for floor in FLOORS:
         for prefix in floor:
             assert prefix.removeprefix("sagim_tf.") in text, f"{prefix} missing from the floors"
+
+
+def _named_code_references():
+    """(where, reference) for each ``sagim_tf/...`` path and ``sagim_tf.x.y`` name in the docs."""
+    found = []
+    for path in DOCS:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            where = f"{path.relative_to(ROOT)}:{number}"
+            for ref in re.findall(r"\bsagim_tf(?:[/.][A-Za-z_]\w*)+(?:\.py)?/?", line):
+                found.append((where, ref.rstrip("/")))
+            for module, names in re.findall(r"from (sagim_tf[\w.]*) import ([\w, ]+)", line):
+                found += [
+                    (where, f"{module}.{name.strip()}") for name in names.split(",") if name.strip()
+                ]
+    return found
+
+
+def _resolves(ref: str) -> bool:
+    import importlib
+
+    if "/" in ref:
+        return (ROOT / ref).exists()
+    parts = ref.split(".")
+    for cut in range(len(parts), 0, -1):
+        module = ".".join(parts[:cut])
+        base = ROOT.joinpath(*parts[:cut])
+        if base.with_suffix(".py").exists() or (base / "__init__.py").exists():
+            obj = importlib.import_module(module)
+            for name in parts[cut:]:
+                if not hasattr(obj, name):
+                    return False
+                obj = getattr(obj, name)
+            return True
+    return False
+
+
+def test_code_the_docs_name_exists():
+    refs = _named_code_references()
+    assert len(refs) >= 20
+    assert not _resolves("sagim_tf/trainer.py") and not _resolves("sagim_tf.inference.nothing")
+    missing = [f"{where}: {ref}" for where, ref in refs if not _resolves(ref)]
+    assert not missing, "the docs name code that does not exist:\n" + "\n".join(missing)

@@ -59,9 +59,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     verbosity.add_argument(
         "-q", "--quiet", action="store_true", help="log warnings and errors only"
     )
-    verbosity.add_argument(
-        "-v", "--verbose", action="store_true", help="also log DEBUG records"
-    )
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="also log DEBUG records")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in sorted(_discover().items()):
         p = sub.add_parser(name, help=help_text, description=help_text)
