@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 
 from sagim_tf.evaluation import run as evalrun
 from sagim_tf.evaluation.evaluator import evaluate_methods
+from sagim_tf.evaluation.judges import INDEPENDENT_JUDGES, build_judges, spec_key
 from sagim_tf.evaluation.records import generator_method
 from sagim_tf.evaluation.report import (
     PAPER_TABLE2,
@@ -54,10 +55,6 @@ from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.utils.io import write_text
 
 log = logging.getLogger(__name__)
-
-
-def _warn(message: str) -> None:
-    log.warning("%s", message)
 
 
 def check_variants(names: Sequence[str] | str | None) -> list[str]:
@@ -125,8 +122,8 @@ def ablation_judge_specs(training_spec: str | None, data_spec: str | None) -> li
     """The training estimator, the data's (if another), then the independent judges."""
     specs = [s for s in (training_spec, data_spec) if s]
     out, seen = [], set()
-    for s in specs + list(evalrun.INDEPENDENT_JUDGES):
-        key = evalrun._spec_key(s)
+    for s in specs + list(INDEPENDENT_JUDGES):
+        key = spec_key(s)
         if key not in seen:
             seen.add(key)
             out.append(s)
@@ -164,14 +161,12 @@ def evaluate_variants(
     manifest = evalrun.open_data(data_dir, split)
     if judges is None:
         specs = ablation_judge_specs(training_spec, manifest.get("estimator"))
-        judge_fns, judge_specs = evalrun.build_judges(specs, required=False, warn=_warn)
+        judge_fns, judge_specs = build_judges(specs, required=False)
     else:
-        judge_fns, judge_specs = evalrun.build_judges(
-            evalrun.parse_list(judges, "judges"), warn=_warn
-        )
+        judge_fns, judge_specs = build_judges(evalrun.parse_list(judges, "judges"))
     methods = {}
     for name, model in models.items():
-        generator, _ = evalrun.load_generator(model)
+        generator, _ = evalrun.load_model_under_test(model)
         methods[str(name)] = generator_method(generator, guidance)
     records = evalrun.load_eval_records(data_dir, split=split, size=size, limit=limit)
     result = evaluate_methods(
