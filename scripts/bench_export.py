@@ -4,10 +4,10 @@ Prints one JSON object. Without ``--model`` it builds the default ``SaGIMGenerat
 a fixed seed (latency does not depend on the weights' values). Example::
 
     python scripts/bench_export.py                      # 256x192 and 1024x768
-    python scripts/bench_export.py --model runs/demo/sagim.keras --repeats 5
+    python scripts/bench_export.py --model runs/demo/run/sagim.keras --repeats 5
 
-docs/method.md §5 asks that TFLite fp32 be no slower than the SavedModel and that dynamic-range
-int8 take at most 0.6x the fp32 TFLite time; the ``ratios`` field reports both.
+The targets: TFLite fp32 no slower than the SavedModel, and dynamic-range int8 at most
+0.6x the fp32 TFLite time; the ``ratios`` field reports both.
 """
 
 from __future__ import annotations
@@ -19,11 +19,21 @@ import platform
 import sys
 import tempfile
 import time
+from functools import partial
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from sagim_tf.export import TFLiteRunner, export_savedmodel, export_tflite  # noqa: E402
+from sagim_tf.export.signatures import DEFAULT_SIGNATURE, OUTPUT_KEY  # noqa: E402
+from sagim_tf.models.generator import SaGIMGenerator  # noqa: E402
+from sagim_tf.models.loading import load_generator  # noqa: E402
+from sagim_tf.utils.io import write_text  # noqa: E402
 from sagim_tf.workflows import benchmarking as bm  # noqa: E402
 
 
@@ -36,6 +46,10 @@ def _dir_bytes(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
+def _serve(signature, image, guidance):
+    return signature(image=image, guidance=guidance)[OUTPUT_KEY].numpy()
+
+
 def _time(fn, warmup, repeats):
     return bm.summary_ms(bm.sample_seconds(fn, repeats, warmup))
 
@@ -46,19 +60,16 @@ def main(argv=None):
     parser.add_argument("--sizes", default="256x192,1024x768", help="comma-separated WxH")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="TFLite interpreter threads (default: all cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="TFLite interpreter threads (default: all cores)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     sizes = [_size(s) for s in args.sizes.split(",") if s]
-
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    from sagim_tf.export import TFLiteRunner, export_savedmodel, export_tflite, load_generator
-    from sagim_tf.models.generator import SaGIMGenerator
 
     if args.model:
         generator = load_generator(args.model)
@@ -74,8 +85,9 @@ def main(argv=None):
         sm_path = export_savedmodel(generator, tmp, name="sagim")
         export_s = {"savedmodel": round(time.perf_counter() - t0, 1)}
         t0 = time.perf_counter()
-        files = export_tflite(generator, tmp, formats=("tflite", "tflite-fp16", "tflite-int8"),
-                              fixed_size=(256, 192))
+        files = export_tflite(
+            generator, tmp, formats=("tflite", "tflite-fp16", "tflite-int8"), fixed_size=(256, 192)
+        )
         export_s["tflite_all_six"] = round(time.perf_counter() - t0, 1)
         file_bytes = {"savedmodel": _dir_bytes(sm_path)}
         for paths in files.values():
@@ -83,25 +95,26 @@ def main(argv=None):
                 file_bytes[os.path.basename(path)] = os.path.getsize(path)
 
         loaded = tf.saved_model.load(sm_path)
-        serving = loaded.signatures["serving_default"]
-        runners = {os.path.basename(p): TFLiteRunner(p, num_threads=args.threads)
-                   for paths in files.values() for p in paths}
+        serving = loaded.signatures[DEFAULT_SIGNATURE]
+        runners = {
+            os.path.basename(p): TFLiteRunner(p, num_threads=args.threads)
+            for paths in files.values()
+            for p in paths
+        }
         latency = {}
         rng = np.random.default_rng(args.seed)
         for w, h in sizes:
             image = rng.uniform(0, 1, (1, h, w, 3)).astype(np.float32)
             guidance = rng.uniform(0, 1, (1, h, w, 1)).astype(np.float32)
             image_t, guidance_t = tf.constant(image), tf.constant(guidance)
-            row = {
-                "keras_predict_on_batch": _time(
-                    lambda: generator.predict_on_batch([image, guidance]), args.warmup, args.repeats),
-                "savedmodel_serving_default": _time(
-                    lambda: serving(image=image_t, guidance=guidance_t)["edited"].numpy(),
-                    args.warmup, args.repeats),
+            calls = {
+                "keras_predict_on_batch": partial(generator.predict_on_batch, [image, guidance]),
+                "savedmodel_serving_default": partial(_serve, serving, image_t, guidance_t),
             }
             for name, runner in runners.items():
                 if runner.dynamic or runner.input_size == (w, h):
-                    row[name] = _time(lambda r=runner: r._run(image, guidance), args.warmup, args.repeats)
+                    calls[name] = partial(runner._run, image, guidance)
+            row = {name: _time(fn, args.warmup, args.repeats) for name, fn in calls.items()}
             latency[f"{w}x{h}"] = row
 
     ratios = {}
@@ -116,8 +129,12 @@ def main(argv=None):
     report = {
         "model": model_desc,
         "parameters": int(generator.count_params()),
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
         "batch": 1,
         "repeats": args.repeats,
         "tflite_threads": args.threads,
@@ -129,8 +146,7 @@ def main(argv=None):
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+        write_text(args.out, text + "\n")
     return 0
 
 

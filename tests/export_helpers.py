@@ -1,4 +1,4 @@
-"""Helpers shared by the export and serving tests: a tiny G with a visible edit, a free port."""
+"""Helpers shared by the export and serving tests: tiny G's, random batches, a free port."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import socket
 import keras
 import numpy as np
 
+from sagim_tf.export import export_savedmodel, load_savedmodel
+from sagim_tf.models.generator import SaGIMGenerator
+
 
 def tiny_generator(seed: int = 0):
     """A tiny G whose last convolution starts large, so its edit is far from the identity.
 
     (A default-initialised G barely changes its input, which would make parity trivial.)
     """
-    from sagim_tf.models.generator import SaGIMGenerator
-
     keras.utils.set_random_seed(seed)
     g = SaGIMGenerator(base_filters=4, depth=2, num_residual_blocks=1, output_init_stddev=0.3)
     g([np.zeros((1, 8, 8, 3), np.float32), np.zeros((1, 8, 8, 1), np.float32)])
@@ -22,6 +23,7 @@ def tiny_generator(seed: int = 0):
 
 
 def batch(b, h, w, seed=0):
+    """A random ``(image, guidance)`` pair, float32 in [0, 1], shapes (b, h, w, 3|1)."""
     rng = np.random.default_rng(seed)
     return (
         rng.uniform(0, 1, (b, h, w, 3)).astype(np.float32),
@@ -33,11 +35,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def psnr(x, ref) -> float:
-    mse = float(np.mean((np.asarray(x, np.float64) - np.asarray(ref, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
 def trivial_generator(seed: int = 0):
@@ -60,8 +57,6 @@ def shared_savedmodel(tmp_path_factory):
     they must not write into its directory.
     """
     if "savedmodel" not in _SHARED:
-        from sagim_tf.export import export_savedmodel, load_savedmodel
-
         g = tiny_generator()
         path = export_savedmodel(g, tmp_path_factory.mktemp("shared_export"), name="sagim")
         _SHARED["savedmodel"] = (g, path, load_savedmodel(path))

@@ -1,11 +1,19 @@
-"""``sagim export`` end to end, and its errors."""
+"""``sagim export`` end to end, its parity check and errors, and export/README.md's commands."""
 
 import os
+import pathlib
+import re
+import shlex
 
 import pytest
 
-from sagim_tf.cli import main
-from tests.export_helpers import tiny_generator
+from sagim_tf.cli import build_parser, main
+from sagim_tf.export.parity import check_parity
+from sagim_tf.utils.errors import ExportError
+from tests.export_helpers import shared_savedmodel, tiny_generator
+from tests.helpers import tiny_sagim
+
+README = pathlib.Path(__file__).resolve().parent.parent / "export" / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +25,22 @@ def model_path(tmp_path_factory):
 
 def test_export_savedmodel_and_tflite_with_parity_check(model_path, tmp_path, capsys):
     out = tmp_path / "export"
-    rc = main(["export", "--model", model_path, "--out", str(out), "--version", "4",
-               "--formats", "savedmodel,tflite", "--tflite-size", "32", "24"])
+    rc = main(
+        [
+            "export",
+            "--model",
+            model_path,
+            "--out",
+            str(out),
+            "--version",
+            "4",
+            "--formats",
+            "savedmodel,tflite",
+            "--tflite-size",
+            "32",
+            "24",
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0, text
     assert (out / "sagim" / "4" / "saved_model.pb").is_file()
@@ -29,8 +51,6 @@ def test_export_savedmodel_and_tflite_with_parity_check(model_path, tmp_path, ca
 
 @pytest.mark.slow
 def test_export_all_formats_from_a_sagim_file(tmp_path, capsys):
-    from tests.helpers import tiny_sagim
-
     model = tiny_sagim()
     model.build()
     model.save(tmp_path / "sagim.keras")
@@ -40,7 +60,8 @@ def test_export_all_formats_from_a_sagim_file(tmp_path, capsys):
     assert rc == 0, text
     assert (out / "sagim" / "1" / "saved_model.pb").is_file()
     assert sorted(os.listdir(out / "tflite")) == sorted(
-        f"sagim_{tag}{size}.tflite" for tag in ("fp32", "fp16", "int8") for size in ("", "_256x192"))
+        f"sagim_{tag}{size}.tflite" for tag in ("fp32", "fp16", "int8") for size in ("", "_256x192")
+    )
     assert "tflite-int8 PSNR" in text
 
 
@@ -59,7 +80,8 @@ def test_export_errors_are_messages(model_path, tmp_path, capsys, args, message)
     argv = ["export", "--model", model_path, "--out", str(tmp_path / "export")]
     if "--model" in args:
         argv = ["export", "--out", str(tmp_path / "export")] + [
-            str(tmp_path / "missing.keras") if a == "MISSING" else a for a in args]
+            str(tmp_path / "missing.keras") if a == "MISSING" else a for a in args
+        ]
     else:
         argv += args
     assert main(argv) == 2
@@ -70,3 +92,30 @@ def test_export_errors_are_messages(model_path, tmp_path, capsys, args, message)
 def test_serve_missing_base_path_is_a_message(tmp_path, capsys):
     assert main(["serve", "--model-base-path", str(tmp_path / "nothing"), "--port", "0"]) == 2
     assert "model base path not found" in capsys.readouterr().err
+
+
+def test_parity_check_refuses_a_file_of_another_model(tmp_path_factory):
+    g, path, _ = shared_savedmodel(tmp_path_factory)
+    report = check_parity(g, {"savedmodel": [path]})
+    assert report["savedmodel"] <= 1e-5  # the exported G itself: float32 reordering only
+    with pytest.raises(ExportError, match="savedmodel max"):
+        check_parity(tiny_generator(seed=1), {"savedmodel": [path]})
+
+
+def _readme_commands():
+    """Each ``sagim ...`` command in export/README.md's shell blocks, as an argv list."""
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    text = "\n".join(blocks).replace("\\\n", " ")
+    return [
+        shlex.split(line.split("#")[0])[1:]
+        for line in text.splitlines()
+        if line.strip().startswith("sagim ")
+    ]
+
+
+def test_readme_commands_parse():
+    commands = _readme_commands()
+    assert {argv[0] for argv in commands} >= {"export", "serve"}
+    for argv in commands:
+        args = build_parser(argv[0]).parse_args(argv)  # SystemExit on an unknown flag
+        assert args.command == argv[0]

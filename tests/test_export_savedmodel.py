@@ -11,10 +11,12 @@ import pytest
 import tensorflow as tf
 
 from sagim_tf.export import export_savedmodel, load_generator, load_savedmodel, write_models_config
-from sagim_tf.export.savedmodel import versions
+from sagim_tf.export.savedmodel import build_archive, models_config_text, versions
+from sagim_tf.export.signatures import SIGNATURES, get_signature
 from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.utils.io import to_uint8
 from tests.export_helpers import batch, shared_savedmodel, trivial_generator
+from tests.helpers import tiny_sagim
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +31,41 @@ def test_layout_and_named_signatures(exported):
     assert versions(base) == [1]
     assert not [e for e in os.listdir(base) if e.startswith(".tmp")]
     assert set(loaded.signatures) == {"serving_default", "edit_uint8"}
-    for name, image_dtype, out_dtype in (("serving_default", tf.float32, tf.float32),
-                                         ("edit_uint8", tf.uint8, tf.uint8)):
+    for name, image_dtype, out_dtype in (
+        ("serving_default", tf.float32, tf.float32),
+        ("edit_uint8", tf.uint8, tf.uint8),
+    ):
         sig = loaded.signatures[name]
         _, inputs = sig.structured_input_signature
         assert set(inputs) == {"image", "guidance"}
-        assert inputs["image"].dtype == image_dtype and inputs["image"].shape.as_list() == [None, None, None, 3]
+        assert inputs["image"].dtype == image_dtype and inputs["image"].shape.as_list() == [
+            None,
+            None,
+            None,
+            3,
+        ]
         assert inputs["guidance"].dtype == tf.float32
         assert inputs["guidance"].shape.as_list() == [None, None, None, 1]
         assert set(sig.structured_outputs) == {"edited"}
         assert sig.structured_outputs["edited"].dtype == out_dtype
+
+
+def test_savedmodel_follows_the_signature_table(exported):
+    _, _, loaded = exported
+    assert list(SIGNATURES) == ["serving_default", "edit_uint8"]
+    for name, signature in SIGNATURES.items():
+        fn = loaded.signatures[name]
+        _, inputs = fn.structured_input_signature
+        assert list(signature.inputs) == ["image", "guidance"]
+        for key, tensor in signature.inputs.items():
+            assert inputs[key].dtype == tf.as_dtype(tensor.dtype)
+            assert inputs[key].shape.as_list() == [None, None, None, tensor.channels]
+        for key, tensor in signature.outputs.items():
+            assert fn.structured_outputs[key].dtype == tf.as_dtype(tensor.dtype)
+    with pytest.raises(ConfigError, match="edit_uint8"):
+        get_signature("predict")
+    with pytest.raises(ConfigError, match="unknown signature"):
+        build_archive(trivial_generator(), signatures=("serving_default", "predict"))
 
 
 @pytest.mark.parametrize("shape", [(1, 16, 16), (2, 13, 17), (3, 5, 9), (1, 40, 24)])
@@ -49,6 +76,7 @@ def test_serving_default_matches_keras(exported, shape):
     edited = out["edited"].numpy()
     reference = np.asarray(g([image, guidance], training=False))
     assert edited.shape == image.shape
+    # 1e-5: the traced graph and eager Keras run the same float32 ops, in a different order.
     assert np.abs(edited - reference).max() <= 1e-5
     assert np.abs(reference - image).max() > 0.05  # the edit is not the identity
 
@@ -61,6 +89,7 @@ def test_edit_uint8_matches_keras(exported, shape):
     out = loaded.signatures["edit_uint8"](image=image8, guidance=guidance)["edited"]
     assert out.dtype == tf.uint8
     reference = to_uint8(np.asarray(g([image8.astype(np.float32) / 255.0, guidance])))
+    # One uint8 step: float32 noise can carry a value across a rounding boundary.
     assert np.abs(out.numpy().astype(int) - reference.astype(int)).max() <= 1
 
 
@@ -89,15 +118,24 @@ def test_in_graph_checks_raise_invalid_argument(exported, case):
 
 def test_saved_model_cli_shows_named_signatures(exported):
     _, path, _ = exported
-    cli = shutil.which("saved_model_cli") or os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    cli = shutil.which("saved_model_cli") or os.path.join(
+        os.path.dirname(sys.executable), "saved_model_cli"
+    )
     if not os.path.exists(cli):
         pytest.skip("saved_model_cli not installed")
-    result = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [cli, "show", "--dir", path, "--all"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    for token in ("signature_def['serving_default']", "signature_def['edit_uint8']",
-                  "inputs['image']", "inputs['guidance']", "outputs['edited']", "DT_UINT8"):
+    for token in (
+        "signature_def['serving_default']",
+        "signature_def['edit_uint8']",
+        "inputs['image']",
+        "inputs['guidance']",
+        "outputs['edited']",
+        "DT_UINT8",
+    ):
         assert token in text
     assert "args_0" not in text and "output_0" not in text
 
@@ -129,21 +167,18 @@ def test_models_config(tmp_path):
 
 
 def test_repository_models_config_matches_writer():
-    from sagim_tf.export.savedmodel import models_config_text
-
     repo_config = os.path.join(os.path.dirname(__file__), os.pardir, "export", "models.config")
     assert open(repo_config).read() == models_config_text(["sagim"])
 
 
 def test_load_generator_from_sagim_and_bare_files(tmp_path):
-    from tests.helpers import tiny_sagim
-
     model = tiny_sagim()
     model.build()
     image, guidance = batch(1, 16, 16)
     expected = np.asarray(model.generator([image, guidance]))
     model.save(tmp_path / "sagim.keras")
     g = load_generator(tmp_path / "sagim.keras")
+    # 1e-6: same weights and ops; absorbs float32 rounding if the reloaded model fuses ops anew.
     np.testing.assert_allclose(np.asarray(g([image, guidance])), expected, atol=1e-6)
     model.generator.save(tmp_path / "g.keras")
     g2 = load_generator(tmp_path / "g.keras")

@@ -2,61 +2,99 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
 NAME = "serve"
 HELP = "Serve an exported SavedModel over gRPC (TF Serving's PredictionService API)."
 
 
 def add_arguments(parser):
-    parser.add_argument("--model-base-path", required=True, metavar="DIR",
-                        help="export/<name>, holding numeric version directories")
+    parser.add_argument(
+        "--model-base-path",
+        required=True,
+        metavar="DIR",
+        help="export/<name>, holding numeric version directories",
+    )
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (default: 8500)")
     parser.add_argument("--host", default="0.0.0.0", help="interface to bind (default: 0.0.0.0)")
-    parser.add_argument("--model-name", default=None,
-                        help="name clients ask for (default: the base path's last component)")
+    parser.add_argument(
+        "--model-name",
+        default=None,
+        help="name clients ask for (default: the base path's last component)",
+    )
     parser.add_argument("--max-workers", type=int, default=16, help="RPC threads (default: 16)")
-    parser.add_argument("--max-concurrent", type=int, default=2,
-                        help="inferences running at once (default: 2)")
-    parser.add_argument("--max-queued", type=int, default=128,
-                        help="RPCs accepted at once; more get RESOURCE_EXHAUSTED (default: 128)")
-    parser.add_argument("--max-request-mb", type=float, default=128,
-                        help="largest request accepted, in MB (default: 128)")
-    parser.add_argument("--max-pixels", type=int, default=16 * 2**20,
-                        help="largest batch*height*width accepted (default: 16 Mi)")
-    parser.add_argument("--poll-interval", type=float, default=2.0,
-                        help="seconds between looks for a new version; 0 turns it off (default: 2)")
-    parser.add_argument("--grace", type=float, default=5.0,
-                        help="seconds in-flight requests get on shutdown (default: 5)")
+    parser.add_argument(
+        "--max-concurrent", type=int, default=2, help="inferences running at once (default: 2)"
+    )
+    parser.add_argument(
+        "--max-queued",
+        type=int,
+        default=128,
+        help="RPCs accepted at once; more get RESOURCE_EXHAUSTED (default: 128)",
+    )
+    parser.add_argument(
+        "--max-request-mb",
+        type=float,
+        default=128,
+        help="largest request accepted, in MB (default: 128)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=16 * 2**20,
+        help="largest batch*height*width accepted (default: 16 Mi)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=2.0,
+        help="seconds between looks for a new version; 0 turns it off (default: 2)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        help="seconds in-flight requests get on shutdown (default: 5)",
+    )
 
 
 def run(args) -> int:
-    import logging
-    import os
-    import signal
-    import threading
-
+    # lazy: grpc and tensorflow-serving-api (the `serving` extra) load only when serving
     from sagim_tf.serving import SagimServer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     base = os.path.abspath(args.model_base_path)
     name = args.model_name or os.path.basename(base.rstrip(os.sep))
     server = SagimServer(
-        base, port=args.port, host=args.host, model_name=name, max_workers=args.max_workers,
-        max_concurrent=args.max_concurrent, max_queued=args.max_queued,
-        max_request_mb=args.max_request_mb, max_pixels=args.max_pixels,
+        base,
+        port=args.port,
+        host=args.host,
+        model_name=name,
+        max_workers=args.max_workers,
+        max_concurrent=args.max_concurrent,
+        max_queued=args.max_queued,
+        max_request_mb=args.max_request_mb,
+        max_pixels=args.max_pixels,
         poll_interval=args.poll_interval,
     )
     stop = threading.Event()
 
     def on_signal(signum, _frame):
-        print(f"sagim serve: {signal.Signals(signum).name}, stopping (grace {args.grace:g} s)",
-              flush=True)
+        print(
+            f"sagim serve: {signal.Signals(signum).name}, stopping (grace {args.grace:g} s)",
+            flush=True,
+        )
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         port = server.start()
-        print(f"sagim serve: model '{name}' version {server.version} from {base} "
-              f"listening on {args.host}:{port}", flush=True)
+        print(
+            f"sagim serve: model '{name}' version {server.version} from {base} "
+            f"listening on {args.host}:{port}",
+            flush=True,
+        )
         while not stop.wait(0.5):
             pass
     finally:

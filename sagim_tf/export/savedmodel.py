@@ -5,28 +5,23 @@ Layout (what ``tensorflow_model_server --model_base_path=<out>/<name>`` expects)
     <out>/models.config                 TF Serving model config (model_config_list)
     <out>/<name>/<version>/saved_model.pb, variables/
 
-Signatures (any B, H and W):
-
-``serving_default``
-    inputs ``image`` float32 (B, H, W, 3) in [0, 1] and ``guidance`` float32 (B, H, W, 1)
-    in [0, 1]; output ``edited`` float32 (B, H, W, 3) in [0, 1].
-``edit_uint8``
-    the same with ``image`` uint8 (B, H, W, 3) in [0, 255], for bandwidth; the output
-    ``edited`` is uint8 too, ``floor(255 * edited + 0.5)`` (the rounding of
-    :func:`sagim_tf.utils.io.to_uint8`), so both directions send a quarter of the bytes.
+The signatures, ``serving_default`` (float32 in, float32 out) and ``edit_uint8`` (uint8
+image in, uint8 out), are described by the one table in
+:mod:`sagim_tf.export.signatures`; each endpoint here is built from it.
 
 Both check their inputs inside the graph (batch, height and width of the two inputs agree,
 neither is empty, values are finite and in range). A failed check is an
 ``InvalidArgumentError``, which TF Serving answers with gRPC ``INVALID_ARGUMENT``.
 The checks cost one comparison pass over the inputs.
 
-Keras 3 names the inputs of a plain ``model.export`` ``args_0``/``output_0``
-(docs/method.md §4), so the signatures here are built with :class:`keras.export.ExportArchive`
-and named :class:`tf.TensorSpec` endpoints that return dicts.
+A plain ``model.export`` in Keras 3 names the inputs and outputs ``args_0``/``output_0``,
+so the signatures here are built with :class:`keras.export.ExportArchive` and named
+:class:`tf.TensorSpec` endpoints that return dicts.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -35,31 +30,47 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from sagim_tf.utils.errors import ExportError
-from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.export.signatures import (
+    GUIDANCE_KEY,
+    IMAGE_KEY,
+    OUTPUT_KEY,
+    SIGNATURES,
+    Signature,
+    get_signature,
+)
+from sagim_tf.utils.errors import ConfigError, ExportError, InputError
+from sagim_tf.utils.io import write_text
 
-IMAGE_KEY = "image"
-GUIDANCE_KEY = "guidance"
-OUTPUT_KEY = "edited"
-SIGNATURES = ("serving_default", "edit_uint8")
+log = logging.getLogger(__name__)
 
 
-def _specs(image_dtype, batch=None, height=None, width=None):
+def _specs(signature: Signature, batch=None, height=None, width=None) -> list[tf.TensorSpec]:
+    """The named input specs of ``signature`` (``image`` then ``guidance``)."""
     return [
-        tf.TensorSpec([batch, height, width, 3], image_dtype, name=IMAGE_KEY),
-        tf.TensorSpec([batch, height, width, 1], tf.float32, name=GUIDANCE_KEY),
+        tf.TensorSpec([batch, height, width, key.channels], tf.as_dtype(key.dtype), name=name)
+        for name, key in signature.inputs.items()
     ]
 
 
 def _check_in_range(x, hi, name):
-    ok = tf.reduce_all(tf.logical_and(x >= 0, x <= hi))
+    # NaN fails both comparisons, so this also rejects non-finite values.
+    ok = tf.reduce_all(tf.logical_and(x >= 0, x <= tf.cast(hi, x.dtype)))
     return tf.debugging.Assert(
         ok, [f"{name}: values must be finite and lie in [0, {hi:g}]"], name=f"check_{name}_range"
     )
 
 
 def checked_inputs(image, guidance, image_max=1.0):
-    """Attach in-graph checks to ``image`` and ``guidance``; return them unchanged."""
+    """Attach in-graph checks to ``image`` and ``guidance``; return them unchanged.
+
+    Args:
+        image: tensor (B, H, W, 3).
+        guidance: tensor (B, H, W, 1), values in [0, 1].
+        image_max: float. The image's largest allowed value. Defaults to `1.0`.
+
+    Returns:
+        ``(image, guidance)``, which depend on the checks, so the checks run first.
+    """
     image_shape = tf.shape(image)
     guidance_shape = tf.shape(guidance)
     checks = [
@@ -90,34 +101,56 @@ def to_uint8(x):
     return tf.cast(tf.floor(tf.clip_by_value(x, 0.0, 1.0) * 255.0 + 0.5), tf.uint8)
 
 
-def build_archive(generator, validate=True, batch=None, height=None, width=None,
-                  signatures=SIGNATURES) -> keras.export.ExportArchive:
+def _endpoint(generator, signature: Signature, validate: bool):
+    """The function of one signature: check, scale the image to [0, 1], run G, cast."""
+    image_max = signature.inputs[IMAGE_KEY].max_value
+    uint8_out = signature.outputs[OUTPUT_KEY].dtype == "uint8"
+
+    def endpoint(image, guidance):
+        if validate:
+            image, guidance = checked_inputs(image, guidance, image_max=image_max)
+        if image.dtype != tf.float32:
+            image = tf.cast(image, tf.float32)
+        if image_max != 1.0:
+            image = image / image_max
+        edited = generator([image, guidance], training=False)
+        return {OUTPUT_KEY: to_uint8(edited) if uint8_out else edited}
+
+    return endpoint
+
+
+def build_archive(
+    generator,
+    validate=True,
+    batch=None,
+    height=None,
+    width=None,
+    signatures=tuple(SIGNATURES),
+) -> keras.export.ExportArchive:
     """An :class:`ExportArchive` around ``generator`` with the named signatures.
 
-    ``validate=False`` leaves out the in-graph checks (TFLite has no builtin ``Assert``);
-    ``batch``/``height``/``width`` fix the input shape (None: any).
+    Args:
+        generator: keras.Model. G, ``[image, guidance] -> edited``.
+        validate: bool. Check the inputs in the graph; TFLite has no builtin ``Assert``, so
+            the TFLite export passes `False`. Defaults to `True`.
+        batch: int or None. A fixed batch size; None takes any. Defaults to `None`.
+        height: int or None. A fixed height; None takes any. Defaults to `None`.
+        width: int or None. A fixed width; None takes any. Defaults to `None`.
+        signatures: sequence of str. Names from
+            :data:`~sagim_tf.export.signatures.SIGNATURES`. Defaults to all of them.
+
+    Raises:
+        ConfigError: an unknown signature name.
     """
-    unknown = set(signatures) - set(SIGNATURES)
-    if unknown:
-        raise ConfigError(f"unknown signature(s) {sorted(unknown)}; known: {list(SIGNATURES)}")
+    chosen = [get_signature(name) for name in signatures]
     archive = keras.export.ExportArchive()
     archive.track(generator)
-
-    def serving_default(image, guidance):
-        if validate:
-            image, guidance = checked_inputs(image, guidance)
-        return {OUTPUT_KEY: generator([image, guidance], training=False)}
-
-    def edit_uint8(image, guidance):
-        if validate:
-            image, guidance = checked_inputs(image, guidance, image_max=255)
-        image = tf.cast(image, tf.float32) / 255.0
-        return {OUTPUT_KEY: to_uint8(generator([image, guidance], training=False))}
-
-    fns = {"serving_default": (serving_default, tf.float32), "edit_uint8": (edit_uint8, tf.uint8)}
-    for name in signatures:
-        fn, dtype = fns[name]
-        archive.add_endpoint(name, fn, input_signature=_specs(dtype, batch, height, width))
+    for signature in chosen:
+        archive.add_endpoint(
+            signature.name,
+            _endpoint(generator, signature, validate),
+            input_signature=_specs(signature, batch, height, width),
+        )
     return archive
 
 
@@ -135,24 +168,38 @@ def versions(base_path) -> list[int]:
 
 
 def next_version(base_path) -> int:
-    """One more than the highest version under ``base_path`` (1 if there is none)."""
-    existing = [int(e) for e in os.listdir(base_path) if e.isdigit()] if os.path.isdir(base_path) else []
+    """One more than the highest numeric directory under ``base_path`` (1 if there is none)."""
+    if not os.path.isdir(base_path):
+        return 1
+    existing = [int(entry) for entry in os.listdir(base_path) if entry.isdigit()]
     return max(existing, default=0) + 1
 
 
-def export_savedmodel(generator, out_dir, name: str = "sagim", version: int | None = None,
-                      overwrite: bool = False) -> str:
+def export_savedmodel(
+    generator,
+    out_dir,
+    name: str = "sagim",
+    version: int | None = None,
+    overwrite: bool = False,
+) -> str:
     """Write G as ``<out_dir>/<name>/<version>/`` for TF Serving; return that path.
 
     The version directory appears atomically (written under a hidden name, then renamed),
     so a server polling ``<out_dir>/<name>`` never loads a half-written version.
 
     Args:
-        generator: G, a Keras model ``[image, guidance] -> edited``.
-        out_dir: the export root (``export``).
-        name: the model name (TF Serving's ``model_name``).
-        version: a positive integer; default: one more than the highest present.
-        overwrite: replace an existing version directory instead of failing.
+        generator: keras.Model. G, ``[image, guidance] -> edited`` (load one with
+            :func:`sagim_tf.models.loading.load_generator`).
+        out_dir: str or path. The export root, e.g. ``export``.
+        name: str. The model name (TF Serving's ``model_name``). Defaults to `"sagim"`.
+        version: int or None. A positive version number; None takes one more than the
+            highest present. Defaults to `None`.
+        overwrite: bool. Replace an existing version directory instead of failing.
+            Defaults to `False`.
+
+    Raises:
+        ConfigError: a bad name or version, or the version exists and ``overwrite`` is off.
+        ExportError: TensorFlow cannot trace or write the model.
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
         raise ConfigError(f"model name {name!r}: use letters, digits, '_', '.', '-'")
@@ -178,18 +225,28 @@ def export_savedmodel(generator, out_dir, name: str = "sagim", version: int | No
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+    log.info("wrote SavedModel %s (signatures %s)", final, ", ".join(SIGNATURES))
     return final
 
 
 def load_savedmodel(path):
-    """``tf.saved_model.load`` with a clear error for a missing or broken directory."""
+    """``tf.saved_model.load`` with a clear error for a missing or broken directory.
+
+    Args:
+        path: str or path. A version directory, ``<out>/<name>/<version>``.
+
+    Raises:
+        InputError: no ``saved_model.pb`` there, or TensorFlow cannot load it.
+    """
     path = os.fspath(path)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise InputError(f"{path}: no saved_model.pb there (expected <base>/<name>/<version>/)")
     try:
         return tf.saved_model.load(path)
     except Exception as exc:
-        raise InputError(f"{path}: cannot load the SavedModel ({type(exc).__name__}: {exc})") from exc
+        raise InputError(
+            f"{path}: cannot load the SavedModel ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 _CONFIG_TEMPLATE = """  config {{
@@ -208,17 +265,22 @@ def models_config_text(names) -> str:
 
 
 def write_models_config(out_dir, name: str = "sagim") -> str:
-    """Write (or extend) ``<out_dir>/models.config`` so that it lists ``name``; return its path."""
+    """Write (or extend) ``<out_dir>/models.config`` so that it lists ``name``; return its path.
+
+    A config that already lists ``name`` is left as it is (it may have been edited by hand).
+
+    Args:
+        out_dir: str or path. The export root.
+        name: str. The model name. Defaults to `"sagim"`.
+    """
     path = os.path.join(os.fspath(out_dir), "models.config")
     names = []
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             names = re.findall(r'name:\s*"([^"]+)"', f.read())
     if name in names:
-        return path  # already listed: leave a hand-edited config alone
+        return path
     names.append(name)
-    text = models_config_text(names)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_text(path, models_config_text(names))
+    log.info("TF Serving config %s lists %s", path, ", ".join(names))
     return path

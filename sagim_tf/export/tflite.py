@@ -16,10 +16,14 @@ runner resizes its inputs on each call), and a fixed-size file for mobile (batch
 ``--tflite-size W H``, default 256x192), whose shapes are all static so that delegates
 (GPU, NNAPI, Core ML) can take the whole graph.
 
+The files carry one signature, ``serving_default`` of :mod:`sagim_tf.export.signatures`
+(inputs ``image`` and ``guidance``, output ``edited``, float32), without the in-graph
+checks (TFLite has no builtin ``Assert``); :class:`TFLiteRunner` checks inputs in NumPy.
+
 Conversion goes through a SavedModel (``TFLiteConverter.from_keras_model`` fails on
-Keras 3, docs/method.md §4) with ``OpsSet.TFLITE_BUILTINS`` only: Flex/Select ops do not run in
-the pip interpreters, so a model that needs one is refused with an :class:`ExportError`
-naming the op.
+Keras 3) with ``OpsSet.TFLITE_BUILTINS`` only: Flex/Select ops do not run in the pip
+interpreters, so a model that needs one is refused with an
+:class:`~sagim_tf.utils.errors.ExportError` naming the op.
 
 One detail of the dynamic file: with unknown H and W, TensorFlow's shape inference loses
 the channel count after G's mirror padding and nearest upsampling (their output shapes
@@ -31,6 +35,8 @@ no-op on the data) -- same weights, same arithmetic.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import re
 import shutil
@@ -40,10 +46,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sagim_tf.utils.errors import ExportError
-from sagim_tf.export.savedmodel import GUIDANCE_KEY, IMAGE_KEY, OUTPUT_KEY, build_archive
-from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.export.savedmodel import build_archive
+from sagim_tf.export.signatures import DEFAULT_SIGNATURE, GUIDANCE_KEY, IMAGE_KEY, OUTPUT_KEY
 from sagim_tf.utils.checks import check_image, check_map, parse_size
+from sagim_tf.utils.errors import ConfigError, ExportError, InputError
+from sagim_tf.utils.io import atomic_write
+
+log = logging.getLogger(__name__)
 
 #: format name -> (weight type, file tag)
 TFLITE_FORMATS = {
@@ -52,7 +61,7 @@ TFLITE_FORMATS = {
     "tflite-int8": ("int8", "int8"),
 }
 DEFAULT_FIXED_SIZE = (256, 192)  # width, height: SalGAN's input size
-SIGNATURE = "serving_default"
+SIGNATURE = DEFAULT_SIGNATURE  # the one signature a TFLite file carries
 
 
 class _ChannelPinnedConv2D(keras.layers.Conv2D):
@@ -72,11 +81,15 @@ def _pin_channels(layer):
 
 
 def tflite_ready_clone(generator) -> keras.Model:
-    """A functional clone of G (same weights) whose convolutions keep static channels."""
+    """A functional clone of G (same weights) whose convolutions keep static channels.
+
+    A model that cannot be cloned (not functional) is returned as it is.
+    """
     try:
         clone = keras.models.clone_model(generator, clone_function=_pin_channels)
         clone.set_weights(generator.get_weights())
-    except Exception:  # not a functional model: convert it as it is
+    except Exception as exc:  # not a functional model: convert it as it is
+        log.debug("converting G without channel pinning (clone failed: %s)", exc)
         return generator
     return clone
 
@@ -88,9 +101,21 @@ def _non_builtin_ops(message: str) -> list[str]:
     return sorted(ops)
 
 
-def convert_saved_model(saved_model_dir, weights: str = "float32",
-                        signature: str = SIGNATURE) -> bytes:
-    """Convert one signature of a SavedModel to TFLite with builtin ops only."""
+def convert_saved_model(
+    saved_model_dir, weights: str = "float32", signature: str = SIGNATURE
+) -> bytes:
+    """Convert one signature of a SavedModel to TFLite with builtin ops only.
+
+    Args:
+        saved_model_dir: str or path. The SavedModel directory.
+        weights: str. ``"float32"``, ``"float16"`` or ``"int8"`` (dynamic range).
+            Defaults to `"float32"`.
+        signature: str. The signature to convert. Defaults to `"serving_default"`.
+
+    Raises:
+        ConfigError: an unknown ``weights``.
+        ExportError: the conversion failed; a missing builtin kernel is named.
+    """
     if weights not in ("float32", "float16", "int8"):
         raise ConfigError(f"weights must be float32, float16 or int8, got {weights!r}")
     converter = tf.lite.TFLiteConverter.from_saved_model(
@@ -120,8 +145,12 @@ def _write_tflite_savedmodel(generator, directory, input_size=None):
     width, height = input_size if input_size is not None else (None, None)
     batch = 1 if input_size is not None else None
     archive = build_archive(
-        generator, validate=False, batch=batch, height=height, width=width,
-        signatures=("serving_default",),
+        generator,
+        validate=False,
+        batch=batch,
+        height=height,
+        width=width,
+        signatures=(SIGNATURE,),
     )
     archive.write_out(directory, verbose=False)
 
@@ -134,9 +163,11 @@ def convert_to_tflite(generator, weights: str = "float32", input_size=None) -> b
     """Return G as a TFLite flatbuffer.
 
     Args:
-        generator: G.
-        weights: ``float32``, ``float16`` or ``int8`` (dynamic range).
-        input_size: ``(width, height)`` for a fixed-size, batch-1 model; None for any size.
+        generator: keras.Model. G, ``[image, guidance] -> edited``.
+        weights: str. ``"float32"``, ``"float16"`` or ``"int8"`` (dynamic range).
+            Defaults to `"float32"`.
+        input_size: tuple of two ints or None. ``(width, height)`` for a fixed-size,
+            batch-1 model; None takes any size. Defaults to `None`.
     """
     if weights not in ("float32", "float16", "int8"):
         raise ConfigError(f"weights must be float32, float16 or int8, got {weights!r}")
@@ -150,17 +181,36 @@ def convert_to_tflite(generator, weights: str = "float32", input_size=None) -> b
 
 
 def tflite_filename(name: str, fmt: str, input_size=None) -> str:
+    """``<name>_<fp32|fp16|int8>[_<W>x<H>].tflite``."""
     tag = TFLITE_FORMATS[fmt][1]
     size = f"_{input_size[0]}x{input_size[1]}" if input_size is not None else ""
     return f"{name}_{tag}{size}.tflite"
 
 
-def export_tflite(generator, out_dir, name: str = "sagim", formats=("tflite",),
-                  fixed_size=DEFAULT_FIXED_SIZE) -> dict:
+def export_tflite(
+    generator,
+    out_dir,
+    name: str = "sagim",
+    formats=("tflite",),
+    fixed_size=DEFAULT_FIXED_SIZE,
+) -> dict[str, list[str]]:
     """Write each TFLite format, dynamic and (unless ``fixed_size`` is None) fixed-size.
 
-    Files go to ``<out_dir>/tflite/<name>_<fp32|fp16|int8>[_<W>x<H>].tflite``. Returns
-    ``{format: [paths]}``. The two intermediate SavedModels are built once and shared.
+    Files go to ``<out_dir>/tflite/<name>_<fp32|fp16|int8>[_<W>x<H>].tflite``, each
+    written atomically. The two intermediate SavedModels are built once and shared by
+    the formats.
+
+    Args:
+        generator: keras.Model. G, ``[image, guidance] -> edited``.
+        out_dir: str or path. The export root, e.g. ``export``.
+        name: str. The file name prefix. Defaults to `"sagim"`.
+        formats: sequence of str. Keys of :data:`TFLITE_FORMATS`. Defaults to
+            `("tflite",)`.
+        fixed_size: tuple of two ints or None. ``(width, height)`` of the fixed-size files;
+            None writes the dynamic files only. Defaults to `(256, 192)`.
+
+    Returns:
+        ``{format: [paths]}``, the dynamic file first.
     """
     unknown = [f for f in formats if f not in TFLITE_FORMATS]
     if unknown:
@@ -178,28 +228,37 @@ def export_tflite(generator, out_dir, name: str = "sagim", formats=("tflite",),
             for fmt in formats:
                 data = convert_saved_model(tmp, TFLITE_FORMATS[fmt][0])
                 path = os.path.join(target, tflite_filename(name, fmt, size))
-                with open(path + ".part", "wb") as f:
-                    f.write(data)
-                os.replace(path + ".part", path)
+                atomic_write(path, functools.partial(_write_bytes, data=data))
+                log.info("wrote %s (%s)", path, fmt)
                 written[fmt].append(path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return written
 
 
+def _write_bytes(path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 class TFLiteRunner:
     """Run a TFLite G through ``ai_edge_litert``'s signature runner.
 
     Args:
-        model: path to a ``.tflite`` file, or its bytes.
-        num_threads: interpreter threads (default: all cores).
+        model: str, path or bytes. A ``.tflite`` file, or its contents.
+        num_threads: int or None. Interpreter threads; None uses all cores.
+            Defaults to `None`.
 
     Example:
-        >>> runner = TFLiteRunner("export/tflite/sagim_fp32.tflite")
-        >>> edited = runner.edit(image, guidance)   # (H, W, 3) or (B, H, W, 3), [0, 1]
+
+    ```python
+    runner = TFLiteRunner("export/tflite/sagim_fp32.tflite")
+    edited = runner.edit(image, guidance)  # (H, W, 3) or (B, H, W, 3), float32 in [0, 1]
+    ```
     """
 
     def __init__(self, model, num_threads: int | None = None):
+        # lazy: ai_edge_litert (the `tflite` extra) is needed only to run TFLite files
         from ai_edge_litert.interpreter import Interpreter
 
         kwargs = {"num_threads": num_threads or os.cpu_count() or 1}
@@ -215,10 +274,14 @@ class TFLiteRunner:
             self.interpreter = Interpreter(**kwargs)
             self.runner = self.interpreter.get_signature_runner(SIGNATURE)
         except (ValueError, RuntimeError) as exc:
-            raise InputError(f"{self.path or 'model'}: cannot open as a SaGIM TFLite G ({exc})") from exc
+            raise InputError(
+                f"{self.path or 'model'}: cannot open as a SaGIM TFLite G ({exc})"
+            ) from exc
         details = self.runner.get_input_details()
         if set(details) != {IMAGE_KEY, GUIDANCE_KEY}:
-            raise InputError(f"TFLite inputs are {sorted(details)}; expected image and guidance")
+            raise InputError(
+                f"TFLite inputs are {sorted(details)}; expected {sorted([IMAGE_KEY, GUIDANCE_KEY])}"
+            )
         signature = tuple(int(d) for d in details[IMAGE_KEY]["shape_signature"])
         self.dynamic = any(d < 0 for d in signature)
         self.input_size = None if self.dynamic else (signature[2], signature[1])  # (W, H)
@@ -242,7 +305,8 @@ class TFLiteRunner:
                     f"this TFLite file takes {w}x{h} images only, got "
                     f"{image.shape[2]}x{image.shape[1]}; use the dynamic file or resize"
                 )
-            out = np.concatenate([self._run(image[i:i + 1], guidance[i:i + 1])
-                                  for i in range(image.shape[0])])
+            out = np.concatenate(
+                [self._run(image[i : i + 1], guidance[i : i + 1]) for i in range(image.shape[0])]
+            )
         out = np.asarray(out, dtype=np.float32)
         return out[0] if single else out

@@ -1,23 +1,38 @@
 """A gRPC client for SaGIM's SavedModel, served by TF Serving or by ``sagim serve``.
 
 Built on tensorflow-serving-api's ``PredictionServiceStub``, so it talks to the official
-``tensorflow_model_server`` and to our own server alike.
+``tensorflow_model_server`` and to our own server alike. Inputs are prepared for the
+signatures of :mod:`sagim_tf.export.signatures`.
 
 Example:
-    >>> from sagim_tf.serving import SagimServingClient
-    >>> with SagimServingClient("127.0.0.1", 8500) as client:
-    ...     edited = client.edit(image, guidance)                 # float32 in [0, 1]
-    ...     edited8 = client.edit(image, guidance, signature="edit_uint8")  # uint8
-    ...     client.metadata()["signatures"]["serving_default"]
+
+```python
+from sagim_tf.serving import SagimServingClient
+
+with SagimServingClient("127.0.0.1", 8500) as client:
+    edited = client.edit(image, guidance)  # float32 in [0, 1]
+    edited8 = client.edit(image, guidance, signature="edit_uint8")  # uint8
+    client.metadata()["signatures"]["serving_default"]
+```
 """
 
 from __future__ import annotations
 
 import grpc
 import numpy as np
-from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
-from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.export.signatures import (
+    DEFAULT_SIGNATURE,
+    GUIDANCE_KEY,
+    IMAGE_KEY,
+    OUTPUT_KEY,
+    get_signature,
+)
 from sagim_tf.serving.errors import (
     ServingError,
     ServingInvalidArgumentError,
@@ -25,28 +40,23 @@ from sagim_tf.serving.errors import (
     ServingTimeoutError,
     ServingUnavailableError,
 )
-from sagim_tf.serving.tensors import dtype_name, from_tensor_proto, proto_shape, to_tensor_proto
-
-SIGNATURE_IMAGE_DTYPES = {"serving_default": np.float32, "edit_uint8": np.uint8}
-MB = 1024 * 1024
-
-
-def channel_options(max_message_mb: float) -> list[tuple[str, int]]:
-    """gRPC options raising both message limits (the default receive limit is 4 MB)."""
-    limit = int(max_message_mb * MB)
-    return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
+from sagim_tf.serving.options import DEFAULT_MAX_MESSAGE_MB, channel_options
+from sagim_tf.serving.tensors import dtype_name, from_tensor_proto, to_tensor_proto
+from sagim_tf.utils.errors import ConfigError, InputError
 
 
 class SagimServingClient:
     """Calls ``Predict`` and ``GetModelMetadata`` on a PredictionService.
 
     Args:
-        host, port: the server's address.
-        model_name: TF Serving's model name (``sagim``).
-        timeout: seconds per call.
-        max_message_mb: send and receive limit (the gRPC default of 4 MB is one 640x480
-            float image).
-        version: ask for this version; None: the server's latest.
+        host: str. The server's host name or address. Defaults to `"127.0.0.1"`.
+        port: int. The server's gRPC port. Defaults to `8500`.
+        model_name: str. TF Serving's model name. Defaults to `"sagim"`.
+        timeout: float. Seconds per call. Defaults to `30.0`.
+        max_message_mb: float. Send and receive limit in MB (gRPC's default of 4 MB is one
+            640x480 float image). Defaults to `256`.
+        version: int or None. Ask for this version; None takes the server's latest.
+            Defaults to `None`.
 
     Raises (from calls):
         ServingUnavailableError: nothing answers (UNAVAILABLE).
@@ -56,8 +66,15 @@ class SagimServingClient:
         ServingError: any other gRPC failure, with ``code`` and ``details``.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8500, model_name: str = "sagim",
-                 timeout: float = 30.0, max_message_mb: float = 256, version: int | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8500,
+        model_name: str = "sagim",
+        timeout: float = 30.0,
+        max_message_mb: float = DEFAULT_MAX_MESSAGE_MB,
+        version: int | None = None,
+    ):
         if timeout is None or timeout <= 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
         if max_message_mb <= 0:
@@ -109,43 +126,58 @@ class SagimServingClient:
         if code == grpc.StatusCode.UNAVAILABLE:
             return ServingUnavailableError(
                 f"{where}: server unavailable -- is it running and listening there? ({details})",
-                code, details)
+                code,
+                details,
+            )
         if code == grpc.StatusCode.INVALID_ARGUMENT:
-            return ServingInvalidArgumentError(f"{where}: request rejected: {details}", code, details)
+            return ServingInvalidArgumentError(
+                f"{where}: request rejected: {details}", code, details
+            )
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return ServingTimeoutError(f"{where}: no answer within {self.timeout:g} s", code, details)
+            return ServingTimeoutError(
+                f"{where}: no answer within {self.timeout:g} s", code, details
+            )
         if code == grpc.StatusCode.NOT_FOUND:
             return ServingNotFoundError(f"{where}: not found: {details}", code, details)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return ServingError(
                 f"{where}: resource exhausted (message too large or server busy): {details}",
-                code, details)
+                code,
+                details,
+            )
         name = code.name if code is not None else "UNKNOWN"
         return ServingError(f"{where}: {name}: {details}", code, details)
 
     @staticmethod
     def _prepare(image, guidance, signature):
-        if signature not in SIGNATURE_IMAGE_DTYPES:
-            raise ConfigError(f"unknown signature {signature!r}; known: {list(SIGNATURE_IMAGE_DTYPES)}")
+        image_dtype = np.dtype(get_signature(signature).inputs[IMAGE_KEY].dtype)
         image = np.asarray(image)
         guidance = np.asarray(guidance)
         if guidance.ndim == image.ndim - 1:
             guidance = guidance[..., None]
         if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
             raise InputError(f"image: expected float in [0, 1] or uint8, got {image.dtype}")
-        if SIGNATURE_IMAGE_DTYPES[signature] == np.uint8:
+        if image_dtype == np.uint8:
             if image.dtype != np.uint8:
                 image = image.astype(np.float32)
-                if image.size and not (np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1):
-                    raise InputError("image: float values must be finite and lie in [0, 1] "
-                                     "to be sent as uint8")
+                if image.size and not (
+                    np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1
+                ):
+                    raise InputError(
+                        "image: float values must be finite and lie in [0, 1] to be sent as uint8"
+                    )
                 image = np.floor(image * 255.0 + 0.5).astype(np.uint8)
         elif image.dtype == np.uint8:
             image = image.astype(np.float32) / 255.0
-        return image.astype(SIGNATURE_IMAGE_DTYPES[signature], copy=False), guidance.astype(np.float32, copy=False)
+        return image.astype(image_dtype, copy=False), guidance.astype(np.float32, copy=False)
 
-    def predict(self, inputs: dict, signature: str = "serving_default") -> tuple[dict, int]:
-        """Send raw ``{name: array}`` inputs; return ``({name: array}, model_version)``."""
+    def predict(self, inputs: dict, signature: str = DEFAULT_SIGNATURE) -> tuple[dict, int]:
+        """Send raw ``{name: array}`` inputs; return ``({name: array}, model_version)``.
+
+        Args:
+            inputs: dict of str to array. float32 or uint8 arrays, sent as they are.
+            signature: str. The signature to call. Defaults to `"serving_default"`.
+        """
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, signature)
         for key, value in inputs.items():
@@ -154,34 +186,44 @@ class SagimServingClient:
         outputs = {key: from_tensor_proto(proto) for key, proto in response.outputs.items()}
         return outputs, int(response.model_spec.version.value)
 
-    def edit(self, image, guidance, signature: str = "serving_default") -> np.ndarray:
+    def edit(self, image, guidance, signature: str = DEFAULT_SIGNATURE) -> np.ndarray:
         """Edit ``image`` (H, W, 3) or (B, H, W, 3) under ``guidance``; return ``edited``.
 
-        ``serving_default`` returns float32 in [0, 1]; ``edit_uint8`` sends the image as
-        uint8 (float input is rounded first) and returns uint8.
+        Args:
+            image: array. float in [0, 1] or uint8, converted to the signature's dtype.
+            guidance: array. (H, W), (H, W, 1) or batched, float in [0, 1].
+            signature: str. ``"serving_default"`` returns float32 in [0, 1];
+                ``"edit_uint8"`` sends the image as uint8 (float input is rounded first)
+                and returns uint8. Defaults to `"serving_default"`.
         """
         image, guidance = self._prepare(image, guidance, signature)
         single = image.ndim == 3
         if single:
             image, guidance = image[None], guidance[None]
-        outputs, _ = self.predict({"image": image, "guidance": guidance}, signature)
-        if "edited" not in outputs:
-            raise ServingError(f"Predict on {self.target}: the response has no 'edited' output "
-                               f"(got {sorted(outputs)})")
-        edited = outputs["edited"]
+        outputs, _ = self.predict({IMAGE_KEY: image, GUIDANCE_KEY: guidance}, signature)
+        if OUTPUT_KEY not in outputs:
+            raise ServingError(
+                f"Predict on {self.target}: the response has no {OUTPUT_KEY!r} output "
+                f"(got {sorted(outputs)})"
+            )
+        edited = outputs[OUTPUT_KEY]
         return edited[0] if single else edited
 
     def metadata(self) -> dict:
-        """``{"name", "version", "signatures": {sig: {"inputs"|"outputs": {key: (dtype, shape)}}}}``.
+        """The served model's name, version and signatures.
 
-        Unknown dimensions are -1.
+        Returns:
+            ``{"name", "version", "signatures": {sig: {"inputs"|"outputs": {key: (dtype,
+            shape)}}}}``, with -1 for an unknown dimension.
         """
         request = get_model_metadata_pb2.GetModelMetadataRequest()
         self._spec(request.model_spec)
         request.metadata_field.append("signature_def")
         response = self._call(self.stub.GetModelMetadata, request, "GetModelMetadata")
         sig_map = get_model_metadata_pb2.SignatureDefMap()
-        if "signature_def" not in response.metadata or not response.metadata["signature_def"].Unpack(sig_map):
+        if "signature_def" not in response.metadata or not response.metadata[
+            "signature_def"
+        ].Unpack(sig_map):
             raise ServingError(f"GetModelMetadata on {self.target}: no signature_def in the answer")
 
         def describe(infos):
@@ -200,6 +242,3 @@ class SagimServingClient:
             "version": int(response.model_spec.version.value),
             "signatures": signatures,
         }
-
-
-__all__ = ["SagimServingClient", "channel_options", "proto_shape"]

@@ -7,8 +7,9 @@ against both. What it does:
 * serves the highest numeric version under ``--model-base-path`` and polls the directory,
   loading a newer (or, if the served one was removed, the newest remaining) version
   without a restart; in-flight requests finish on the version they started with;
-* ``Predict`` on the ``serving_default`` and ``edit_uint8`` signatures, and
-  ``GetModelMetadata`` with the ``signature_def`` field, as TF Serving answers it;
+* ``Predict`` on the signatures of :mod:`sagim_tf.export.signatures` (``serving_default``
+  and ``edit_uint8``), and ``GetModelMetadata`` with the ``signature_def`` field, as TF
+  Serving answers it;
 * checks every request before inference -- input names, dtypes, ranks, channel counts,
   matching batch/height/width, a pixel budget, a request-size budget, finite values in
   range -- and answers ``INVALID_ARGUMENT`` with a message naming the problem, then goes
@@ -32,7 +33,6 @@ from concurrent import futures
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -40,18 +40,25 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from sagim_tf.export.savedmodel import GUIDANCE_KEY, IMAGE_KEY, OUTPUT_KEY, load_savedmodel, versions
+from sagim_tf.export.savedmodel import load_savedmodel, versions
+from sagim_tf.export.signatures import (
+    DEFAULT_SIGNATURE,
+    GUIDANCE_KEY,
+    IMAGE_KEY,
+    OUTPUT_KEY,
+    SIGNATURES,
+)
+from sagim_tf.serving.options import MB, channel_options
+from sagim_tf.serving.tensors import (
+    dtype_enum,
+    dtype_name,
+    from_tensor_proto,
+    proto_shape,
+    to_tensor_proto,
+)
 from sagim_tf.utils.errors import ConfigError, InputError
-from sagim_tf.serving.client import MB, channel_options
-from sagim_tf.serving.tensors import dtype_name, from_tensor_proto, proto_shape, to_tensor_proto
 
-log = logging.getLogger("sagim_tf.serving")
-
-#: signature -> {input: (dtype enum, channels, max value)}
-SIGNATURE_INPUTS = {
-    "serving_default": {IMAGE_KEY: (types_pb2.DT_FLOAT, 3, 1.0), GUIDANCE_KEY: (types_pb2.DT_FLOAT, 1, 1.0)},
-    "edit_uint8": {IMAGE_KEY: (types_pb2.DT_UINT8, 3, 255), GUIDANCE_KEY: (types_pb2.DT_FLOAT, 1, 1.0)},
-}
+log = logging.getLogger(__name__)
 
 
 class _Reject(Exception):
@@ -62,17 +69,27 @@ class _Reject(Exception):
 
 
 class ServedModel:
-    """One loaded version: the SavedModel's signatures and its SignatureDefMap."""
+    """One loaded version: the SavedModel's signatures and its SignatureDefMap.
+
+    Args:
+        base_path: str. The model's base path, holding numeric version directories.
+        version: int. The version to load.
+
+    Raises:
+        InputError: the version cannot be loaded or lacks a signature of the table.
+    """
 
     def __init__(self, base_path: str, version: int):
         self.version = int(version)
         self.path = os.path.join(base_path, str(version))
         self.loaded = load_savedmodel(self.path)
-        missing = [s for s in SIGNATURE_INPUTS if s not in self.loaded.signatures]
+        missing = [s for s in SIGNATURES if s not in self.loaded.signatures]
         if missing:
-            raise InputError(f"{self.path}: SavedModel lacks signature(s) {missing}; "
-                             "export it with `sagim export`")
-        self.signatures = {name: self.loaded.signatures[name] for name in SIGNATURE_INPUTS}
+            raise InputError(
+                f"{self.path}: SavedModel lacks signature(s) {missing}; "
+                "export it with `sagim export`"
+            )
+        self.signatures = {name: self.loaded.signatures[name] for name in SIGNATURES}
         proto = saved_model_pb2.SavedModel()
         with open(os.path.join(self.path, "saved_model.pb"), "rb") as f:
             proto.ParseFromString(f.read())
@@ -84,13 +101,24 @@ class ServedModel:
 
 
 class ModelManager:
-    """Holds the served version of one model and swaps in newer ones found by polling."""
+    """Holds the served version of one model and swaps in newer ones found by polling.
+
+    Args:
+        base_path: str or path. ``export/<name>``, holding numeric version directories.
+        poll_interval: float. Seconds between looks for a new version; 0 never looks
+            (call :meth:`refresh` yourself). Defaults to `2.0`.
+
+    Raises:
+        InputError: the base path is missing or holds no loadable version.
+    """
 
     def __init__(self, base_path, poll_interval: float = 2.0):
         self.base_path = os.path.abspath(os.fspath(base_path))
         if not os.path.isdir(self.base_path):
-            raise InputError(f"{self.base_path}: model base path not found "
-                             "(expected export/<name> with numeric version directories)")
+            raise InputError(
+                f"{self.base_path}: model base path not found "
+                "(expected export/<name> with numeric version directories)"
+            )
         self.poll_interval = float(poll_interval)
         self._lock = threading.Lock()
         self._model: ServedModel | None = None
@@ -99,8 +127,9 @@ class ModelManager:
         self._thread: threading.Thread | None = None
         self.refresh()
         if self._model is None:
-            raise InputError(f"{self.base_path}: no loadable version directory "
-                             "(<base>/<N>/saved_model.pb) there")
+            raise InputError(
+                f"{self.base_path}: no loadable version directory (<base>/<N>/saved_model.pb) there"
+            )
 
     @property
     def model(self) -> ServedModel:
@@ -118,8 +147,7 @@ class ModelManager:
 
         A version that failed to load is retried only once its ``saved_model.pb`` changes.
         """
-        candidates = [v for v in versions(self.base_path)
-                      if self._failed.get(v) != self._stamp(v)]
+        candidates = [v for v in versions(self.base_path) if self._failed.get(v) != self._stamp(v)]
         current = self.model
         if not candidates or (current is not None and candidates[-1] == current.version):
             return False
@@ -128,8 +156,13 @@ class ModelManager:
         try:
             model = ServedModel(self.base_path, target)
         except Exception as exc:  # a broken export must not take the server down
-            log.error("version %d under %s cannot be loaded, keeping %s: %s", target,
-                      self.base_path, current.version if current else "none", exc)
+            log.error(
+                "version %d under %s cannot be loaded, keeping %s: %s",
+                target,
+                self.base_path,
+                current.version if current else "none",
+                exc,
+            )
             self._failed[target] = stamp
             return False
         self._failed.pop(target, None)
@@ -147,7 +180,9 @@ class ModelManager:
 
     def start(self):
         if self._thread is None and self.poll_interval > 0:
-            self._thread = threading.Thread(target=self._poll, name="sagim-version-poll", daemon=True)
+            self._thread = threading.Thread(
+                target=self._poll, name="sagim-version-poll", daemon=True
+            )
             self._thread.start()
 
     def stop(self):
@@ -158,11 +193,24 @@ class ModelManager:
 
 
 class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """``Predict`` and ``GetModelMetadata`` for one SaGIM model; the rest UNIMPLEMENTED."""
+    """``Predict`` and ``GetModelMetadata`` for one SaGIM model; the rest UNIMPLEMENTED.
 
-    def __init__(self, manager: ModelManager, model_name: str = "sagim",
-                 max_concurrent: int = 2, max_pixels: int = 16 * 2**20,
-                 max_request_mb: float = 128):
+    Args:
+        manager: ModelManager. Supplies the served version.
+        model_name: str. The name clients ask for. Defaults to `"sagim"`.
+        max_concurrent: int. Inferences running at once. Defaults to `2`.
+        max_pixels: int. Largest B*H*W accepted. Defaults to `16 * 2**20`.
+        max_request_mb: float. Largest request accepted, in MB. Defaults to `128`.
+    """
+
+    def __init__(
+        self,
+        manager: ModelManager,
+        model_name: str = "sagim",
+        max_concurrent: int = 2,
+        max_pixels: int = 16 * 2**20,
+        max_request_mb: float = 128,
+    ):
         self.manager = manager
         self.model_name = model_name
         self.max_pixels = int(max_pixels)
@@ -172,62 +220,85 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
     # ---------------------------------------------------------------- checks
     def _resolve(self, spec) -> ServedModel:
         if spec.name != self.model_name:
-            raise _Reject(grpc.StatusCode.NOT_FOUND,
-                          f"Servable not found: model {spec.name!r} (this server holds {self.model_name!r})")
+            raise _Reject(
+                grpc.StatusCode.NOT_FOUND,
+                f"Servable not found: model {spec.name!r} (this server holds {self.model_name!r})",
+            )
         model = self.manager.model
         if spec.HasField("version") and spec.version.value != model.version:
-            raise _Reject(grpc.StatusCode.NOT_FOUND,
-                          f"Servable not found: {self.model_name!r} version {spec.version.value} "
-                          f"(serving version {model.version})")
+            raise _Reject(
+                grpc.StatusCode.NOT_FOUND,
+                f"Servable not found: {self.model_name!r} version {spec.version.value} "
+                f"(serving version {model.version})",
+            )
         if spec.version_label:
             raise _Reject(grpc.StatusCode.INVALID_ARGUMENT, "version labels are not supported here")
         return model
 
     def _check_request(self, request, signature):
         invalid = grpc.StatusCode.INVALID_ARGUMENT
-        if signature not in SIGNATURE_INPUTS:
-            raise _Reject(invalid, f"signature {signature!r} not found; available: "
-                                   f"{sorted(SIGNATURE_INPUTS)}")
+        if signature not in SIGNATURES:
+            raise _Reject(
+                invalid, f"signature {signature!r} not found; available: {sorted(SIGNATURES)}"
+            )
         size = request.ByteSize()
         if size > self.max_request_bytes:
-            raise _Reject(invalid, f"request of {size / MB:.1f} MB exceeds this server's "
-                                   f"{self.max_request_bytes / MB:g} MB limit")
-        spec = SIGNATURE_INPUTS[signature]
+            raise _Reject(
+                invalid,
+                f"request of {size / MB:.1f} MB exceeds this server's "
+                f"{self.max_request_bytes / MB:g} MB limit",
+            )
+        spec = SIGNATURES[signature].inputs
         names = set(request.inputs)
         if names != set(spec):
             missing, extra = sorted(set(spec) - names), sorted(names - set(spec))
             parts = ([f"missing input(s) {missing}"] if missing else []) + (
-                [f"unknown input(s) {extra}"] if extra else [])
-            raise _Reject(invalid, f"{'; '.join(parts)}; signature {signature!r} takes "
-                                   f"{sorted(spec)}")
+                [f"unknown input(s) {extra}"] if extra else []
+            )
+            raise _Reject(
+                invalid, f"{'; '.join(parts)}; signature {signature!r} takes {sorted(spec)}"
+            )
         bad_filter = sorted(set(request.output_filter) - {OUTPUT_KEY})
         if bad_filter:
-            raise _Reject(invalid, f"unknown output(s) {bad_filter} in output_filter; "
-                                   f"the output is {OUTPUT_KEY!r}")
+            raise _Reject(
+                invalid,
+                f"unknown output(s) {bad_filter} in output_filter; the output is {OUTPUT_KEY!r}",
+            )
         shapes = {}
-        for key, (dtype, channels, _) in spec.items():
+        for key, tensor in spec.items():
             proto = request.inputs[key]
-            if proto.dtype != dtype:
-                raise _Reject(invalid, f"{key}: expects dtype {dtype_name(dtype)} for signature "
-                                       f"{signature!r}, got {dtype_name(proto.dtype)}")
+            if proto.dtype != dtype_enum(tensor.dtype):
+                raise _Reject(
+                    invalid,
+                    f"{key}: expects dtype {tensor.dtype} for signature {signature!r}, "
+                    f"got {dtype_name(proto.dtype)}",
+                )
             try:
                 shape = proto_shape(proto)
             except ValueError as exc:
                 raise _Reject(invalid, f"{key}: {exc}") from None
-            if len(shape) != 4 or shape[-1] != channels:
-                raise _Reject(invalid, f"{key}: expects shape (B, H, W, {channels}), got {shape}")
+            if len(shape) != 4 or shape[-1] != tensor.channels:
+                raise _Reject(
+                    invalid, f"{key}: expects shape (B, H, W, {tensor.channels}), got {shape}"
+                )
             shapes[key] = shape
         if shapes[IMAGE_KEY][:3] != shapes[GUIDANCE_KEY][:3]:
-            raise _Reject(invalid, f"guidance: batch, height and width {shapes[GUIDANCE_KEY][:3]} "
-                                   f"must equal the image's {shapes[IMAGE_KEY][:3]}")
+            raise _Reject(
+                invalid,
+                f"guidance: batch, height and width {shapes[GUIDANCE_KEY][:3]} "
+                f"must equal the image's {shapes[IMAGE_KEY][:3]}",
+            )
         pixels = int(np.prod(shapes[IMAGE_KEY][:3], dtype=np.int64))
         if pixels == 0:
             raise _Reject(invalid, f"image: is empty, shape {shapes[IMAGE_KEY]}")
         if pixels > self.max_pixels:
-            raise _Reject(invalid, f"image: B*H*W = {pixels} pixels exceeds this server's limit "
-                                   f"of {self.max_pixels}")
+            raise _Reject(
+                invalid,
+                f"image: B*H*W = {pixels} pixels exceeds this server's limit of {self.max_pixels}",
+            )
         arrays = {}
-        for key, (dtype, _, hi) in spec.items():
+        for key, tensor in spec.items():
+            hi = tensor.max_value
             try:
                 arr = from_tensor_proto(request.inputs[key])
             except ValueError as exc:
@@ -235,8 +306,11 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
             if arr.dtype == np.float32:
                 lo_v, hi_v = float(np.min(arr)), float(np.max(arr))
                 if not (np.isfinite(lo_v) and np.isfinite(hi_v)) or lo_v < 0 or hi_v > hi:
-                    raise _Reject(invalid, f"{key}: values must be finite and lie in [0, {hi:g}], "
-                                           f"found range [{lo_v:.4g}, {hi_v:.4g}]")
+                    raise _Reject(
+                        invalid,
+                        f"{key}: values must be finite and lie in [0, {hi:g}], "
+                        f"found range [{lo_v:.4g}, {hi_v:.4g}]",
+                    )
             arrays[key] = arr
         return arrays
 
@@ -250,13 +324,15 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
 
     def _predict(self, request, context):
         model = self._resolve(request.model_spec)
-        signature = request.model_spec.signature_name or "serving_default"
+        signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
         arrays = self._check_request(request, signature)
         remaining = context.time_remaining()
         wait = None if remaining is None else max(0.0, remaining)
         if not self._slots.acquire(timeout=wait):
-            raise _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          "server busy: no inference slot freed before the deadline")
+            raise _Reject(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "server busy: no inference slot freed before the deadline",
+            )
         try:
             fn = model.signatures[signature]
             out = fn(**{k: tf.constant(v) for k, v in arrays.items()})[OUTPUT_KEY].numpy()
@@ -264,7 +340,9 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
             raise _Reject(grpc.StatusCode.INVALID_ARGUMENT, exc.message) from None
         except Exception as exc:
             log.exception("inference failed")
-            raise _Reject(grpc.StatusCode.INTERNAL, f"inference failed: {type(exc).__name__}: {exc}") from None
+            raise _Reject(
+                grpc.StatusCode.INTERNAL, f"inference failed: {type(exc).__name__}: {exc}"
+            ) from None
         finally:
             self._slots.release()
         response = predict_pb2.PredictResponse()
@@ -279,8 +357,10 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
             model = self._resolve(request.model_spec)
             fields = list(request.metadata_field)
             if fields != ["signature_def"]:
-                raise _Reject(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"metadata_field must be ['signature_def'], got {fields}")
+                raise _Reject(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"metadata_field must be ['signature_def'], got {fields}",
+                )
         except _Reject as reject:
             context.abort(reject.code, reject.message)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
@@ -297,29 +377,51 @@ class SagimServer:
     """A gRPC PredictionService serving ``<model_base_path>/<highest version>``.
 
     Args:
-        model_base_path: ``export/<name>``, holding numeric version directories.
-        port: TCP port; 0 picks a free one (read ``.port`` after ``start``).
-        host: interface to bind (``0.0.0.0`` for all).
-        model_name: the name clients ask for.
-        max_workers: threads handling RPCs.
-        max_concurrent: inferences running at once (the rest wait for a slot).
-        max_queued: RPCs accepted at once; gRPC answers RESOURCE_EXHAUSTED beyond it.
-        max_request_mb: largest request accepted (INVALID_ARGUMENT beyond it).
-        max_pixels: largest B*H*W accepted (INVALID_ARGUMENT beyond it).
-        poll_interval: seconds between looks for a new version (0: never).
+        model_base_path: str or path. ``export/<name>``, holding numeric version directories.
+        port: int. TCP port; 0 picks a free one (read ``.port`` after ``start``).
+            Defaults to `8500`.
+        host: str. Interface to bind; ``"0.0.0.0"`` binds all. Defaults to `"0.0.0.0"`.
+        model_name: str. The name clients ask for. Defaults to `"sagim"`.
+        max_workers: int. Threads handling RPCs. Defaults to `16`.
+        max_concurrent: int. Inferences running at once (the rest wait for a slot).
+            Defaults to `2`.
+        max_queued: int. RPCs accepted at once; gRPC answers RESOURCE_EXHAUSTED beyond it.
+            Defaults to `128`.
+        max_request_mb: float. Largest request accepted, in MB (INVALID_ARGUMENT beyond
+            it; gRPC itself refuses messages over twice this). Defaults to `128`.
+        max_pixels: int. Largest B*H*W accepted (INVALID_ARGUMENT beyond it).
+            Defaults to `16 * 2**20`.
+        poll_interval: float. Seconds between looks for a new version; 0 never looks.
+            Defaults to `2.0`.
 
     Example:
-        >>> with SagimServer("export/sagim", port=8500) as server:
-        ...     server.wait()
+
+    ```python
+    with SagimServer("export/sagim", port=8500) as server:
+        server.wait()  # until server.stop() is called from another thread
+    ```
     """
 
-    def __init__(self, model_base_path, port: int = 8500, host: str = "0.0.0.0",
-                 model_name: str = "sagim", max_workers: int = 16, max_concurrent: int = 2,
-                 max_queued: int = 128, max_request_mb: float = 128,
-                 max_pixels: int = 16 * 2**20, poll_interval: float = 2.0):
-        for label, value in (("max_workers", max_workers), ("max_concurrent", max_concurrent),
-                             ("max_queued", max_queued), ("max_request_mb", max_request_mb),
-                             ("max_pixels", max_pixels)):
+    def __init__(
+        self,
+        model_base_path,
+        port: int = 8500,
+        host: str = "0.0.0.0",
+        model_name: str = "sagim",
+        max_workers: int = 16,
+        max_concurrent: int = 2,
+        max_queued: int = 128,
+        max_request_mb: float = 128,
+        max_pixels: int = 16 * 2**20,
+        poll_interval: float = 2.0,
+    ):
+        for label, value in (
+            ("max_workers", max_workers),
+            ("max_concurrent", max_concurrent),
+            ("max_queued", max_queued),
+            ("max_request_mb", max_request_mb),
+            ("max_pixels", max_pixels),
+        ):
             if value is None or value <= 0:
                 raise ConfigError(f"{label} must be > 0, got {value}")
         if not 0 <= int(port) <= 65535:
@@ -330,15 +432,22 @@ class SagimServer:
         self.requested_port = int(port)
         self.port = None
         self.servicer = SagimPredictionServicer(
-            self.manager, model_name, max_concurrent=max_concurrent, max_pixels=max_pixels,
+            self.manager,
+            model_name,
+            max_concurrent=max_concurrent,
+            max_pixels=max_pixels,
             max_request_mb=max_request_mb,
         )
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=int(max_workers), thread_name_prefix="sagim-rpc"),
+            futures.ThreadPoolExecutor(
+                max_workers=int(max_workers), thread_name_prefix="sagim-rpc"
+            ),
             options=channel_options(2 * max_request_mb),
             maximum_concurrent_rpcs=int(max_queued),
         )
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(self.servicer, self._server)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            self.servicer, self._server
+        )
         self._stopped = threading.Event()
 
     @property
@@ -356,7 +465,9 @@ class SagimServer:
             raise ConfigError(f"cannot listen on {address} (port in use?)")
         self._server.start()
         self.manager.start()
-        log.info("model %r version %d on %s:%d", self.model_name, self.version, self.host, self.port)
+        log.info(
+            "model %r version %d on %s:%d", self.model_name, self.version, self.host, self.port
+        )
         return self.port
 
     def stop(self, grace: float | None = 5.0) -> None:

@@ -16,13 +16,19 @@ DTYPE_TO_NUMPY = {v: k for k, v in NUMPY_TO_DTYPE.items()}
 DTYPE_NAMES = {types_pb2.DT_FLOAT: "float32", types_pb2.DT_UINT8: "uint8"}
 
 
-def dtype_name(dtype_enum: int) -> str:
-    if dtype_enum in DTYPE_NAMES:
-        return DTYPE_NAMES[dtype_enum]
+def dtype_enum(name: str) -> int:
+    """The ``TensorProto`` dtype enum of a dtype name of the signature table (``"uint8"``)."""
+    return NUMPY_TO_DTYPE[np.dtype(name)]
+
+
+def dtype_name(enum: int) -> str:
+    """A readable name of a ``TensorProto`` dtype enum (``"float32"``, ``"DT_DOUBLE"``)."""
+    if enum in DTYPE_NAMES:
+        return DTYPE_NAMES[enum]
     try:
-        return types_pb2.DataType.Name(dtype_enum)
+        return types_pb2.DataType.Name(enum)
     except ValueError:
-        return f"dtype #{dtype_enum}"
+        return f"dtype #{enum}"
 
 
 def to_tensor_proto(array) -> tensor_pb2.TensorProto:
@@ -36,7 +42,9 @@ def to_tensor_proto(array) -> tensor_pb2.TensorProto:
             dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]
         )
     )
-    proto.tensor_content = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+    proto.tensor_content = (
+        np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+    )
     return proto
 
 
@@ -64,7 +72,11 @@ def from_tensor_proto(proto) -> np.ndarray:
                 f"tensor_content holds {len(proto.tensor_content)} bytes but shape {shape} "
                 f"of {dtype} needs {expected}"
             )
-        return np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+        return (
+            np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<"))
+            .astype(dtype)
+            .reshape(shape)
+        )
     values = proto.float_val if proto.dtype == types_pb2.DT_FLOAT else proto.int_val
     values = np.asarray(values, dtype=np.float32 if proto.dtype == types_pb2.DT_FLOAT else np.int64)
     if values.size == count:
