@@ -6,6 +6,9 @@
 - :func:`train_dataset`, :func:`eval_dataset`: tf.data views of a built SAM folder.
 - :func:`read_manifest`, :func:`read_records`, :data:`FORMAT_VERSION`.
 
+The builder lives in :mod:`sagim_tf.data.sam`: ``builder`` (:func:`build_sam`), ``shards``
+(writing and resuming shards) and ``manifest`` (the manifest and its counts).
+
 Names are imported lazily, so importing this package does not import TensorFlow.
 """
 
@@ -40,6 +43,10 @@ def __getattr__(name):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sagim_tf.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = sorted(_LAZY)

@@ -172,6 +172,7 @@ def training_size(run_config: Mapping | None) -> tuple[int, int] | None:
 
 
 def describe_estimator(estimator) -> str:
+    """``"ClassName 'name'"``, for messages."""
     return f"{type(estimator).__name__} {getattr(estimator, 'name', '?')!r}"
 
 
@@ -238,7 +239,6 @@ def compatibility_warnings(info: Mapping, manifest: Mapping, data_dir: str,
 def make_methods(names: Sequence[str], generator=None, guidance: str = "binary") -> dict:
     """Evaluation methods by name: ``sagim`` (G under ``guidance``), the baselines
     (binary guidance, as in the paper's Table 1) and ``identity``."""
-
     if guidance not in GUIDANCE:
         raise ConfigError(f"guidance must be one of {', '.join(GUIDANCE)}, got {guidance!r}")
     names = check_methods(names)
@@ -360,14 +360,8 @@ def evaluate_model(
         judge_fns, judge_specs = build_judges(specs, required=True, warn=note)
     if info:
         reference = None
-        for label, spec in judge_specs.items():
-            if data_spec and same_spec(spec, data_spec):
-                reference = judge_fns[label]
-        if reference is None and data_spec and info.get("estimator") is not None:
-            try:
-                reference = build_estimator(data_spec)
-            except (ConfigError, InputError, OSError):
-                reference = None
+        if data_spec and info.get("estimator") is not None:
+            reference = _data_estimator(data_spec, judge_fns, judge_specs)
         for message in compatibility_warnings(info, manifest, data_dir, reference, size):
             note(message)
 
@@ -396,6 +390,18 @@ def evaluate_model(
         notes = _notes(result.settings, data_dir, manifest, extra)
         paths = write_report(result, out_dir, title=title, extra=extra, notes=notes)
     return result, paths
+
+
+def _data_estimator(data_spec: str, judge_fns: Mapping, judge_specs: Mapping):
+    """The data's estimator: the judge built from its spec, else built here (None if it
+    cannot be, e.g. a ``salgan:PATH`` whose file is elsewhere)."""
+    for label, spec in judge_specs.items():
+        if same_spec(spec, data_spec):
+            return judge_fns[label]
+    try:
+        return build_estimator(data_spec)
+    except (ConfigError, InputError, OSError):
+        return None
 
 
 def _notes(settings: Mapping, data_dir, manifest, extra: Mapping) -> str:
