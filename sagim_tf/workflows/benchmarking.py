@@ -6,6 +6,9 @@ import statistics
 import time
 
 import numpy as np
+import tensorflow as tf
+
+from sagim_tf.data import train_dataset
 
 
 def sample_seconds(fn, repeats: int = 5, warmup: int = 1) -> list[float]:
@@ -30,13 +33,14 @@ def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
 
 def summary_ms(times: list[float]) -> dict:
     """{"median_ms", "min_ms"} of a list of seconds, for the JSON the scripts print."""
-    return {"median_ms": round(statistics.median(times) * 1000, 2), "min_ms": round(min(times) * 1000, 2)}
+    return {
+        "median_ms": round(statistics.median(times) * 1000, 2),
+        "min_ms": round(min(times) * 1000, 2),
+    }
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     """This machine's float32 matmul speed through TensorFlow, the yardstick for ratios."""
-    import tensorflow as tf
-
     a = tf.random.stateless_normal((n, n), seed=(1, 2))
     b = tf.random.stateless_normal((n, n), seed=(3, 4))
     matmul = tf.function(lambda: tf.matmul(a, b))
@@ -59,8 +63,6 @@ def train_step_seconds(model, image, guidance, steps: int = 3) -> float:
 
     The model must be compiled. One warm-up epoch of 2 steps pays for tracing first.
     """
-    import tensorflow as tf
-
     ds = tf.data.Dataset.from_tensors((image, guidance)).repeat()
     model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
     t = time.perf_counter()
@@ -74,8 +76,6 @@ def forward_seconds(fn, *inputs, repeats: int = 5) -> float:
     The inputs are passed as arguments, not captured: a weight-free network (Itti-Koch)
     on captured constants would be constant-folded away by the graph optimiser.
     """
-    import tensorflow as tf
-
     traced = tf.function(fn)
     tensors = [tf.convert_to_tensor(x) for x in inputs]
 
@@ -90,10 +90,9 @@ def forward_seconds(fn, *inputs, repeats: int = 5) -> float:
 
 def input_images_per_second(data_dir, batch: int, size, n_batches: int = 40) -> float:
     """Images per second from the SAM training pipeline alone (after a warm-up)."""
-    from sagim_tf.data import train_dataset
-
-    ds = train_dataset(data_dir, batch_size=batch, size=tuple(size), shuffle=True, flip=True,
-                       seed=0, repeat=True)
+    ds = train_dataset(
+        data_dir, batch_size=batch, size=tuple(size), shuffle=True, flip=True, seed=0, repeat=True
+    )
     it = iter(ds)
     for _ in range(3):
         next(it)

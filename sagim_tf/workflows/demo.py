@@ -53,7 +53,7 @@ def demo_departures(cfg: ExperimentConfig, g_steps: int) -> str:
         "features use random VGG weights (ImageNet's cannot be downloaded here), a weaker hold "
         f"on the picture, so the content weight is {cfg.losses.content:g} rather than "
         f"{paper_content:g}: that cut the edits' MSE by a quarter at the same binary-guidance "
-        f"C1/C2. It trains on {cfg.data.guidance} guiding maps (binary and continuous)."
+        "C1/C2. Its guiding maps mix binary and continuous ones, half of each."
     )
 
 
