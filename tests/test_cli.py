@@ -1,11 +1,13 @@
 """The ``sagim`` entry point: command discovery and the logging it configures."""
 
 import logging
+import subprocess
 import sys
 import types
 
 import pytest
 
+import sagim_tf
 from sagim_tf import cli
 
 FAKE = "sagim_tf.cli._fake_logging_command"
@@ -74,3 +76,20 @@ def test_every_command_is_listed_and_parses_help(capsys):
 def test_no_command_prints_help():
     assert cli.main([]) == 0
     assert cli.main(["--quiet"]) == 2
+
+
+def test_package_lists_its_public_names_without_importing_tensorflow():
+    code = (
+        "import sys, sagim_tf\n"
+        "names = dir(sagim_tf)\n"
+        "assert 'tensorflow' not in sys.modules, 'import sagim_tf imported TensorFlow'\n"
+        "print(' '.join(names))\n"
+        "print(sagim_tf.__doc__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    names, doc = out.split("\n", 1)
+    for name in sagim_tf.__all__:
+        assert name in names.split()
+        assert name == "__version__" or f"``{name}``" in doc
