@@ -1,4 +1,4 @@
-"""The documentation runs: every ```python block of README.md and docs/*.md, and every
+"""The documentation runs: every ```python block of the READMEs and docs/*.md, and every
 ``sagim COMMAND --flag`` the docs name, checked against the real command line.
 
 Python blocks run in a fresh temporary directory, in this process (TensorFlow is imported
@@ -30,7 +30,12 @@ import pytest
 from tests.test_architecture import FLOORS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "export" / "README.md",
+    ROOT / "data" / "README.md",
+]
 
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 MARKER = re.compile(r"<!--\s*doc-test:\s*(skip|setup)\b(.*?)-->\s*$")
