@@ -12,6 +12,8 @@ from sagim_tf.cli import main
 from sagim_tf.guidance import blend_guidance, box_slices, guidance_from_boxes, parse_box
 from sagim_tf.inference.editor import Editor, edit_image, load_editor, resize_map
 from sagim_tf.inference.figures import figure_panel_size, write_edit_figure
+from sagim_tf.models.generate import generate, make_generate_function
+from sagim_tf.models.loading import load_generator, load_model
 from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.utils.io import load_image, load_map
 from tests.helpers import tiny_estimator, tiny_sagim
@@ -283,6 +285,41 @@ def test_editor_from_model_and_unrelated_model():
         Editor.from_model(model.generator)
     with pytest.raises(InputError, match="not a SaGIM"):
         Editor.from_model(tiny_estimator())
+
+
+def test_editor_owns_the_one_cached_generate_step():
+    model = tiny_sagim()
+    ed = Editor.from_model(model)
+    assert ed.generate_function is make_generate_function(model.generator)
+    assert Editor.from_model(model).generate_function is ed.generate_function  # cached per G
+    rng = np.random.default_rng(5)
+    for _ in range(3):  # repeated same-shape calls: one trace
+        image = rng.uniform(0, 1, (H, W, 3)).astype(np.float32)
+        guidance = rng.uniform(0, 1, (H, W, 1)).astype(np.float32)
+        out = ed.generate(image, guidance)
+        expected = np.asarray(model.generator([image[None], guidance[None]], training=False))[0]
+        # Graph against eager: grappler may fuse kernels and reorder float32 sums.
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
+    assert out.shape == (H, W, 3) and out.dtype == np.float32
+    assert ed.generate_function.experimental_get_tracing_count() == 1
+    batch = ed.generate(np.stack([image] * 3), np.stack([guidance] * 3), batch_size=2)
+    np.testing.assert_array_equal(batch[2], out)  # batched as unbatched, the same graph
+    assert ed.generate_function.experimental_get_tracing_count() == 1  # any size, one trace
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        ed.generate(image, guidance * 3.0)
+    with pytest.raises(ConfigError, match="batch_size"):
+        generate(model.generator, image, guidance, batch_size=0)
+
+
+def test_loader_errors_name_the_path(files, tmp_path):
+    with pytest.raises(InputError, match="is a directory"):
+        load_model(tmp_path)
+    (tmp_path / "g.h5").write_bytes(b"")
+    with pytest.raises(InputError, match=r"generator .*g\.h5.*'\.keras' file"):
+        load_model(tmp_path / "g.h5", "generator")
+    with pytest.raises(InputError, match="not G"):
+        load_generator(files["estimator"])
+    assert load_generator(files["model"]).name == load_generator(files["generator"]).name
 
 
 def test_write_edit_figure_and_resize_map(tmp_path):

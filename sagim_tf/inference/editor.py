@@ -2,7 +2,9 @@
 
 * :func:`load_editor` reads a ``.keras`` file holding a full :class:`~sagim_tf.SaGIM` or a
   bare :class:`~sagim_tf.SaGIMGenerator` and returns an :class:`Editor` (G plus the
-  frozen saliency estimator E).
+  frozen saliency estimator E). The editor runs G through its one cached compiled
+  generate step (:func:`~sagim_tf.models.generate.make_generate_function`), the step
+  ``SaGIM.edit``, the evaluation methods and the training image grid share.
 * :func:`edit_image` runs the whole edit (guidance from a map or from boxes, see
   :mod:`sagim_tf.guidance`) and returns the edit, the guidance used and E's maps before
   and after, all at the input's size.
@@ -13,14 +15,19 @@ Images are float32 RGB (H, W, 3) in [0, 1]; maps are float32 (H, W, 1) in [0, 1]
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.estimators import build_estimator
 from sagim_tf.guidance import _as_2d_map, blend_guidance, check_strength, guidance_from_boxes
+from sagim_tf.models.generate import generate, make_generate_function
+from sagim_tf.models.generator import SaGIMGenerator
+from sagim_tf.models.loading import load_model
+from sagim_tf.models.sagim import SaGIM
 from sagim_tf.utils.checks import check_image, check_map
+from sagim_tf.utils.errors import ConfigError, InputError
 
 
 # ---------------------------------------------------------------------------- the editor
@@ -32,18 +39,20 @@ class Editor:
         generator: the manipulation network G, called as ``G([image, guidance])``.
         estimator: the frozen saliency estimator E, (B, H, W, 3) -> (B, H, W, 1).
         source: where they came from (for messages and logs).
+        generate_function: G's compiled generate step (built once, cached per G).
     """
 
     generator: object
     estimator: object
     source: str = "<memory>"
+    generate_function: object = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        self.generate_function = make_generate_function(self.generator)
 
     @classmethod
     def from_model(cls, model, estimator=None, source="<memory>"):
         """An editor from an in-memory SaGIM (its G and E) or a SaGIMGenerator plus E."""
-        from sagim_tf.models.generator import SaGIMGenerator
-        from sagim_tf.models.sagim import SaGIM
-
         if isinstance(model, SaGIM):
             return cls(model.generator, estimator if estimator is not None else model.estimator, source)
         if isinstance(model, SaGIMGenerator):
@@ -65,18 +74,13 @@ class Editor:
             )
         return np.clip(out, 0.0, 1.0)
 
-    def generate(self, image: np.ndarray, guidance: np.ndarray) -> np.ndarray:
-        """G's edit of one image under a guiding map of the same size."""
-        image = check_image(image)
-        guidance = check_map(guidance, "guidance", like=image)
-        out = self.generator([image[None], guidance[None]], training=False)
-        return np.clip(np.asarray(out, dtype=np.float32)[0], 0.0, 1.0)
+    def generate(self, image: np.ndarray, guidance: np.ndarray, batch_size: int | None = None):
+        """G's edit of an image (H, W, 3) or a batch (B, H, W, 3) under guiding maps.
 
-
-def _load_keras(path: str, what: str):
-    from sagim_tf.models.loading import load_model
-
-    return load_model(path, what)
+        Runs :attr:`generate_function`; the result is float32 in [0, 1], of the image's
+        shape. See :func:`~sagim_tf.models.generate.generate` for the arguments.
+        """
+        return generate(self.generator, image, guidance, batch_size=batch_size)
 
 
 def load_editor(model_path, estimator_spec: str | None = None) -> Editor:
@@ -95,11 +99,8 @@ def load_editor(model_path, estimator_spec: str | None = None) -> Editor:
             holds some other kind of model.
         ConfigError: the estimator spec is invalid.
     """
-    from sagim_tf.estimators import build_estimator
-    from sagim_tf.models.generator import SaGIMGenerator
-
     source = os.fspath(model_path)
-    model = _load_keras(source, "model")
+    model = load_model(source, "model")
     estimator = None
     if estimator_spec is not None:
         estimator = build_estimator(estimator_spec)

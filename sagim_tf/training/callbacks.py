@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from sagim_tf.inference.figures import heatmap as heatmap_u8
+from sagim_tf.models.generate import generate
 from sagim_tf.utils.io import atomic_write, save_image
+
+logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 
@@ -107,7 +113,7 @@ class NaNGuard(keras.callbacks.Callback):
                 + ". Training stopped; lower the learning rates, check the data, or use "
                 "precision float32."
             )
-            print(f"\nNaNGuard: {self.message}", flush=True)
+            logger.error("NaNGuard: %s", self.message)
             self.model.stop_training = True
 
 
@@ -132,14 +138,15 @@ class TimeBudget(keras.callbacks.Callback):
 # ---------------------------------------------------------------------------- image grid
 def heatmap(saliency: np.ndarray) -> np.ndarray:
     """(H, W[, 1]) map in [0, 1] -> (H, W, 3) RGB heat map, float in [0, 1]."""
-    from sagim_tf.inference.figures import heatmap as heatmap_u8
-
     return heatmap_u8(saliency).astype(np.float32) / 255.0
 
 
 def grid_rows(model, image, guidance) -> np.ndarray:
-    """One row per image: original | guidance | edited | E(original) | E(edited)."""
-    edited = np.asarray(model.generator([image, guidance], training=False))
+    """One row per image: original | guidance | edited | E(original) | E(edited).
+
+    G runs through its cached compiled generate step (the editor's).
+    """
+    edited = generate(model.generator, image, guidance)
     before = np.asarray(model.estimator(image, training=False))
     after = np.asarray(model.estimator(edited, training=False))
     rows = []
@@ -168,8 +175,6 @@ class ImageGrid(keras.callbacks.Callback):
         self.written = []
 
     def _write(self, step):
-        import tensorflow as tf
-
         grid = grid_rows(self.model, self.image, self.guidance)
         path = save_image(os.path.join(self.png_dir, f"step-{step:06d}.png"), grid)
         self.written.append(path)
