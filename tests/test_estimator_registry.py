@@ -1,11 +1,13 @@
 """Every spec string builds a working estimator with the one call shape."""
 
+import zipfile
+
 import keras
 import numpy as np
 import pytest
 
-from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.estimators import available_estimators, build_estimator
+from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.estimators.itti_koch import IttiKochSaliency
 
 
@@ -45,12 +47,29 @@ def test_keras_spec_loads_user_model(tmp_path):
 
 
 def test_keras_spec_errors(tmp_path):
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="keras estimator .*absent.keras.*file not found"):
         build_estimator(f"keras:{tmp_path / 'absent.keras'}")
+    with pytest.raises(InputError, match="is a directory"):
+        build_estimator(f"keras:{tmp_path}")
+    (tmp_path / "user.h5").write_bytes(b"")
+    with pytest.raises(InputError, match="expected a Keras '.keras' file"):
+        build_estimator(f"keras:{tmp_path / 'user.h5'}")
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(InputError, match="cannot load"):
+    with pytest.raises(InputError, match="not a .keras archive"):
         build_estimator(f"keras:{bad}")
+    empty = tmp_path / "empty.keras"
+    with zipfile.ZipFile(empty, "w") as archive:
+        archive.writestr("notes.txt", "a zip, but no model in it")
+    with pytest.raises(InputError, match="could not be loaded"):
+        build_estimator(f"keras:{empty}")
+
+
+def test_jit_compile_chooses_the_xla_form():
+    assert build_estimator("itti-koch").antialias is True
+    assert build_estimator("itti-koch", jit_compile=True).antialias is False
+    # Estimators without an XLA form are built as usual.
+    assert build_estimator("spectral-residual", jit_compile=True).differentiable is False
 
 
 def test_spec_errors():

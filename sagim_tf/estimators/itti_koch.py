@@ -38,6 +38,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from sagim_tf.estimators.registry import register_estimator
 from sagim_tf.utils.errors import ConfigError
 
 _EPS_MAP = 0.01  # contrast below this (in image-intensity units) counts as "no signal"
@@ -118,8 +119,10 @@ class IttiKochSaliency(keras.Model):
             image's width and height.
         antialias: low-pass the input when shrinking it to ``working_size``. XLA has no
             kernel for TensorFlow's antialiased resize (``ScaleAndTranslate``), so set it
-            False under ``jit_compile`` (the trainer does); at the 2x reductions of training
-            (256x192 -> 128x96) plain bilinear resizing already averages 2x2 pixels.
+            False for a model compiled with ``jit_compile=True`` (``build_estimator(
+            "itti-koch", jit_compile=True)`` does; ``SaGIM.compile`` refuses an antialiased
+            E under XLA); at the 2x reductions of training (256x192 -> 128x96) plain bilinear
+            resizing already averages 2x2 pixels.
         **kwargs: passed to ``keras.Model`` (``name``, ...).
 
     Example:
@@ -284,12 +287,15 @@ class IttiKochSaliency(keras.Model):
         return config
 
 
-def build_itti_koch() -> IttiKochSaliency:
-    """Factory for the ``itti-koch`` spec: the defaults above, no centre bias."""
-    return IttiKochSaliency(name="itti_koch")
+def build_itti_koch(jit_compile: bool = False) -> IttiKochSaliency:
+    """Factory for the ``itti-koch`` spec: the defaults above, no centre bias.
 
+    Args:
+        jit_compile: bool. Build the XLA-compatible form (``antialias=False``).
+            Defaults to ``False``.
+    """
+    return IttiKochSaliency(antialias=not jit_compile, name="itti_koch")
 
-from sagim_tf.estimators.registry import register_estimator  # noqa: E402
 
 register_estimator(
     "itti-koch", build_itti_koch,

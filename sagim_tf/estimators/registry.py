@@ -4,20 +4,33 @@ A spec is ``name`` or ``name:argument``, for example ``itti-koch`` or ``salgan:P
 Modules register a factory with :func:`register_estimator`; :func:`build_estimator` parses
 the spec and calls it. ``keras:PATH`` loads any user ``.keras`` model that maps images in
 [0, 1] to maps in [0, 1].
+
+Where an estimator will run under XLA (``SaGIM.compile(jit_compile=True)``) is decided
+here, when it is built: ``build_estimator(spec, jit_compile=True)`` asks a factory that
+supports it for its XLA-compatible form (``itti-koch`` then resizes without antialiasing,
+which XLA cannot compile).
 """
 
 from __future__ import annotations
 
-import os
+import importlib
+import inspect
 from typing import Callable
 
+import keras
+
+from sagim_tf.utils.checks import check_keras_file
 from sagim_tf.utils.errors import ConfigError, InputError
 
 _FACTORIES: dict[str, tuple[Callable, bool, str]] = {}
 
 
 def register_estimator(name: str, factory: Callable, takes_argument: bool = False, help: str = ""):
-    """Register ``factory(argument_or_None) -> keras.Model`` under ``name``."""
+    """Register ``factory(argument_or_None) -> keras.Model`` under ``name``.
+
+    A factory that accepts a ``jit_compile`` keyword is given it by :func:`build_estimator`;
+    the others are built the same way with or without XLA.
+    """
     _FACTORIES[name] = (factory, takes_argument, help)
     return factory
 
@@ -35,8 +48,14 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return name.strip().lower(), (arg if sep else None)
 
 
-def build_estimator(spec: str):
-    """Build the estimator a spec names; unknown names and missing arguments are errors."""
+def build_estimator(spec: str, jit_compile: bool = False):
+    """Build the estimator a spec names; unknown names and missing arguments are errors.
+
+    Args:
+        spec: str. ``name`` or ``name:argument``, e.g. ``"itti-koch"``, ``"salgan:PATH"``.
+        jit_compile: bool. Build the form that compiles under XLA, for a model compiled
+            with ``jit_compile=True``. Defaults to ``False``.
+    """
     _load_builtin()
     name, arg = parse_spec(spec)
     if name not in _FACTORIES:
@@ -47,20 +66,21 @@ def build_estimator(spec: str):
         raise ConfigError(f"estimator {name!r} needs an argument: '{name}:PATH'")
     if not takes_argument and arg:
         raise ConfigError(f"estimator {name!r} takes no argument, got {spec!r}")
-    return factory(arg) if takes_argument else factory()
+    args = (arg,) if takes_argument else ()
+    if jit_compile and "jit_compile" in inspect.signature(factory).parameters:
+        return factory(*args, jit_compile=True)
+    return factory(*args)
 
 
 def _load_keras_file(path: str):
-    import keras
-
-    if not os.path.isfile(path):
-        raise InputError(f"keras estimator: no such file {path!r}")
-    if not path.endswith(".keras"):
-        raise InputError(f"keras estimator: expected a .keras file, got {path!r}")
+    """Factory for ``keras:PATH``: a user's frozen ``.keras`` estimator."""
+    path = check_keras_file(path, "keras estimator")
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # zip, h5 and deserialisation errors come in many kinds
-        raise InputError(f"keras estimator: cannot load {path!r} ({exc})") from exc
+        raise InputError(
+            f"keras estimator {path!r}: could not be loaded ({type(exc).__name__}: {exc})"
+        ) from exc
     model.trainable = False
     return model
 
@@ -79,12 +99,13 @@ _loaded = False
 
 
 def _load_builtin():
-    """Import the modules that register the built-in estimators (once)."""
+    """Import the modules that register the built-in estimators (once).
+
+    By name, at first use: each of them imports this module to register itself.
+    """
     global _loaded
     if _loaded:
         return
-    import importlib
-
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
     _loaded = True

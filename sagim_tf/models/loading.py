@@ -8,36 +8,33 @@
 from __future__ import annotations
 
 import os
-import zipfile
 
 import keras
 
+import sagim_tf.models.sagim  # noqa: F401  (registers SaGIM; G, D, phi and layers come with it)
+from sagim_tf.estimators import available_estimators
+from sagim_tf.utils.checks import check_keras_file
 from sagim_tf.utils.errors import InputError
 
 
 def register_all() -> None:
-    """Import every module that registers a sagim_tf class with Keras' serialization."""
-    import sagim_tf.models.sagim  # noqa: F401  (G, D, phi, layers come with it)
-    from sagim_tf.estimators import available_estimators
-
+    """Register every sagim_tf class with Keras' serialization (the built-in estimators')."""
     available_estimators()  # imports the built-in estimators' modules
 
 
 def load_model(path, what: str = "model", compile: bool = False):
     """``keras.saving.load_model`` for SaGIM, G, D or estimator files.
 
-    Checks that ``path`` exists, is a ``.keras`` archive, and loads; each failure is an
-    :class:`~sagim_tf.utils.errors.InputError` naming ``what`` and the path.
+    Checks that ``path`` exists, is a ``.keras`` archive (:func:`check_keras_file`), and
+    loads; each failure is an :class:`~sagim_tf.utils.errors.InputError` naming ``what``
+    and the path.
+
+    Args:
+        path: str or path-like. The ``.keras`` file.
+        what: str. What it should hold, for messages. Defaults to ``"model"``.
+        compile: bool. Restore the compile state (optimizers) too. Defaults to ``False``.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(f"{what} {path!r}: file not found")
-    if os.path.isdir(path):
-        raise InputError(f"{what} {path!r}: is a directory, expected a .keras file (model.save)")
-    if not path.endswith(".keras"):
-        raise InputError(f"{what} {path!r}: expected a Keras '.keras' file (saved with model.save)")
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"{what} {path!r}: not a .keras archive (corrupt or truncated file?)")
+    path = check_keras_file(path, what)
     register_all()
     try:
         return keras.saving.load_model(path, compile=compile)

@@ -7,6 +7,9 @@ Every check raises :class:`~sagim_tf.utils.errors.InputError` naming what is wro
 
 from __future__ import annotations
 
+import os
+import zipfile
+
 import numpy as np
 
 from sagim_tf.utils.errors import ConfigError, InputError
@@ -92,6 +95,29 @@ def check_static_pair(image_shape, guidance_shape) -> None:
                 f"guidance: {label} {b} does not match the image's {a} "
                 f"(image {image_shape}, guidance {guidance_shape})"
             )
+
+
+def check_keras_file(path, what: str = "model") -> str:
+    """Return ``path`` as a string, checked to be a readable ``.keras`` archive.
+
+    The checks every loader of ``.keras`` files shares (models and estimators alike); each
+    failure is an :class:`~sagim_tf.utils.errors.InputError` naming ``what`` and the path.
+
+    Args:
+        path: str or path-like. The file to check.
+        what: str. What the file should hold, for the message (``"model"``,
+            ``"keras estimator"``, ...). Defaults to ``"model"``.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"{what} {path!r}: file not found")
+    if os.path.isdir(path):
+        raise InputError(f"{what} {path!r}: is a directory, expected a .keras file (model.save)")
+    if not path.endswith(".keras"):
+        raise InputError(f"{what} {path!r}: expected a Keras '.keras' file (saved with model.save)")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{what} {path!r}: not a .keras archive (corrupt or truncated file?)")
+    return path
 
 
 def parse_size(value, what: str = "size", minimum: int = 1) -> tuple[int, int] | None:
