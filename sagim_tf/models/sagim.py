@@ -1,22 +1,21 @@
 """SaGIM: G, D, a frozen saliency estimator E and frozen VGG features, trained by ``fit``.
 
-This module holds the TensorFlow-specific part of the package (gradient tapes, the
-distribution-aware loss scaling, in-graph input checks); the networks and losses it uses
-are backend-agnostic.
+This module holds the model and its GAN step, the TensorFlow-specific part of the package
+(gradient tapes, the distribution-aware loss scaling); the networks and losses it uses are
+backend-agnostic. Its helpers live beside it: :mod:`.batches` (unpacking and checking
+inputs), :mod:`.compile_options` (loss weights, optimizers, precision, XLA) and
+:mod:`.generate` (G's one compiled inference step).
 """
 
 from __future__ import annotations
 
-import math
+import logging
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from sagim_tf.models.content_features import ContentFeatures
-from sagim_tf.models.discriminator import PatchDiscriminator
-from sagim_tf.utils.errors import ConfigError, InputError
-from sagim_tf.models.generator import SaGIMGenerator
+from sagim_tf.estimators import build_estimator
 from sagim_tf.layers.gaussian_blur import GaussianBlur
 from sagim_tf.losses import (
     LOSS_NAMES,
@@ -28,35 +27,24 @@ from sagim_tf.losses import (
     generator_adversarial_loss,
     reconstruction_loss,
 )
-from sagim_tf.utils.checks import check_image, check_map, check_static_pair
+from sagim_tf.models.batches import check_batch, check_eager_pair, unpack_batch
+from sagim_tf.models.compile_options import (
+    check_adv_warmup_steps,
+    check_compile_kwargs,
+    check_estimator_for_xla,
+    estimator_supports_xla,
+    normalize_loss_weights,
+    prepare_optimizer,
+)
+from sagim_tf.models.content_features import ContentFeatures
+from sagim_tf.models.discriminator import PatchDiscriminator
+from sagim_tf.models.generate import generate
+from sagim_tf.models.generator import SaGIMGenerator
+from sagim_tf.utils.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 METRIC_NAMES = tuple(f"{name}_loss" for name in LOSS_NAMES) + ("g_loss", "d_loss")
-
-
-def normalize_loss_weights(loss_weights) -> dict:
-    """Fill in the paper's 5:5:1:9:5 for missing terms; reject unknown or invalid ones."""
-    weights = dict(PAPER_LOSS_WEIGHTS)
-    if loss_weights is None:
-        return weights
-    if not isinstance(loss_weights, dict):
-        raise ConfigError(f"loss_weights must be a dict like {PAPER_LOSS_WEIGHTS}, got {loss_weights!r}")
-    for key, value in loss_weights.items():
-        if key not in weights:
-            raise ConfigError(f"unknown loss weight {key!r}; known: {', '.join(LOSS_NAMES)}")
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"loss weight {key!r} must be a number, got {value!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"loss weight {key!r} must be finite and >= 0, got {value}")
-        weights[key] = value
-    return weights
-
-
-def _default_estimator():
-    from sagim_tf.estimators import build_estimator
-
-    return build_estimator("itti-koch")
 
 
 @keras.saving.register_keras_serializable(package="sagim_tf")
@@ -69,8 +57,8 @@ class SaGIM(keras.Model):
     ``(image, guidance)`` (or dicts with those keys): images (B, H, W, 3) and guiding maps
     (B, H, W, 1), both float32 in [0, 1].
 
-    One ``train_step`` updates D, then G, each through its own tape and its own explicit
-    variable list:
+    One ``train_step`` runs G once and then reads as ``_train_discriminator`` followed by
+    ``_train_generator``, each with its own tape and its own explicit variable list:
 
     * I~ = G(I, S), S_edited = E(I~)
     * D minimises BCE(D(I), 1) + BCE(D(I~), 0)                            (eq. 5)
@@ -89,15 +77,18 @@ class SaGIM(keras.Model):
     the demo's short CPU runs a 300-step warm-up did not help (see ``docs/training.md``).
 
     Args:
-        generator: a :class:`SaGIMGenerator` (default: its default configuration).
-        discriminator: a :class:`PatchDiscriminator` (default: its default configuration).
-        estimator: the saliency estimator E, a Keras model (B, H, W, 3) -> (B, H, W, 1) in
-            [0, 1] (default: the weight-free ``itti-koch`` estimator).
-        content_features: a :class:`ContentFeatures` (default: VGG19, the first five
-            convolutions, random weights with seed 0 -- no download needed).
-        color_kernel_size: size of the colour loss's Gaussian filter (21 in the paper).
-        validate_inputs: check in the graph that inputs are finite and in [0, 1]
+        generator: :class:`SaGIMGenerator`. G. Defaults to its default configuration.
+        discriminator: :class:`PatchDiscriminator`. D. Defaults to its default
+            configuration.
+        estimator: keras.Model. The saliency estimator E, (B, H, W, 3) -> (B, H, W, 1) in
+            [0, 1]. Defaults to the weight-free ``itti-koch`` estimator.
+        content_features: :class:`ContentFeatures`. phi. Defaults to VGG19's first five
+            convolutions with random weights, seed 0 (no download needed).
+        color_kernel_size: int. Size of the colour loss's Gaussian filter. Defaults to 21,
+            the paper's.
+        validate_inputs: bool. Check in the graph that inputs are finite and in [0, 1]
             (turn off for the last few percent of speed once the data are trusted).
+            Defaults to ``True``.
 
     Example:
         >>> model = SaGIM(generator=SaGIMGenerator(base_filters=16))
@@ -122,7 +113,7 @@ class SaGIM(keras.Model):
         super().__init__(**kwargs)
         self.generator = generator if generator is not None else SaGIMGenerator()
         self.discriminator = discriminator if discriminator is not None else PatchDiscriminator()
-        self.estimator = estimator if estimator is not None else _default_estimator()
+        self.estimator = estimator if estimator is not None else build_estimator("itti-koch")
         self.content_features = (
             content_features if content_features is not None else ContentFeatures()
         )
@@ -169,48 +160,35 @@ class SaGIM(keras.Model):
         """Set the two optimizers and the loss weights.
 
         Args:
-            g_optimizer, d_optimizer: Keras optimizers, names or configs (default: Adam
-                with learning rate 1e-3, as in the paper). Under a ``mixed_float16``
-                policy each is wrapped in a ``LossScaleOptimizer``.
+            g_optimizer: a Keras optimizer, name or config for G. Under a
+                ``mixed_float16`` policy it is wrapped in a ``LossScaleOptimizer``.
+                Defaults to Adam with learning rate 1e-3, as in the paper.
+            d_optimizer: the same for D. Defaults to Adam with learning rate 1e-3.
             loss_weights: dict over ``rec, content, color, cycle, adv``; missing terms get
-                the paper's 5:5:1:9:5, and 0 removes a term.
-            adv_warmup_steps: G steps over which the adversarial weight ramps linearly up
-                from 0 (0: the full weight from the start, as in the paper).
+                the paper's 5:5:1:9:5, and 0 removes a term. Defaults to the paper's.
+            adv_warmup_steps: int. G steps over which the adversarial weight ramps
+                linearly up from 0. Defaults to 0 (the full weight from the start, as in
+                the paper).
             **kwargs: passed to ``keras.Model.compile`` (``jit_compile``,
-                ``steps_per_execution``, ``run_eagerly``); ``optimizer`` and ``loss`` are
-                not used.
+                ``steps_per_execution``, ``run_eagerly``); ``optimizer``, ``loss`` and
+                ``metrics`` are not used. ``jit_compile=True`` needs an estimator built
+                for XLA (``build_estimator(spec, jit_compile=True)``), else a
+                :class:`ConfigError` says so; ``"auto"`` (Keras' default) leaves XLA off
+                for such an estimator.
         """
-        for unused in ("optimizer", "loss", "metrics"):
-            if kwargs.get(unused) is not None:
-                raise ConfigError(
-                    f"SaGIM.compile: {unused!r} is not used; pass g_optimizer, d_optimizer "
-                    "and loss_weights"
-                )
-            kwargs.pop(unused, None)
+        kwargs = check_compile_kwargs(kwargs)
+        jit_compile = kwargs.get("jit_compile", "auto")
+        if jit_compile is True:
+            check_estimator_for_xla(self.estimator)
+        elif jit_compile == "auto" and not estimator_supports_xla(self.estimator):
+            logger.info("XLA off: the estimator %r resizes with antialiasing", self.estimator.name)
+            kwargs["jit_compile"] = False
         self.loss_weights = normalize_loss_weights(loss_weights)
-        if isinstance(adv_warmup_steps, bool) or not isinstance(adv_warmup_steps, int) or adv_warmup_steps < 0:
-            raise ConfigError(f"adv_warmup_steps must be an integer >= 0, got {adv_warmup_steps!r}")
-        self.adv_warmup_steps = int(adv_warmup_steps)
-        self.g_optimizer = self._prepare_optimizer(g_optimizer, "g_optimizer")
-        self.d_optimizer = self._prepare_optimizer(d_optimizer, "d_optimizer")
+        self.adv_warmup_steps = check_adv_warmup_steps(adv_warmup_steps)
+        self.g_optimizer = prepare_optimizer(g_optimizer, "g_optimizer")
+        self.d_optimizer = prepare_optimizer(d_optimizer, "d_optimizer")
         super().compile(optimizer=None, **kwargs)
-        if kwargs.get("jit_compile") is True and getattr(self.estimator, "antialias", False):
-            # XLA cannot compile TensorFlow's antialiased resize; see IttiKochSaliency.
-            self.estimator.antialias = False
         self.build_optimizers()
-
-    @staticmethod
-    def _prepare_optimizer(optimizer, name):
-        if optimizer is None:
-            optimizer = keras.optimizers.Adam(learning_rate=1e-3, name=name)
-        else:
-            optimizer = keras.optimizers.get(optimizer)
-        policy = keras.mixed_precision.global_policy()
-        if policy.name == "mixed_float16" and not isinstance(
-            optimizer, keras.optimizers.LossScaleOptimizer
-        ):
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
-        return optimizer
 
     def build_optimizers(self):
         """Create both optimizers' slots now, so a checkpoint can restore into them."""
@@ -241,71 +219,24 @@ class SaGIM(keras.Model):
             adv_warmup_steps=config.get("adv_warmup_steps", 0),
         )
 
-    # ------------------------------------------------------------------ inputs
-    @staticmethod
-    def _unpack(data):
-        # Keras packs (x, y, sample_weight); x alone arrives as a 1-tuple or with Nones.
-        while isinstance(data, (list, tuple)) and len(data) in (1, 2, 3) and (
-            len(data) == 1 or all(d is None for d in data[1:])
-        ):
-            data = data[0]
-        if isinstance(data, dict):
-            missing = [k for k in ("image", "guidance") if k not in data]
-            if missing:
-                raise InputError(f"SaGIM: batch dict lacks {missing}; got keys {sorted(data)}")
-            return data["image"], data["guidance"]
-        if isinstance(data, (list, tuple)) and len(data) == 2:
-            return data[0], data[1]
-        raise InputError(
-            "SaGIM: expected batches of (image, guidance) or dicts with 'image' and "
-            f"'guidance', got {type(data).__name__}"
-        )
-
-    def _checked(self, image, guidance):
-        image = tf.convert_to_tensor(image, dtype=tf.float32)
-        guidance = tf.convert_to_tensor(guidance, dtype=tf.float32)
-        check_static_pair(image.shape, guidance.shape)
-        if self.validate_inputs:
-            checks = []
-            for tensor, name in ((image, "image"), (guidance, "guidance")):
-                checks.append(tf.debugging.assert_all_finite(tensor, f"{name} contains NaN or Inf"))
-                checks.append(tf.debugging.assert_greater_equal(
-                    tensor, 0.0, message=f"{name} values must lie in [0, 1]"))
-                checks.append(tf.debugging.assert_less_equal(
-                    tensor, 1.0, message=f"{name} values must lie in [0, 1]"))
-            checks.append(tf.debugging.assert_equal(
-                tf.shape(image)[:3], tf.shape(guidance)[:3],
-                message="guidance must have the image's batch, height and width"))
-            with tf.control_dependencies(checks):
-                image = tf.identity(image)
-                guidance = tf.identity(guidance)
-        return image, guidance
-
     # ------------------------------------------------------------------ forward
     def call(self, inputs, training=False):
-        image, guidance = self._unpack(inputs)
-        if tf.executing_eagerly() and not keras.backend.is_keras_tensor(image):
-            image_np = check_image(np.asarray(image))
-            guidance = check_map(np.asarray(guidance), "guidance", like=image_np)
-            image = image_np
+        """G's edit of ``(image, guidance)`` (or a dict with those keys); nothing else."""
+        image, guidance = check_eager_pair(*unpack_batch(inputs))
         return self.generator([image, guidance], training=training)
 
     def edit(self, image, guidance, batch_size=8):
-        """Edit NumPy images: (H, W, 3) or (B, H, W, 3) in [0, 1] (uint8 is scaled).
+        """Edit NumPy images through G's compiled generate step.
 
-        Checks the inputs on the host and returns a NumPy array of the input's shape.
+        Args:
+            image: (H, W, 3) or (B, H, W, 3) in [0, 1] (uint8 is scaled).
+            guidance: guiding map(s) of the image's size, in [0, 1].
+            batch_size: int. Images per call of G. Defaults to 8.
+
+        Returns:
+            A float32 NumPy array in [0, 1] of the input's shape.
         """
-        image = check_image(image)
-        guidance = check_map(guidance, "guidance", like=image)
-        single = image.ndim == 3
-        if single:
-            image, guidance = image[None], guidance[None]
-        out = [
-            np.asarray(self.generator([image[i : i + batch_size], guidance[i : i + batch_size]]))
-            for i in range(0, len(image), batch_size)
-        ]
-        out = np.concatenate(out, axis=0)
-        return out[0] if single else out
+        return generate(self.generator, image, guidance, batch_size=batch_size)
 
     # ------------------------------------------------------------------ losses
     def _replicas(self):
@@ -318,6 +249,13 @@ class SaGIM(keras.Model):
             step = tf.cast(self.g_optimizer.iterations, tf.float32)
             w["adv"] = w["adv"] * tf.minimum(1.0, (step + 1.0) / float(self.adv_warmup_steps))
         return w
+
+    def _content_targets(self, image):
+        """phi(I), a constant for G's losses, or None when no term uses it."""
+        w = self.loss_weights
+        if w["content"] > 0 or w["cycle"] > 0:
+            return [tf.stop_gradient(f) for f in self.content_features(image)]
+        return None
 
     def _generator_terms(self, image, guidance, edited, fake_logits, phi_image):
         """G's five terms (skipping zero weights) and its weighted total."""
@@ -350,52 +288,76 @@ class SaGIM(keras.Model):
             reported.append("d_loss")
         return {name: self.trackers[name].result() for name in reported}
 
+    # ------------------------------------------------------------------ the GAN step
     def train_step(self, data):
         if self.g_optimizer is None:
             raise ConfigError("SaGIM: call compile() before fit()")
-        image, guidance = self._checked(*self._unpack(data))
-        w = self.loss_weights
-        replicas = self._replicas()
-        need_phi = w["content"] > 0 or w["cycle"] > 0
-        phi_image = (
-            [tf.stop_gradient(f) for f in self.content_features(image)] if need_phi else None
-        )
-        g_vars = self.generator.trainable_variables
-        d_vars = self.discriminator.trainable_variables
+        # 1. The batch, checked; phi(I) once, a constant for G's losses.
+        image, guidance = check_batch(*unpack_batch(data), validate=self.validate_inputs)
+        phi_image = self._content_targets(image)
 
-        with tf.GradientTape(watch_accessed_variables=False) as g_tape:
-            g_tape.watch([v.value for v in g_vars])
+        # 2. G's one forward pass of the step, recorded on G's tape.
+        g_tape = tf.GradientTape(watch_accessed_variables=False)
+        with g_tape:
+            g_tape.watch([v.value for v in self.generator.trainable_variables])
             edited = self.generator([image, guidance], training=True)
 
-            d_loss = None
-            fake_logits = None
-            if w["adv"] > 0:
-                # D first, on the edit made above (no second forward pass of G).
-                with tf.GradientTape(watch_accessed_variables=False) as d_tape:
-                    d_tape.watch([v.value for v in d_vars])
-                    real_logits = self.discriminator(image, training=True)
-                    fake_for_d = self.discriminator(tf.stop_gradient(edited), training=True)
-                    d_loss = discriminator_loss(real_logits, fake_for_d)
-                    d_scaled = self.d_optimizer.scale_loss(d_loss / replicas)
-                d_grads = d_tape.gradient(d_scaled, d_vars)
-                with tf.control_dependencies([d_loss]):  # see the G update below
-                    self.d_optimizer.apply(d_grads, d_vars)
-                # Then G, against the D just updated.
-                fake_logits = self.discriminator(edited, training=True)
+        # 3. D's step on the stopped-gradient edit, on its own tape; G's is not recording.
+        d_loss = self._train_discriminator(image, tf.stop_gradient(edited))
 
-            terms, g_total = self._generator_terms(image, guidance, edited, fake_logits, phi_image)
-            g_scaled = self.g_optimizer.scale_loss(g_total / replicas)
-        g_grads = g_tape.gradient(g_scaled, g_vars)
-        # Keras increments an optimizer's step counter with no data dependence, so when a
-        # dataset of unknown length ran out inside `fit`, the failed step was still counted
-        # (one extra iteration per epoch, for D and G). Making the update wait for the loss
-        # stops that: a step whose input never came changes nothing.
-        with tf.control_dependencies([g_total]):
-            self.g_optimizer.apply(g_grads, g_vars)
+        # 4. G's step: its losses against the D just updated, recorded on G's tape again.
+        terms, g_total = self._train_generator(g_tape, image, guidance, edited, phi_image)
         return self._update_trackers(terms, g_total, d_loss)
 
+    def _train_discriminator(self, image, fake):
+        """One update of D on real ``image`` and a (stopped-gradient) ``fake``; D's loss.
+
+        Nothing happens (None is returned) when the adversarial weight is 0.
+        """
+        if self.loss_weights["adv"] <= 0:
+            return None
+        d_vars = self.discriminator.trainable_variables
+        with tf.GradientTape(watch_accessed_variables=False) as d_tape:
+            d_tape.watch([v.value for v in d_vars])
+            # 3a. D's loss: real images toward 1, G's edits toward 0 (eq. 5).
+            d_loss = discriminator_loss(
+                self.discriminator(image, training=True),
+                self.discriminator(fake, training=True),
+            )
+            d_scaled = self.d_optimizer.scale_loss(d_loss / self._replicas())
+        # 3b. D's update, after its loss (see step 4b).
+        d_grads = d_tape.gradient(d_scaled, d_vars)
+        with tf.control_dependencies([d_loss]):
+            self.d_optimizer.apply(d_grads, d_vars)
+        return d_loss
+
+    def _train_generator(self, g_tape, image, guidance, edited, phi_image):
+        """G's losses and update; ``g_tape`` recorded G's forward pass that made ``edited``.
+
+        Returns:
+            ``(terms, g_total)``: G's loss terms and their weighted total (eq. 6).
+        """
+        g_vars = self.generator.trainable_variables
+        # Reopening the tape resumes its recording: G's pass above and the losses below
+        # make one gradient, without a second forward pass of G.
+        with g_tape:
+            # 4a. G's loss: five terms, L_adv under the D updated in step 3.
+            fake_logits = None
+            if self.loss_weights["adv"] > 0:
+                fake_logits = self.discriminator(edited, training=True)
+            terms, g_total = self._generator_terms(image, guidance, edited, fake_logits, phi_image)
+            g_scaled = self.g_optimizer.scale_loss(g_total / self._replicas())
+        # 4b. G's update. Keras increments an optimizer's step counter with no data
+        # dependence, so when a dataset of unknown length ran out inside `fit`, the failed
+        # step was still counted (one extra iteration per epoch, for D and G). Making the
+        # update wait for the loss stops that: a step whose input never came changes nothing.
+        g_grads = g_tape.gradient(g_scaled, g_vars)
+        with tf.control_dependencies([g_total]):
+            self.g_optimizer.apply(g_grads, g_vars)
+        return terms, g_total
+
     def test_step(self, data):
-        image, guidance = self._checked(*self._unpack(data))
+        image, guidance = check_batch(*unpack_batch(data), validate=self.validate_inputs)
         w = self.loss_weights
         need_phi = w["content"] > 0 or w["cycle"] > 0
         phi_image = self.content_features(image) if need_phi else None
