@@ -21,17 +21,25 @@ import platform
 import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+import tensorflow as tf  # noqa: E402
+
+from sagim_tf.data import BuildConfig, build_sam, generate_synthetic_coco  # noqa: E402
+from sagim_tf.estimators import build_estimator  # noqa: E402
+from sagim_tf.models.content_features import ContentFeatures  # noqa: E402
+from sagim_tf.models.discriminator import PatchDiscriminator  # noqa: E402
+from sagim_tf.models.generator import SaGIMGenerator  # noqa: E402
+from sagim_tf.models.sagim import SaGIM  # noqa: E402
+from sagim_tf.workflows import benchmarking as bm  # noqa: E402
 
 
 def build_model(args, jit):
-    from sagim_tf import ContentFeatures, PatchDiscriminator, SaGIM, SaGIMGenerator
-    from sagim_tf.estimators import build_estimator
-
     model = SaGIM(
         generator=SaGIMGenerator(base_filters=args.base_filters),
         discriminator=PatchDiscriminator(),
-        estimator=build_estimator(args.estimator),
+        # XLA needs the estimator's XLA form (itti-koch: no antialiased resize).
+        estimator=build_estimator(args.estimator, jit_compile=jit),
         content_features=ContentFeatures(weights=None),
         validate_inputs=False,
     )
@@ -42,8 +50,6 @@ def build_model(args, jit):
 def sam_for_input(args, tmp):
     if args.data:
         return args.data
-    from sagim_tf.data import BuildConfig, build_sam, generate_synthetic_coco
-
     coco = os.path.join(tmp, "coco")
     generate_synthetic_coco(coco, 120, seed=0)
     out = os.path.join(tmp, "sam")
@@ -63,10 +69,6 @@ def main(argv=None) -> int:
     parser.add_argument("--data", help="an existing SAM folder for the input benchmark")
     parser.add_argument("--skip-xla", action="store_true")
     args = parser.parse_args(argv)
-
-    import tensorflow as tf
-
-    from sagim_tf.workflows import benchmarking as bm
 
     result = {
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),

@@ -19,14 +19,18 @@ import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from sagim_tf.estimators import build_estimator  # noqa: E402
+from sagim_tf.estimators.base import ResizingEstimator  # noqa: E402
+from sagim_tf.estimators.salgan import build_salgan_network  # noqa: E402
+from sagim_tf.workflows import benchmarking as bm  # noqa: E402
 
 
 def _time(fn, x, repeats, warmup=2):
-    import numpy as np
-
-    from sagim_tf.workflows import benchmarking as bm
-
     return bm.summary_ms(bm.sample_seconds(lambda: np.asarray(fn(x)).sum(), repeats, warmup))
 
 
@@ -39,13 +43,6 @@ def main(argv=None) -> int:
     parser.add_argument("--salgan", default=None, help="SalGAN weights (.npz or .weights.h5)")
     parser.add_argument("--skip-salgan", action="store_true")
     args = parser.parse_args(argv)
-
-    import numpy as np
-    import tensorflow as tf
-
-    from sagim_tf.estimators import build_estimator
-    from sagim_tf.estimators.base import ResizingEstimator
-    from sagim_tf.estimators.salgan import build_salgan_network
 
     x = np.random.default_rng(0).random((args.batch, args.height, args.width, 3), dtype=np.float32)
     results = {}

@@ -11,6 +11,14 @@ from __future__ import annotations
 import os
 import sys
 
+from PIL import Image
+
+from sagim_tf.guidance import check_strength, parse_box
+from sagim_tf.inference.editor import edit_image, load_editor, resize_map
+from sagim_tf.inference.figures import write_edit_figure
+from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.utils.io import load_image, load_map, save_image
+
 NAME = "edit"
 HELP = "edit a photo so that its saliency follows a guiding map or boxes"
 
@@ -61,10 +69,6 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _check_writable_image_path(path: str, image_path: str, what: str) -> None:
-    from PIL import Image
-
-    from sagim_tf.utils.errors import InputError
-
     if _same_file(path, image_path):
         raise InputError(f"{what} {path!r} is the input image; refusing to overwrite it")
     if os.path.isdir(path):
@@ -76,12 +80,6 @@ def _check_writable_image_path(path: str, image_path: str, what: str) -> None:
 
 
 def run(args) -> int:
-    from sagim_tf.guidance import check_strength, parse_box
-    from sagim_tf.inference.editor import edit_image, load_editor, resize_map
-    from sagim_tf.inference.figures import write_edit_figure
-    from sagim_tf.utils.errors import ConfigError, InputError
-    from sagim_tf.utils.io import load_image, load_map, save_image
-
     has_boxes = bool(args.emphasize or args.deemphasize)
     if args.guidance and has_boxes:
         raise InputError("give either --guidance or --emphasize/--deemphasize boxes, not both")

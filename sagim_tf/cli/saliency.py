@@ -9,6 +9,14 @@ from __future__ import annotations
 
 import os
 
+import cv2
+import numpy as np
+from PIL import Image
+
+from sagim_tf.estimators import build_estimator
+from sagim_tf.utils.errors import ConfigError
+from sagim_tf.utils.io import load_image, save_image
+
 NAME = "saliency"
 HELP = "estimate an image's saliency map with any estimator spec and write it with a heat-map overlay"
 
@@ -29,9 +37,6 @@ def add_arguments(parser) -> None:
 
 def overlay_heatmap(image, saliency, alpha=0.5):
     """Blend a JET heat map of ``saliency`` (H, W[, 1]) onto ``image`` (H, W, 3); all in [0, 1]."""
-    import cv2
-    import numpy as np
-
     sal = np.clip(np.asarray(saliency, np.float32).reshape(image.shape[:2]), 0.0, 1.0)
     heat_bgr = cv2.applyColorMap((sal * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_JET)
     heat = heat_bgr[..., ::-1].astype(np.float32) / 255.0
@@ -44,23 +49,13 @@ def default_overlay_path(out: str) -> str:
 
 
 def run(args) -> int:
-    from sagim_tf.utils.errors import ConfigError
-
     if not 0.0 <= args.alpha <= 1.0:
         raise ConfigError(f"--alpha must lie in [0, 1], got {args.alpha}")
-    from PIL import Image
-
     for path in [args.out] + ([args.overlay] if args.overlay else []):
         if os.path.splitext(path)[1].lower() not in Image.registered_extensions():
             raise ConfigError(f"{path}: unknown image extension (use .png or .jpg)")
 
-    from sagim_tf.utils.io import load_image, save_image
-
     image = load_image(args.image)  # raises InputError for missing or corrupt files
-    import numpy as np
-
-    from sagim_tf.estimators import build_estimator
-
     estimator = build_estimator(args.estimator)
     saliency = np.asarray(estimator(image[None]))[0]
     overlay_path = args.overlay or default_overlay_path(args.out)

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from sagim_tf.utils.checks import check_image
 from sagim_tf.utils.errors import InputError
 from sagim_tf.utils.io import atomic_write
-from sagim_tf.utils.checks import check_image
 
 FIGURE_LABELS = ("original", "guidance", "edited", "saliency before", "saliency after")
 
