@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+import re
 import socket
 
 import keras
@@ -45,6 +47,16 @@ def trivial_generator(seed: int = 0):
     x = keras.layers.Concatenate()([image, guidance])
     out = keras.layers.Conv2D(3, 1, activation="sigmoid")(x)
     return keras.Model([image, guidance], out)
+
+
+README = pathlib.Path(__file__).resolve().parent.parent / "export" / "README.md"
+
+
+def readme_python(heading: str) -> str:
+    """The first ```python block under ``## heading`` in export/README.md."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split(f"## {heading}\n", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
 _SHARED = {}

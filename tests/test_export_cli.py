@@ -1,19 +1,18 @@
 """``sagim export`` end to end, its parity check and errors, and export/README.md's commands."""
 
 import os
-import pathlib
 import re
 import shlex
 
 import pytest
 
 from sagim_tf.cli import build_parser, main
+from sagim_tf.cli import export as export_cli
 from sagim_tf.export.parity import check_parity
+from sagim_tf.export.tflite import DEFAULT_FIXED_SIZE, TFLITE_FORMATS
 from sagim_tf.utils.errors import ExportError
-from tests.export_helpers import shared_savedmodel, tiny_generator
+from tests.export_helpers import README, shared_savedmodel, tiny_generator
 from tests.helpers import tiny_sagim
-
-README = pathlib.Path(__file__).resolve().parent.parent / "export" / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +118,8 @@ def test_readme_commands_parse():
     for argv in commands:
         args = build_parser(argv[0]).parse_args(argv)  # SystemExit on an unknown flag
         assert args.command == argv[0]
+
+
+def test_cli_names_match_the_exporter():
+    assert export_cli.ALL_FORMATS == ("savedmodel", *TFLITE_FORMATS)
+    assert export_cli.DEFAULT_FIXED_SIZE == DEFAULT_FIXED_SIZE

@@ -12,7 +12,7 @@ from sagim_tf.export import ExportError, TFLiteRunner, convert_to_tflite, export
 from sagim_tf.export.parity import psnr
 from sagim_tf.export.tflite import DEFAULT_FIXED_SIZE, tflite_filename
 from sagim_tf.utils.errors import ConfigError, InputError
-from tests.export_helpers import batch, tiny_generator
+from tests.export_helpers import batch, readme_python, tiny_generator
 
 # Parity bounds of each format against Keras G (the same as `sagim export` checks):
 FP32_TOL = 1e-4  # TFLite's float32 kernels sum in another order than TensorFlow's
@@ -136,3 +136,12 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "junk.tflite").write_bytes(b"junk")
     with pytest.raises(InputError):
         TFLiteRunner(tmp_path / "junk.tflite")
+
+
+def test_readme_example_runs(files):
+    _, paths = files
+    code = readme_python("On device")
+    assert "export/tflite/sagim_fp32.tflite" in code
+    scope = {}
+    exec(code.replace("export/tflite/sagim_fp32.tflite", paths["tflite"]), scope)
+    assert scope["edited"].shape == scope["image"].shape

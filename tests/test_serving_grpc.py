@@ -30,7 +30,7 @@ from sagim_tf.serving.server import ModelManager
 from sagim_tf.serving.tensors import from_tensor_proto, to_tensor_proto
 from sagim_tf.utils.errors import InputError
 from sagim_tf.utils.io import to_uint8
-from tests.export_helpers import batch, free_port, shared_savedmodel, tiny_generator
+from tests.export_helpers import batch, free_port, readme_python, shared_savedmodel, tiny_generator
 
 MAX_PIXELS = 20_000
 MAX_REQUEST_MB = 1
@@ -438,3 +438,13 @@ def test_server_does_not_import_the_client():
     }
     assert "sagim_tf.serving.client" not in imported
     assert "sagim_tf.export.signatures" in imported  # the one signature table
+
+
+def test_readme_client_example_runs(served, capsys):
+    _, _, server, _ = served
+    code = readme_python("gRPC client")
+    assert '"localhost", 8500' in code
+    scope = {}
+    exec(code.replace('"localhost", 8500', f'"127.0.0.1", {server.port}'), scope)
+    assert scope["edited"].shape == scope["image"].shape and scope["edited8"].dtype == np.uint8
+    assert "edit_uint8" in capsys.readouterr().out

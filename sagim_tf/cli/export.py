@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 
-from sagim_tf.export.parity import check_parity
-from sagim_tf.export.savedmodel import export_savedmodel, write_models_config
-from sagim_tf.export.tflite import DEFAULT_FIXED_SIZE, TFLITE_FORMATS, export_tflite
-from sagim_tf.models.loading import load_generator
 from sagim_tf.utils.errors import ConfigError
 
 NAME = "export"
 HELP = "Export G as a SavedModel for TF Serving and as TFLite files (builtin ops only)."
 
-ALL_FORMATS = ("savedmodel", *TFLITE_FORMATS)
+# The same names and size as sagim_tf.export.tflite's TFLITE_FORMATS and DEFAULT_FIXED_SIZE
+# (tests/test_export_cli.py checks), written out so that `--help` does not import TensorFlow.
+ALL_FORMATS = ("savedmodel", "tflite", "tflite-fp16", "tflite-int8")
+DEFAULT_FIXED_SIZE = (256, 192)
 
 
 def add_arguments(parser):
@@ -83,6 +82,12 @@ def _size_text(path):
 
 def run(args) -> int:
     formats = _parse_formats(args.formats)
+    # lazy: export imports TensorFlow; `sagim export --help` should not wait for it
+    from sagim_tf.export.parity import check_parity
+    from sagim_tf.export.savedmodel import export_savedmodel, write_models_config
+    from sagim_tf.export.tflite import export_tflite
+    from sagim_tf.models.loading import load_generator
+
     generator = load_generator(args.model)
     written = {}
     if "savedmodel" in formats:
