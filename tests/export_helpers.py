@@ -59,6 +59,12 @@ def readme_python(heading: str) -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+def readme_rest_request_script() -> str:
+    """The Python heredoc of export/README.md's REST section, which prints request.json."""
+    section = README.read_text(encoding="utf-8").split("### REST\n", 1)[1]
+    return re.search(r"<<'EOF'\n(.*?)\nEOF\n", section, re.S).group(1)
+
+
 _SHARED = {}
 
 

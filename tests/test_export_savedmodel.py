@@ -1,5 +1,6 @@
 """The TF Serving SavedModel: named signatures, parity with Keras G at any size, checks."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,12 @@ from sagim_tf.export.savedmodel import build_archive, models_config_text, versio
 from sagim_tf.export.signatures import SIGNATURES, get_signature
 from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.utils.io import to_uint8
-from tests.export_helpers import batch, shared_savedmodel, trivial_generator
+from tests.export_helpers import (
+    batch,
+    readme_rest_request_script,
+    shared_savedmodel,
+    trivial_generator,
+)
 from tests.helpers import tiny_sagim
 
 
@@ -205,3 +211,20 @@ def test_load_generator_errors(tmp_path):
     other.save(tmp_path / "dense.keras")
     with pytest.raises(InputError, match="not G"):
         load_generator(tmp_path / "dense.keras")
+
+
+def test_readme_rest_request_fits_the_signature(exported):
+    _, _, loaded = exported
+    script = readme_rest_request_script()
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    request = json.loads(result.stdout)
+    signature = SIGNATURES[request["signature_name"]]
+    assert set(request["inputs"]) == set(signature.inputs)
+    inputs = {
+        key: np.asarray(value, dtype=signature.inputs[key].dtype)
+        for key, value in request["inputs"].items()
+    }
+    edited = loaded.signatures[signature.name](**inputs)["edited"].numpy()
+    assert edited.shape == inputs["image"].shape
