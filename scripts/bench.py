@@ -53,9 +53,15 @@ def sam_for_input(args, tmp):
     coco = os.path.join(tmp, "coco")
     generate_synthetic_coco(coco, 120, seed=0)
     out = os.path.join(tmp, "sam")
-    build_sam(os.path.join(coco, "images"), [os.path.join(coco, "instances.json")], out,
-              args.estimator, config=BuildConfig(size=tuple(args.size), train=40, test=4, seed=0),
-              progress=False, log=lambda m: None)
+    build_sam(
+        os.path.join(coco, "images"),
+        [os.path.join(coco, "instances.json")],
+        out,
+        args.estimator,
+        config=BuildConfig(size=tuple(args.size), train=40, test=4, seed=0),
+        progress=False,
+        log=lambda m: None,
+    )
     return out
 
 
@@ -71,9 +77,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     result = {
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))},
-        "batch": args.batch, "size": list(args.size), "base_filters": args.base_filters,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "tensorflow": tf.__version__,
+            "gpus": len(tf.config.list_physical_devices("GPU")),
+        },
+        "batch": args.batch,
+        "size": list(args.size),
+        "base_filters": args.base_filters,
         "estimator": args.estimator,
     }
     result["matmul_gflops"] = round(bm.matmul_gflops(), 1)
@@ -90,7 +102,9 @@ def main(argv=None) -> int:
     contained = 2 * fwd["G"] + 2 * fwd["E"] + 3 * fwd["VGG"] + 3 * fwd["D"]
     step = {"xla_off": bm.train_step_seconds(model, image, guidance, args.steps)}
     if not args.skip_xla:
-        step["xla_on"] = bm.train_step_seconds(build_model(args, jit=True), image, guidance, args.steps)
+        step["xla_on"] = bm.train_step_seconds(
+            build_model(args, jit=True), image, guidance, args.steps
+        )
     result["train_step_ms"] = {k: round(v * 1000, 1) for k, v in step.items()}
     result["train_images_per_s"] = {k: round(args.batch / v, 3) for k, v in step.items()}
     result["step_over_contained_forwards"] = round(step["xla_off"] / contained, 2)
@@ -99,10 +113,15 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         data = sam_for_input(args, tmp)
-        result["input_images_per_s"] = round(bm.input_images_per_second(data, args.batch, args.size), 1)
-    result["input_over_train"] = round(result["input_images_per_s"] / result["train_images_per_s"]["xla_off"], 1)
+        result["input_images_per_s"] = round(
+            bm.input_images_per_second(data, args.batch, args.size), 1
+        )
+    result["input_over_train"] = round(
+        result["input_images_per_s"] / result["train_images_per_s"]["xla_off"], 1
+    )
     result["train_images_per_s_per_matmul_gflops"] = round(
-        result["train_images_per_s"]["xla_off"] / result["matmul_gflops"], 6)
+        result["train_images_per_s"]["xla_off"] / result["matmul_gflops"], 6
+    )
     print(json.dumps(result, indent=2))
     return 0
 

@@ -66,7 +66,10 @@ def main(argv=None) -> int:
             "weights": weights,
         }
     for spec in ("spectral-residual", "fine-grained"):
-        results[spec] = {"numpy": _time(build_estimator(spec), x, args.repeats), "differentiable": False}
+        results[spec] = {
+            "numpy": _time(build_estimator(spec), x, args.repeats),
+            "differentiable": False,
+        }
 
     report = {
         "what": "saliency estimator forward time, one batch",
@@ -74,8 +77,11 @@ def main(argv=None) -> int:
         "width": args.width,
         "height": args.height,
         "repeats": args.repeats,
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "gpus": len(tf.config.list_physical_devices("GPU"))},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "gpus": len(tf.config.list_physical_devices("GPU")),
+        },
         "versions": {"tensorflow": tf.__version__},
         "results": results,
     }

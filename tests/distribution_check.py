@@ -49,8 +49,10 @@ def main(out_path, steps, global_batch):
     dataset = tf.data.Dataset.from_tensor_slices((image, guidance)).batch(global_batch)
 
     def optimizers():
-        return {"g_optimizer": keras.optimizers.SGD(0.05, name="g_optimizer"),
-                "d_optimizer": keras.optimizers.SGD(0.05, name="d_optimizer")}
+        return {
+            "g_optimizer": keras.optimizers.SGD(0.05, name="g_optimizer"),
+            "d_optimizer": keras.optimizers.SGD(0.05, name="d_optimizer"),
+        }
 
     reference = tiny_sagim(seed=0)
     reference.compile(**optimizers())
@@ -79,8 +81,10 @@ def main(out_path, steps, global_batch):
             arrays[f"start/{part}/{i}"] = w
     meta = {
         "replicas": strategy.num_replicas_in_sync,
-        "ref_steps": ref_steps, "mir_steps": mir_steps,
-        "ref_epoch": ref_epoch, "mir_epoch": mir_epoch,
+        "ref_steps": ref_steps,
+        "mir_steps": mir_steps,
+        "ref_epoch": ref_epoch,
+        "mir_epoch": mir_epoch,
     }
     np.savez(out_path, meta=json.dumps(meta), **arrays)
 

@@ -14,11 +14,16 @@ def tiny_estimator(seed: int = 0) -> keras.Model:
     """
     inp = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(
-        4, 3, padding="same", activation="tanh",
+        4,
+        3,
+        padding="same",
+        activation="tanh",
         kernel_initializer=keras.initializers.RandomNormal(stddev=0.8, seed=seed),
     )(inp)
     out = keras.layers.Conv2D(
-        1, 1, activation="sigmoid",
+        1,
+        1,
+        activation="sigmoid",
         kernel_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=seed + 1),
     )(x)
     model = keras.Model(inp, out, name="tiny_estimator")

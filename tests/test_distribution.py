@@ -19,9 +19,18 @@ GLOBAL_BATCH = 4
 def two_replicas(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("dist") / "result.npz")
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "distribution_check.py"), out,
-         str(STEPS), str(GLOBAL_BATCH)],
-        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            os.path.join(ROOT, "tests", "distribution_check.py"),
+            out,
+            str(STEPS),
+            str(GLOBAL_BATCH),
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     data = np.load(out)
@@ -101,8 +110,12 @@ def test_multi_worker_needs_tf_config(monkeypatch):
         make_strategy("multi_worker")
     assert is_chief()
     cluster = {"worker": ["localhost:1", "localhost:2"]}
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}})
+    )
     assert not is_chief()
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    )
     assert is_chief()
     assert make_strategy("none").num_replicas_in_sync == 1

@@ -62,15 +62,25 @@ def editor(files):
 
 
 def _edit(files, out, *extra):
-    return main(["edit", "--model", files["model"], "--image", files["rgb"], "--out", str(out), *extra])
+    return main(
+        ["edit", "--model", files["model"], "--image", files["rgb"], "--out", str(out), *extra]
+    )
 
 
 # ---------------------------------------------------------------------------- CLI: success
 def test_cli_boxes_rgb_odd_size(files, editor, tmp_path):
     out = tmp_path / "edited.jpg"
     g_out = tmp_path / "guidance_used.png"
-    rc = _edit(files, out, "--emphasize", "3,4,20,25", "--deemphasize", "30,5,50,30",
-               "--guidance-out", str(g_out))
+    rc = _edit(
+        files,
+        out,
+        "--emphasize",
+        "3,4,20,25",
+        "--deemphasize",
+        "30,5,50,30",
+        "--guidance-out",
+        str(g_out),
+    )
     assert rc == 0
     with Image.open(out) as img:
         assert img.size == (W, H) and img.mode == "RGB"
@@ -94,8 +104,21 @@ def test_cli_boxes_rgb_odd_size(files, editor, tmp_path):
 @pytest.mark.parametrize("kind", ["rgba", "grey"])
 def test_cli_rgba_and_greyscale_inputs(files, tmp_path, kind):
     out = tmp_path / "edited.png"
-    rc = main(["edit", "--model", files["model"], "--image", files[kind], "--guidance",
-               files["guidance"], "--out", str(out), "--strength", "0.5"])
+    rc = main(
+        [
+            "edit",
+            "--model",
+            files["model"],
+            "--image",
+            files[kind],
+            "--guidance",
+            files["guidance"],
+            "--out",
+            str(out),
+            "--strength",
+            "0.5",
+        ]
+    )
     assert rc == 0
     with Image.open(out) as img:
         assert img.size == (W, H) and img.mode == "RGB"
@@ -105,8 +128,15 @@ def test_cli_rgba_and_greyscale_inputs(files, tmp_path, kind):
 def test_cli_guidance_of_other_size_is_resized(files, tmp_path, capsys):
     out = tmp_path / "edited.png"
     g_out = tmp_path / "g.png"
-    rc = _edit(files, out, "--guidance", files["guidance_small"], "--guidance-out", str(g_out),
-               "--no-figure")
+    rc = _edit(
+        files,
+        out,
+        "--guidance",
+        files["guidance_small"],
+        "--guidance-out",
+        str(g_out),
+        "--no-figure",
+    )
     assert rc == 0
     assert "resizing the guidance" in capsys.readouterr().err
     assert load_map(g_out).shape == (H, W, 1)
@@ -116,9 +146,25 @@ def test_cli_guidance_of_other_size_is_resized(files, tmp_path, capsys):
 def test_cli_bare_generator_with_estimator_spec(files, tmp_path):
     out = tmp_path / "edited.png"
     figure = tmp_path / "fig" / "comparison.png"
-    rc = main(["edit", "--model", files["generator"], "--estimator", f"keras:{files['estimator']}",
-               "--image", files["rgb"], "--emphasize", "0,0,10,10", "--out", str(out),
-               "--figure", str(figure), "--max-side", "24"])
+    rc = main(
+        [
+            "edit",
+            "--model",
+            files["generator"],
+            "--estimator",
+            f"keras:{files['estimator']}",
+            "--image",
+            files["rgb"],
+            "--emphasize",
+            "0,0,10,10",
+            "--out",
+            str(out),
+            "--figure",
+            str(figure),
+            "--max-side",
+            "24",
+        ]
+    )
     assert rc == 0
     assert figure.exists()
     with Image.open(out) as img:
@@ -128,8 +174,20 @@ def test_cli_bare_generator_with_estimator_spec(files, tmp_path):
 def test_cli_bare_generator_default_estimator(files, tmp_path, capsys):
     from sagim_tf.estimators import available_estimators
 
-    rc = main(["edit", "--model", files["generator"], "--image", files["rgb"], "--guidance",
-               files["guidance"], "--out", str(tmp_path / "e.png"), "--no-figure"])
+    rc = main(
+        [
+            "edit",
+            "--model",
+            files["generator"],
+            "--image",
+            files["rgb"],
+            "--guidance",
+            files["guidance"],
+            "--out",
+            str(tmp_path / "e.png"),
+            "--no-figure",
+        ]
+    )
     if "itti-koch" in available_estimators():
         assert rc == 0
     else:  # the default estimator is not on this branch: a clear message, no traceback
@@ -164,7 +222,7 @@ def test_cli_errors(files, tmp_path, capsys, change, message):
     for key, value in change.items():
         if value.startswith("@"):
             value = files[value[1:]]
-        elif key in ("--image", "--guidance", "--model", "--out") :
+        elif key in ("--image", "--guidance", "--model", "--out"):
             value = str(tmp_path / value)
         args[key] = value
     before = open(files["rgb"], "rb").read()
@@ -182,8 +240,9 @@ def test_cli_errors(files, tmp_path, capsys, change, message):
 def test_guidance_from_boxes_properties():
     rng = np.random.default_rng(1)
     s = rng.uniform(0.2, 0.8, (40, 50, 1)).astype(np.float32)
-    g = guidance_from_boxes(s, emphasize=[(5, 5, 20, 20)], deemphasize=[(30, 10, 45, 35)],
-                            smooth_sigma=0)
+    g = guidance_from_boxes(
+        s, emphasize=[(5, 5, 20, 20)], deemphasize=[(30, 10, 45, 35)], smooth_sigma=0
+    )
     assert g.shape == s.shape and g.dtype == np.float32
     assert g.min() >= 0 and g.max() <= 1
     emph, deem = (slice(5, 20), slice(5, 20)), (slice(10, 35), slice(30, 45))
@@ -197,8 +256,9 @@ def test_guidance_from_boxes_properties():
     assert reference > s[deem].mean()
     n = max(1.0, float((s[emph] + (reference - raw_mean)).max()))
     np.testing.assert_allclose(g[emph].mean() * n, reference, rtol=1e-4)
-    half = guidance_from_boxes(s, emphasize=[(5, 5, 20, 20)], deemphasize=[(30, 10, 45, 35)],
-                               smooth_sigma=0, raise_to=0.5)
+    half = guidance_from_boxes(
+        s, emphasize=[(5, 5, 20, 20)], deemphasize=[(30, 10, 45, 35)], smooth_sigma=0, raise_to=0.5
+    )
     np.testing.assert_allclose(half[emph], s[emph], rtol=1e-6)  # 0.5 * ref < m_B: no lift
     # Smoothing softens the box edge but keeps the order of the boxes.
     smooth = guidance_from_boxes(s, emphasize=[(5, 5, 20, 20)], deemphasize=[(30, 10, 45, 35)])
@@ -325,8 +385,9 @@ def test_loader_errors_name_the_path(files, tmp_path):
 def test_write_edit_figure_and_resize_map(tmp_path):
     img = np.random.default_rng(4).uniform(0, 1, (20, 30, 3)).astype(np.float32)
     m = np.linspace(0, 1, 600, dtype=np.float32).reshape(20, 30, 1)
-    path = write_edit_figure(tmp_path / "fig.png", img, m, img, m, m, panel_height=40, gap=2,
-                             label_height=10)
+    path = write_edit_figure(
+        tmp_path / "fig.png", img, m, img, m, m, panel_height=40, gap=2, label_height=10
+    )
     with Image.open(path) as fig:
         assert fig.size == (5 * 60 + 4 * 2, 50) and fig.mode == "RGB"
     resized = resize_map(m, 7, 9)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from sagim_tf.estimators import available_estimators, build_estimator
-from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.estimators.itti_koch import IttiKochSaliency
+from sagim_tf.utils.errors import ConfigError, InputError
 
 
 def _check(estimator, shape=(2, 24, 32)):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagim_tf.utils.errors import ConfigError
 from sagim_tf.estimators.itti_koch import IttiKochSaliency
+from sagim_tf.utils.errors import ConfigError
 
 H, W = 96, 128
 
@@ -86,18 +86,29 @@ def test_centre_bias_pulls_towards_centre():
     assert biased[48, 64] / (biased[20, 20] + 1e-6) > plain[48, 64] / (plain[20, 20] + 1e-6)
 
 
-
 def test_frozen_and_flagged(model):
     assert not model.trainable and model.differentiable
     assert model.trainable_weights == [] and model.weights == []
 
 
 def test_config_round_trip_and_keras_save(tmp_path):
-    m = IttiKochSaliency(working_size=(64, 48), centre_levels=(1, 2), surround_deltas=(2,),
-                         map_level=1, centre_bias=0.3, name="ik")
+    m = IttiKochSaliency(
+        working_size=(64, 48),
+        centre_levels=(1, 2),
+        surround_deltas=(2,),
+        map_level=1,
+        centre_bias=0.3,
+        name="ik",
+    )
     cfg = m.get_config()
-    for key in ("working_size", "centre_levels", "surround_deltas", "map_level", "centre_bias",
-                "centre_bias_sigma"):
+    for key in (
+        "working_size",
+        "centre_levels",
+        "surround_deltas",
+        "map_level",
+        "centre_bias",
+        "centre_bias_sigma",
+    ):
         assert key in cfg
     clone = IttiKochSaliency.from_config(json.loads(json.dumps(cfg)))
     x = np.random.default_rng(1).random((1, 48, 64, 3), dtype=np.float32)

@@ -35,9 +35,17 @@ def _assert_finite(logs):
 
 @pytest.mark.parametrize("precision, scaled", [("mixed_float16", True), ("bfloat16", False)])
 def test_build_model_wraps_both_optimizers_for_float16(policy, precision, scaled):
-    cfg = load_config(None, [f"train.precision={precision}", "generator.base_filters=4",
-                             "generator.depth=2", "discriminator.base_filters=4",
-                             "features.layers=[block1_conv1]", "losses.color_kernel_size=5"])
+    cfg = load_config(
+        None,
+        [
+            f"train.precision={precision}",
+            "generator.base_filters=4",
+            "generator.depth=2",
+            "discriminator.base_filters=4",
+            "features.layers=[block1_conv1]",
+            "losses.color_kernel_size=5",
+        ],
+    )
     policy(POLICIES[cfg.train.precision])
     model = build_model(cfg, estimator=tiny_estimator())
     for opt in (model.g_optimizer, model.d_optimizer):
@@ -46,8 +54,10 @@ def test_build_model_wraps_both_optimizers_for_float16(policy, precision, scaled
     assert model.generator.compute_dtype == ("float16" if scaled else "bfloat16")
     assert model.jit_compile is False
     policy("float32")
-    jit = build_model(load_config(None, ["train.jit_compile=true", "features.layers=[block1_conv1]"]),
-                      estimator=tiny_estimator())
+    jit = build_model(
+        load_config(None, ["train.jit_compile=true", "features.layers=[block1_conv1]"]),
+        estimator=tiny_estimator(),
+    )
     assert jit.jit_compile is True
 
 
@@ -90,13 +100,18 @@ def test_jit_compile_matches_eager_graph(policy):
     weights = {}
     for jit in (False, True):
         model = tiny_sagim(seed=0)
-        model.compile(jit_compile=jit, g_optimizer=keras.optimizers.SGD(0.05),
-                      d_optimizer=keras.optimizers.SGD(0.05))
+        model.compile(
+            jit_compile=jit,
+            g_optimizer=keras.optimizers.SGD(0.05),
+            d_optimizer=keras.optimizers.SGD(0.05),
+        )
         assert model.jit_compile is jit
         logs[jit] = _steps(model, n=1)[0]
         weights[jit] = model.generator.get_weights() + model.discriminator.get_weights()
     assert set(logs[True]) == set(logs[False])
     for key in logs[False]:
-        np.testing.assert_allclose(logs[True][key], logs[False][key], rtol=1e-4, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(
+            logs[True][key], logs[False][key], rtol=1e-4, atol=1e-6, err_msg=key
+        )
     for i, (a, b) in enumerate(zip(weights[True], weights[False])):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5, err_msg=f"variable {i}")

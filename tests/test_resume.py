@@ -26,10 +26,17 @@ def sam(tmp_path_factory):
 def _config(sam, run_dir, **sections):
     data_dir, spec = sam
     cfg = tiny_config(
-        data_dir, spec, run_dir,
+        data_dir,
+        spec,
+        run_dir,
         data={"val_split": "", "shuffle_buffer": 0, "flip": False},
-        train={"epochs": EPOCHS, "steps_per_epoch": STEPS, "image_every_steps": 0, "verbose": 2,
-               "keep_checkpoints": 2},
+        train={
+            "epochs": EPOCHS,
+            "steps_per_epoch": STEPS,
+            "image_every_steps": 0,
+            "verbose": 2,
+            "keep_checkpoints": 2,
+        },
     )
     for section, values in sections.items():
         cfg[section].update(values)
@@ -83,8 +90,13 @@ def kill_and_resume(sam, tmp_path, **sections):
 
     log_path = tmp_path / "first.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(_command(config_path), cwd=str(tmp_path), env=_env(),
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            _command(config_path),
+            cwd=str(tmp_path),
+            env=_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and proc.poll() is None:
@@ -93,7 +105,9 @@ def kill_and_resume(sam, tmp_path, **sections):
                     break
                 time.sleep(0.02)
             time.sleep(0.1)  # land anywhere: mid-epoch, mid-checkpoint
-            assert proc.poll() is None, "training ended before it could be killed:\n" + log_path.read_text()
+            assert proc.poll() is None, (
+                "training ended before it could be killed:\n" + log_path.read_text()
+            )
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         finally:
@@ -117,8 +131,14 @@ def kill_and_resume(sam, tmp_path, **sections):
     assert any(np.abs(v).max() > 0 for v in snapshot["g_opt"][2:])  # Adam moments restored
 
     # The same command again continues from that checkpoint and finishes.
-    result = subprocess.run(_command(config_path), cwd=str(tmp_path), env=_env(),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        _command(config_path),
+        cwd=str(tmp_path),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{killed_at} epoch(s) done, G step {killed_at * STEPS}" in result.stdout, result.stdout
     assert f"Epoch {killed_at + 1}/{EPOCHS}" in result.stdout
@@ -145,11 +165,19 @@ def test_resumed_run_equals_uninterrupted_run(sam, tmp_path):
     whole_dir = tmp_path / "whole"
     whole_dir.mkdir()
     config_path = write_config(whole_dir / "tiny.yaml", _config(sam, whole_dir / "run"))
-    result = subprocess.run(_command(config_path), cwd=str(whole_dir), env=_env(),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        _command(config_path),
+        cwd=str(whole_dir),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Resuming" not in result.stdout
     whole_cfg = load_config(config_path)
     whole_state = _read_state(os.path.join(whole_cfg.run_dir, "checkpoints"))
-    whole = _snapshot(whole_cfg, os.path.join(whole_cfg.run_dir, "checkpoints", whole_state["weights"]))
+    whole = _snapshot(
+        whole_cfg, os.path.join(whole_cfg.run_dir, "checkpoints", whole_state["weights"])
+    )
     _assert_snapshots_close(resumed, whole, atol=1e-5)

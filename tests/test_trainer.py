@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import random_batch, tiny_sagim
 from sagim_tf import ContentFeatures, PatchDiscriminator, SaGIM, SaGIMGenerator
 from sagim_tf.estimators import build_estimator
 from sagim_tf.models.generate import make_generate_function
 from sagim_tf.utils.errors import ConfigError, InputError
+from tests.helpers import random_batch, tiny_sagim
 
 ALL_TERMS = {"rec_loss", "content_loss", "color_loss", "cycle_loss", "adv_loss", "g_loss", "d_loss"}
 
@@ -76,7 +76,9 @@ def test_adversarial_warmup_ramps_g_adv_weight():
     # test_step reports G's total with the weights of the current G step: step 1 of 4 here.
     logs = model.test_on_batch((image, guidance), return_dict=True)
     full = {"rec": 5.0, "content": 5.0, "color": 1.0, "cycle": 9.0, "adv": 5.0}
-    expected = sum(full[k] * logs[f"{k}_loss"] for k in full if k != "adv") + 5.0 * 0.25 * logs["adv_loss"]
+    expected = (
+        sum(full[k] * logs[f"{k}_loss"] for k in full if k != "adv") + 5.0 * 0.25 * logs["adv_loss"]
+    )
     np.testing.assert_allclose(logs["g_loss"], expected, rtol=1e-5)
     model.fit(_dataset(n=8), epochs=1, verbose=0)  # 4 steps: the ramp is over
     assert int(model.d_optimizer.iterations) == 4  # D trains from the first step
@@ -121,7 +123,9 @@ def test_keras_save_load_restores_weights_and_optimizers(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     image, guidance = random_batch(2, 24, 32, seed=9)
-    np.testing.assert_array_equal(np.asarray(model((image, guidance))), np.asarray(loaded((image, guidance))))
+    np.testing.assert_array_equal(
+        np.asarray(model((image, guidance))), np.asarray(loaded((image, guidance)))
+    )
     assert int(loaded.g_optimizer.iterations) == int(model.g_optimizer.iterations) == 2
     assert int(loaded.d_optimizer.iterations) == 2
     assert np.isclose(float(loaded.g_optimizer.learning_rate), 5e-4)
@@ -196,7 +200,9 @@ def test_one_forward_pass_of_g_per_step(monkeypatch, cycle, passes):
     model.compile(loss_weights={"cycle": cycle}, run_eagerly=True)
     calls = []
     real_call = model.generator.call
-    monkeypatch.setattr(model.generator, "call", lambda *a, **k: calls.append(1) or real_call(*a, **k))
+    monkeypatch.setattr(
+        model.generator, "call", lambda *a, **k: calls.append(1) or real_call(*a, **k)
+    )
     logs = model.train_on_batch(random_batch(2, 16, 16), return_dict=True)
     assert len(calls) == passes
     assert "d_loss" in logs and int(model.d_optimizer.iterations) == 1

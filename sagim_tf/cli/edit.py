@@ -24,37 +24,88 @@ HELP = "edit a photo so that its saliency follows a guiding map or boxes"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, metavar="PATH",
-                        help=".keras file holding a trained SaGIM or a bare SaGIMGenerator")
-    parser.add_argument("--image", required=True, metavar="IMG",
-                        help="the photo to edit (any size; RGBA is composited onto white, "
-                             "greyscale is expanded to RGB)")
-    parser.add_argument("--guidance", metavar="MAP",
-                        help="target guiding map image (greyscale; resized to the photo if its "
-                             "size differs)")
-    parser.add_argument("--emphasize", action="append", default=[], metavar="x0,y0,x1,y1",
-                        help="pixel box to make more salient (repeatable)")
-    parser.add_argument("--deemphasize", action="append", default=[], metavar="x0,y0,x1,y1",
-                        help="pixel box to make less salient (repeatable)")
-    parser.add_argument("--out", required=True, metavar="OUT", help="where to write the edited image")
-    parser.add_argument("--strength", type=float, default=1.0, metavar="A",
-                        help="blend the guidance from E(I) (0) to the target (1); default 1")
-    parser.add_argument("--estimator", metavar="SPEC", default=None,
-                        help="saliency estimator spec (itti-koch, salgan:PATH, keras:PATH); needed "
-                             "for a bare generator (default itti-koch), replaces a full model's E")
-    parser.add_argument("--figure", metavar="PATH", default=None,
-                        help="where to write the comparison figure (default OUT_figure.png)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="PATH",
+        help=".keras file holding a trained SaGIM or a bare SaGIMGenerator",
+    )
+    parser.add_argument(
+        "--image",
+        required=True,
+        metavar="IMG",
+        help="the photo to edit (any size; RGBA is composited onto white, "
+        "greyscale is expanded to RGB)",
+    )
+    parser.add_argument(
+        "--guidance",
+        metavar="MAP",
+        help="target guiding map image (greyscale; resized to the photo if its size differs)",
+    )
+    parser.add_argument(
+        "--emphasize",
+        action="append",
+        default=[],
+        metavar="x0,y0,x1,y1",
+        help="pixel box to make more salient (repeatable)",
+    )
+    parser.add_argument(
+        "--deemphasize",
+        action="append",
+        default=[],
+        metavar="x0,y0,x1,y1",
+        help="pixel box to make less salient (repeatable)",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="OUT", help="where to write the edited image"
+    )
+    parser.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        metavar="A",
+        help="blend the guidance from E(I) (0) to the target (1); default 1",
+    )
+    parser.add_argument(
+        "--estimator",
+        metavar="SPEC",
+        default=None,
+        help="saliency estimator spec (itti-koch, salgan:PATH, keras:PATH); needed "
+        "for a bare generator (default itti-koch), replaces a full model's E",
+    )
+    parser.add_argument(
+        "--figure",
+        metavar="PATH",
+        default=None,
+        help="where to write the comparison figure (default OUT_figure.png)",
+    )
     parser.add_argument("--no-figure", action="store_true", help="do not write the figure")
-    parser.add_argument("--guidance-out", metavar="PATH", default=None,
-                        help="also write the guiding map G received")
-    parser.add_argument("--max-side", type=int, default=None, metavar="N",
-                        help="run G with the longer side scaled down to N and add its upscaled "
-                             "change to the full-resolution photo (default: full size)")
-    parser.add_argument("--raise-to", type=float, default=None, metavar="F",
-                        help="boxes: emphasized box mean lifted to F times the de-emphasized "
-                             "box's (or the photo's top 10%%) mean saliency (in (0, 2]; default 1)")
-    parser.add_argument("--lower-factor", type=float, default=None, metavar="F",
-                        help="boxes: de-emphasized saliency multiplied by F (in [0, 1); default 0.2)")
+    parser.add_argument(
+        "--guidance-out", metavar="PATH", default=None, help="also write the guiding map G received"
+    )
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run G with the longer side scaled down to N and add its upscaled "
+        "change to the full-resolution photo (default: full size)",
+    )
+    parser.add_argument(
+        "--raise-to",
+        type=float,
+        default=None,
+        metavar="F",
+        help="boxes: emphasized box mean lifted to F times the de-emphasized "
+        "box's (or the photo's top 10%%) mean saliency (in (0, 2]; default 1)",
+    )
+    parser.add_argument(
+        "--lower-factor",
+        type=float,
+        default=None,
+        metavar="F",
+        help="boxes: de-emphasized saliency multiplied by F (in [0, 1); default 0.2)",
+    )
 
 
 def default_figure_path(out: str) -> str:
@@ -75,8 +126,9 @@ def _check_writable_image_path(path: str, image_path: str, what: str) -> None:
         raise InputError(f"{what} {path!r} is a directory")
     ext = os.path.splitext(path)[1].lower()
     if ext not in Image.registered_extensions():
-        raise InputError(f"{what} {path!r}: unknown image extension {ext or '(none)'!r} "
-                         "(use .png or .jpg)")
+        raise InputError(
+            f"{what} {path!r}: unknown image extension {ext or '(none)'!r} (use .png or .jpg)"
+        )
 
 
 def run(args) -> int:
@@ -102,7 +154,7 @@ def run(args) -> int:
     for path, what in outputs:
         _check_writable_image_path(path, args.image, what)
     for i, (a, wa) in enumerate(outputs):
-        for b, wb in outputs[i + 1:]:
+        for b, wb in outputs[i + 1 :]:
             if _same_file(a, b):
                 raise InputError(f"{wa} and {wb} are the same file {a!r}")
 
@@ -113,8 +165,11 @@ def run(args) -> int:
         target = load_map(args.guidance)
         if target.shape[:2] != (h, w):
             gh, gw = target.shape[:2]
-            print(f"sagim edit: warning: guidance {args.guidance} is {gw}x{gh}, the image "
-                  f"{w}x{h}; resizing the guidance to the image", file=sys.stderr)
+            print(
+                f"sagim edit: warning: guidance {args.guidance} is {gw}x{gh}, the image "
+                f"{w}x{h}; resizing the guidance to the image",
+                file=sys.stderr,
+            )
             target = resize_map(target, h, w)
 
     editor = load_editor(args.model, args.estimator)
@@ -123,9 +178,16 @@ def run(args) -> int:
         box_options["raise_to"] = args.raise_to
     if args.lower_factor is not None:
         box_options["lower_factor"] = args.lower_factor
-    result = edit_image(editor, image, guidance=target, emphasize=emphasize,
-                        deemphasize=deemphasize, strength=strength, max_side=args.max_side,
-                        **box_options)
+    result = edit_image(
+        editor,
+        image,
+        guidance=target,
+        emphasize=emphasize,
+        deemphasize=deemphasize,
+        strength=strength,
+        max_side=args.max_side,
+        **box_options,
+    )
 
     save_image(args.out, result["edited"])
     print(f"sagim edit: wrote {args.out} ({w}x{h})")
@@ -133,7 +195,13 @@ def run(args) -> int:
         save_image(args.guidance_out, result["guidance"])
         print(f"sagim edit: wrote {args.guidance_out}")
     if figure:
-        write_edit_figure(figure, image, result["guidance"], result["edited"],
-                          result["saliency_before"], result["saliency_after"])
+        write_edit_figure(
+            figure,
+            image,
+            result["guidance"],
+            result["edited"],
+            result["saliency_before"],
+            result["saliency_after"],
+        )
         print(f"sagim edit: wrote {figure}")
     return 0

@@ -18,21 +18,31 @@ from sagim_tf.utils.errors import ConfigError
 from sagim_tf.utils.io import load_image, save_image
 
 NAME = "saliency"
-HELP = "estimate an image's saliency map with any estimator spec and write it with a heat-map overlay"
+HELP = (
+    "estimate an image's saliency map with any estimator spec and write it with a heat-map overlay"
+)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("image", help="input image (PNG, JPEG, ...)")
     parser.add_argument(
-        "--estimator", default="itti-koch",
+        "--estimator",
+        default="itti-koch",
         help="estimator spec: itti-koch (default), salgan:PATH, keras:PATH, "
         "spectral-residual, fine-grained",
     )
     parser.add_argument("--out", required=True, help="output map path (.png or .jpg)")
-    parser.add_argument("--overlay", default=None,
-                        help="overlay path (default: OUT's name with _overlay before the extension)")
-    parser.add_argument("--alpha", type=float, default=0.5,
-                        help="weight of the heat map in the overlay, in [0, 1] (default 0.5)")
+    parser.add_argument(
+        "--overlay",
+        default=None,
+        help="overlay path (default: OUT's name with _overlay before the extension)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=0.5,
+        help="weight of the heat map in the overlay, in [0, 1] (default 0.5)",
+    )
 
 
 def overlay_heatmap(image, saliency, alpha=0.5):
@@ -61,6 +71,10 @@ def run(args) -> int:
     overlay_path = args.overlay or default_overlay_path(args.out)
     save_image(args.out, saliency)
     save_image(overlay_path, overlay_heatmap(image, saliency, args.alpha))
-    kind = "differentiable" if getattr(estimator, "differentiable", True) else "judge, not differentiable"
+    kind = (
+        "differentiable"
+        if getattr(estimator, "differentiable", True)
+        else "judge, not differentiable"
+    )
     print(f"{args.image}: {args.estimator} ({kind}) -> {args.out}, overlay {overlay_path}")
     return 0

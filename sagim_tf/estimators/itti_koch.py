@@ -186,17 +186,25 @@ class IttiKochSaliency(keras.Model):
 
     def _check_config(self):
         if len(self.working_size) != 2 or min(self.working_size) < 8:
-            raise ConfigError(f"itti-koch: working_size must be (width, height) >= 8, got {self.working_size}")
+            raise ConfigError(
+                f"itti-koch: working_size must be (width, height) >= 8, got {self.working_size}"
+            )
         if not self.centre_levels or min(self.centre_levels) < 0:
-            raise ConfigError(f"itti-koch: centre_levels must be non-negative, got {self.centre_levels}")
+            raise ConfigError(
+                f"itti-koch: centre_levels must be non-negative, got {self.centre_levels}"
+            )
         if not self.surround_deltas or min(self.surround_deltas) < 1:
-            raise ConfigError(f"itti-koch: surround_deltas must be >= 1, got {self.surround_deltas}")
+            raise ConfigError(
+                f"itti-koch: surround_deltas must be >= 1, got {self.surround_deltas}"
+            )
         if self.map_level < 0:
             raise ConfigError(f"itti-koch: map_level must be >= 0, got {self.map_level}")
         if not 0.0 <= self.centre_bias <= 1.0:
             raise ConfigError(f"itti-koch: centre_bias must lie in [0, 1], got {self.centre_bias}")
         if self.centre_bias_sigma <= 0.0:
-            raise ConfigError(f"itti-koch: centre_bias_sigma must be > 0, got {self.centre_bias_sigma}")
+            raise ConfigError(
+                f"itti-koch: centre_bias_sigma must be > 0, got {self.centre_bias_sigma}"
+            )
 
     # -- building blocks ------------------------------------------------------------------
 
@@ -244,9 +252,7 @@ class IttiKochSaliency(keras.Model):
         levels = [self._features(x)]
         for _ in range(self._top):
             levels.append(self._blur(levels[-1], 3, 2))
-        feats = [
-            ops.concatenate([lv, self._orientation(lv[..., 0:1])], axis=-1) for lv in levels
-        ]
+        feats = [ops.concatenate([lv, self._orientation(lv[..., 0:1])], axis=-1) for lv in levels]
 
         target = self._sizes[self.map_level]
         total = None
@@ -298,6 +304,7 @@ def build_itti_koch(jit_compile: bool = False) -> IttiKochSaliency:
 
 
 register_estimator(
-    "itti-koch", build_itti_koch,
+    "itti-koch",
+    build_itti_koch,
     help="weight-free, differentiable Itti-Koch-Niebur saliency (the default E)",
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 
@@ -86,7 +86,9 @@ def _load_keras_file(path: str):
 
 
 register_estimator(
-    "keras", _load_keras_file, takes_argument=True,
+    "keras",
+    _load_keras_file,
+    takes_argument=True,
     help="any .keras model mapping (B,H,W,3) in [0,1] to (B,H,W,1) in [0,1]",
 )
 

@@ -54,7 +54,9 @@ class Editor:
     def from_model(cls, model, estimator=None, source="<memory>"):
         """An editor from an in-memory SaGIM (its G and E) or a SaGIMGenerator plus E."""
         if isinstance(model, SaGIM):
-            return cls(model.generator, estimator if estimator is not None else model.estimator, source)
+            return cls(
+                model.generator, estimator if estimator is not None else model.estimator, source
+            )
         if isinstance(model, SaGIMGenerator):
             if estimator is None:
                 raise ConfigError(f"{source}: a bare SaGIMGenerator needs an estimator E")
@@ -129,7 +131,9 @@ def resize_map(x, height: int, width: int) -> np.ndarray:
 
 def resize_image(x: np.ndarray, height: int, width: int) -> np.ndarray:
     interp = cv2.INTER_AREA if x.shape[0] > height else cv2.INTER_LINEAR
-    out = cv2.resize(np.ascontiguousarray(x, np.float32), (int(width), int(height)), interpolation=interp)
+    out = cv2.resize(
+        np.ascontiguousarray(x, np.float32), (int(width), int(height)), interpolation=interp
+    )
     return out.reshape(height, width, -1)
 
 
@@ -217,5 +221,3 @@ def edit_image(
         "saliency_before": before,
         "saliency_after": after,
     }
-
-

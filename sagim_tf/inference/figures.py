@@ -34,8 +34,17 @@ def figure_panel_size(height: int, width: int, panel_height: int | None = None) 
     return ph, pw
 
 
-def write_edit_figure(path, original, guidance, edited, sal_before, sal_after,
-                      panel_height: int | None = None, gap: int = 4, label_height: int = 16) -> str:
+def write_edit_figure(
+    path,
+    original,
+    guidance,
+    edited,
+    sal_before,
+    sal_after,
+    panel_height: int | None = None,
+    gap: int = 4,
+    label_height: int = 16,
+) -> str:
     """Write one PNG: original, guidance, edited, saliency before, saliency after.
 
     The three maps are drawn as heat maps (blue low, red high). Panels keep the image's
@@ -46,15 +55,21 @@ def write_edit_figure(path, original, guidance, edited, sal_before, sal_after,
     original = check_image(original, "original")
     h, w = original.shape[:2]
     ph, pw = figure_panel_size(h, w, panel_height)
-    panels = [_rgb_u8(original), heatmap(guidance), _rgb_u8(check_image(edited, "edited")),
-              heatmap(sal_before), heatmap(sal_after)]
+    panels = [
+        _rgb_u8(original),
+        heatmap(guidance),
+        _rgb_u8(check_image(edited, "edited")),
+        heatmap(sal_before),
+        heatmap(sal_after),
+    ]
     fig = Image.new("RGB", (5 * pw + 4 * gap, ph + label_height), (255, 255, 255))
     draw = ImageDraw.Draw(fig)
     font = ImageFont.load_default()
     for i, (panel, label) in enumerate(zip(panels, FIGURE_LABELS)):
         if panel.shape[:2] != (h, w):
-            raise InputError(f"figure: the {label} panel has shape {panel.shape[:2]}, "
-                             f"the original {(h, w)}")
+            raise InputError(
+                f"figure: the {label} panel has shape {panel.shape[:2]}, the original {(h, w)}"
+            )
         x = i * (pw + gap)
         img = Image.fromarray(panel)
         if img.size != (pw, ph):
@@ -62,4 +77,3 @@ def write_edit_figure(path, original, guidance, edited, sal_before, sal_after,
         fig.paste(img, (x, label_height))
         draw.text((x + 2, 1), label, fill=(0, 0, 0), font=font)
     return atomic_write(path, lambda tmp: fig.save(tmp, format="PNG"), suffix=".png")
-

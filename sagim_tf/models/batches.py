@@ -26,8 +26,10 @@ def unpack_batch(data):
         InputError: the batch is neither a pair nor a dict with ``image`` and ``guidance``.
     """
     # Keras packs (x, y, sample_weight); x alone arrives as a 1-tuple or with Nones.
-    while isinstance(data, (list, tuple)) and len(data) in (1, 2, 3) and (
-        len(data) == 1 or all(d is None for d in data[1:])
+    while (
+        isinstance(data, (list, tuple))
+        and len(data) in (1, 2, 3)
+        and (len(data) == 1 or all(d is None for d in data[1:]))
     ):
         data = data[0]
     if isinstance(data, dict):
@@ -63,13 +65,21 @@ def check_batch(image, guidance, validate: bool = True):
     checks = []
     for tensor, name in ((image, "image"), (guidance, "guidance")):
         checks.append(tf.debugging.assert_all_finite(tensor, f"{name} contains NaN or Inf"))
-        checks.append(tf.debugging.assert_greater_equal(
-            tensor, 0.0, message=f"{name} values must lie in [0, 1]"))
-        checks.append(tf.debugging.assert_less_equal(
-            tensor, 1.0, message=f"{name} values must lie in [0, 1]"))
-    checks.append(tf.debugging.assert_equal(
-        tf.shape(image)[:3], tf.shape(guidance)[:3],
-        message="guidance must have the image's batch, height and width"))
+        checks.append(
+            tf.debugging.assert_greater_equal(
+                tensor, 0.0, message=f"{name} values must lie in [0, 1]"
+            )
+        )
+        checks.append(
+            tf.debugging.assert_less_equal(tensor, 1.0, message=f"{name} values must lie in [0, 1]")
+        )
+    checks.append(
+        tf.debugging.assert_equal(
+            tf.shape(image)[:3],
+            tf.shape(guidance)[:3],
+            message="guidance must have the image's batch, height and width",
+        )
+    )
     with tf.control_dependencies(checks):
         return tf.identity(image), tf.identity(guidance)
 

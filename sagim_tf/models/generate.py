@@ -19,7 +19,7 @@ from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError
 
 #: generator -> its compiled step. Weak keys: a step does not keep its G alive.
-_GENERATE_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_GENERATE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 #: Any batch and size, one trace: G is fully convolutional.
 _SIGNATURE = (

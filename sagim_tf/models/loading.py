@@ -39,7 +39,9 @@ def load_model(path, what: str = "model", compile: bool = False):
     try:
         return keras.saving.load_model(path, compile=compile)
     except Exception as exc:  # Keras raises many types for a bad archive
-        raise InputError(f"{what} {path!r}: could not be loaded ({type(exc).__name__}: {exc})") from exc
+        raise InputError(
+            f"{what} {path!r}: could not be loaded ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def load_generator(path) -> keras.Model:

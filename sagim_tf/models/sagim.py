@@ -155,8 +155,9 @@ class SaGIM(keras.Model):
         return list(self.trackers.values())
 
     # ------------------------------------------------------------------ compile
-    def compile(self, g_optimizer=None, d_optimizer=None, loss_weights=None, adv_warmup_steps=0,
-                **kwargs):
+    def compile(
+        self, g_optimizer=None, d_optimizer=None, loss_weights=None, adv_warmup_steps=0, **kwargs
+    ):
         """Set the two optimizers and the loss weights.
 
         Args:

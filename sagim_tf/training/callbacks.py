@@ -193,7 +193,9 @@ class ImageGrid(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         step = g_step(self.model)
-        if self.every_steps > 0 and (not self.written or not self.written[-1].endswith(f"{step:06d}.png")):
+        if self.every_steps > 0 and (
+            not self.written or not self.written[-1].endswith(f"{step:06d}.png")
+        ):
             self._write(step)
         if self._writer is not None:
             self._writer.close()

@@ -133,7 +133,9 @@ def parse_size(value, what: str = "size", minimum: int = 1) -> tuple[int, int] |
         else:
             w, h = (int(v) for v in value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{what}: expected WIDTHxHEIGHT or two integers W H, e.g. 256x192, got {value!r}") from None
+        raise ConfigError(
+            f"{what}: expected WIDTHxHEIGHT or two integers W H, e.g. 256x192, got {value!r}"
+        ) from None
     if w < minimum or h < minimum:
         bound = "positive" if minimum == 1 else f">= {minimum}"
         raise ConfigError(f"{what}: width and height must be {bound}, got {w}x{h}")
