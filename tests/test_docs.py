@@ -168,6 +168,21 @@ def _sagim_invocations(docs=None):
     return found
 
 
+def _script_invocations():
+    """(where, script path, argv) for every ``python scripts/NAME.py ...`` the docs name."""
+    found = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        where = str(path.relative_to(ROOT))
+        for command in _shell_commands(text.replace("`", "\n")):
+            words = command.replace("[", " ").replace("]", " ").split()
+            for i, word in enumerate(words[:-1]):
+                if word in ("python", "python3") and re.fullmatch(r"scripts/\w+\.py", words[i + 1]):
+                    found.append((where, words[i + 1], words[i + 2 :]))
+                    break
+    return found
+
+
 def _option_strings(parser) -> set[str]:
     return {opt for action in parser._actions for opt in action.option_strings}
 
@@ -226,6 +241,36 @@ def test_command_check_catches_wrong_commands_and_flags():
         "fake.md:3: sagim nosuchcommand: no such command",
         "fake.md: sagim edit --no-such-flag: no such option",
     ]
+
+
+def test_script_flags_exist():
+    """Each ``--flag`` given to a script in the docs is one its ``--help`` lists."""
+    import subprocess
+    import sys
+
+    invocations = _script_invocations()
+    assert {script for _, script, _ in invocations} >= {"scripts/train.py", "scripts/bench.py"}
+    helps = {}
+    problems = []
+    for where, script, words in invocations:
+        assert (ROOT / script).exists(), f"{where}: {script} does not exist"
+        if not any(w.startswith("--") for w in words):
+            continue  # only pay for a --help (a TensorFlow import) where flags are named
+        if script not in helps:
+            helps[script] = subprocess.run(
+                [sys.executable, str(ROOT / script), "--help"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            ).stdout
+        for word in words:
+            flag = word.split("=")[0]
+            if re.match(r"--[A-Za-z]", flag) and not re.search(
+                rf"{re.escape(flag)}\b", helps[script]
+            ):
+                problems.append(f"{where}: {script} {flag}: not in its --help")
+    assert not problems, "\n".join(problems)
 
 
 def test_shell_splitting():
