@@ -23,7 +23,7 @@ from tests.helpers import tiny_sagim
 from tests.sam_helpers import TEST_SPEC, contrast_estimator
 
 LIMIT = 3
-METHODS = ["sagim", "wsr", "hag", "oha"]
+METHODS = ["sagim", "wsr", "hag", "oha", "operator-rule"]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,8 @@ def test_results_md_table1(first_run):
     lines = [ln for ln in table.strip().splitlines() if ln.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert header == ["Method", f"{TEST_SPEC} C1 (%)", "spectral-residual C1 (%)",
-                      f"{TEST_SPEC} C2 (%)", "spectral-residual C2 (%)", "MSE", "PSNR (dB)", "n"]
+                      f"{TEST_SPEC} C2 (%)", "spectral-residual C2 (%)", "MSE", "PSNR (dB)",
+                      "non-affine", "ΔE outside", "n"]
     assert [ln.strip("|").split("|")[0].strip() for ln in lines[2:]] == METHODS
     assert "**Warning:**" in text
 

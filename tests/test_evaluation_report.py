@@ -30,6 +30,10 @@ def test_rows_and_aggregates(result):
     assert [r["id"] for r in result.rows[:2]] == ["synthetic-0", "synthetic-0"]
     ident = result.aggregates["identity"]
     assert ident["n"] == 4 and ident["mse"] == 0.0 and ident["changed_outside"] == 0.0
+    # the photorealism measures: no edit is no residual and no cast; WSR edits show both
+    assert ident["non_affine"] == 0.0 and ident["colour_cast_outside"] == 0.0
+    assert 0.0 < result.aggregates["wsr"]["non_affine"] <= 1.0
+    assert result.aggregates["wsr"]["colour_cast_outside"] > 0.0
     for j in JUDGES:
         assert ident["judges"][j]["c2"] == 0.0          # an unchanged image never satisfies C2
         assert result.aggregates["wsr"]["judges"][j]["c2"] > 0.0
@@ -62,7 +66,7 @@ def test_write_report(result, tmp_path):
     assert data["run"]["judges"] == list(JUDGES)
     md = (tmp_path / "results.md").read_text()
     assert "# Synthetic check" in md
-    assert "| Method | spectral-residual C1 (%) | lab-contrast C1 (%) | spectral-residual C2 (%) | lab-contrast C2 (%) | MSE | PSNR (dB) | n |" in md
+    assert "| Method | spectral-residual C1 (%) | lab-contrast C1 (%) | spectral-residual C2 (%) | lab-contrast C2 (%) | MSE | PSNR (dB) | non-affine | ΔE outside | n |" in md
     assert "| identity |" in md and "| wsr |" in md
     assert "| lab-contrast w/ C2 |" in md  # the ablation table
     for m in ("identity", "wsr"):

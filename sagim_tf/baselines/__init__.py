@@ -16,10 +16,16 @@ from collections.abc import Callable
 
 from sagim_tf.baselines.hag import hag
 from sagim_tf.baselines.oha import oha
+from sagim_tf.baselines.operator_rule import operator_rule
 from sagim_tf.baselines.wsr import wsr
 from sagim_tf.utils.errors import ConfigError
 
-BASELINES: dict[str, Callable] = {"wsr": wsr, "hag": hag, "oha": oha}
+BASELINES: dict[str, Callable] = {
+    "wsr": wsr,
+    "hag": hag,
+    "oha": oha,
+    "operator-rule": operator_rule,
+}
 
 
 def available_baselines() -> dict[str, str]:
@@ -38,4 +44,4 @@ def get_baseline(name: str) -> Callable:
     return BASELINES[key]
 
 
-__all__ = ["BASELINES", "available_baselines", "get_baseline", "wsr", "hag", "oha"]
+__all__ = ["BASELINES", "available_baselines", "get_baseline", "hag", "oha", "operator_rule", "wsr"]

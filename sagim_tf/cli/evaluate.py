@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import sys
 
+from sagim_tf.baselines import BASELINES
 from sagim_tf.utils.errors import ConfigError
+
+DEFAULT_METHODS = ("sagim", *BASELINES)
+KNOWN_METHODS = (*DEFAULT_METHODS, "identity")
 
 NAME = "evaluate"
 HELP = "evaluate a trained model and the baselines on a SAM split (Table 1)"
@@ -26,9 +30,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--guidance", default="binary", choices=("binary", "continuous"),
                         help="the guiding map G receives: binary (O_low's mask, as in Table 1; "
                              "default) or continuous; the baselines always use the binary map")
-    parser.add_argument("--methods", default="sagim,wsr,hag,oha", metavar="M,...",
-                        help="comma-separated methods among sagim, wsr, hag, oha, identity "
-                             "(default sagim,wsr,hag,oha)")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), metavar="M,...",
+                        help="comma-separated methods among " + ", ".join(KNOWN_METHODS)
+                             + " (default " + ",".join(DEFAULT_METHODS) + ")")
     parser.add_argument("--judges", default=None, metavar="SPEC,...",
                         help="comma-separated estimator specs to judge with (default: the data's "
                              "estimator, spectral-residual and fine-grained)")

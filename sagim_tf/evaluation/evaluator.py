@@ -13,7 +13,7 @@ Example:
     >>> from sagim_tf.evaluation.report import write_report
     >>> records = load_records("data/sam", split="test", limit=8)  # doctest: +SKIP
     >>> judges = {s: build_estimator(s) for s in ("itti-koch", "spectral-residual")}
-    >>> methods = baseline_methods()  # wsr, hag, oha on the binary map
+    >>> methods = baseline_methods()  # wsr, hag, oha, operator-rule on the binary map
     >>> result = evaluate_methods(records, methods, judges)  # doctest: +SKIP
     >>> write_report(result, "runs/eval")  # results.json, results.md, grids  # doctest: +SKIP
 """
@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sagim_tf.baselines import get_baseline
-from sagim_tf.evaluation import metrics
+from sagim_tf.evaluation import metrics, realism
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError, InputError
 
@@ -41,7 +41,9 @@ class EvaluationResult:
 
     Attributes:
         rows: one dict per (record, method): ``id``, ``method``, ``mse``, ``psnr``, ``ssim``,
-            ``changed_outside`` and ``judges: {judge: {c1, c2, low_before, low_after,
+            ``changed_outside``, the photorealism measures ``non_affine`` (share of the edit's
+            energy no local affine colour map explains), ``non_affine_rms`` (8-bit levels) and
+            ``colour_cast_outside`` (mean CIELAB ΔE outside O_low | O_high), and ``judges: {judge: {c1, c2, low_before, low_after,
             high_before, high_after, cc, kl}}``.
         aggregates: ``metrics.aggregate(rows, by="method")``: per method, means of the
             numbers and percentages (0-100) of ``c1``/``c2``, plus ``n``.
@@ -194,8 +196,11 @@ def evaluate_methods(
                 "psnr": metrics.psnr(rec["image"], edited),
                 "ssim": metrics.ssim(rec["image"], edited),
                 "changed_outside": metrics.changed_outside(rec["image"], edited, region, threshold),
+                "colour_cast_outside": realism.colour_cast_outside(rec["image"], edited, region),
                 "judges": {},
             }
+            photo = realism.non_affine(rec["image"], edited)
+            row["non_affine"], row["non_affine_rms"] = photo["share"], photo["rms"]
             for j in judges:
                 s0, s1 = maps[j][0], maps[j][k]
                 scores = metrics.guidance_consistency(s0, s1, rec["mask_low"], rec["mask_high"])
@@ -232,7 +237,7 @@ def identity_method(image, guidance_binary=None, guidance=None) -> np.ndarray:
     return np.asarray(image, dtype=np.float32)
 
 
-def baseline_methods(names=("wsr", "hag", "oha"), **kwargs) -> dict[str, Method]:
+def baseline_methods(names=("wsr", "hag", "oha", "operator-rule"), **kwargs) -> dict[str, Method]:
     """Methods for the classical baselines, driven by the binary guidance (O_low's mask).
 
     ``kwargs`` maps a baseline name to its keyword arguments, e.g. ``wsr={"luminance": 0.3}``.

@@ -92,9 +92,11 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def format_table1(aggregates: Mapping, judges: Sequence[str], methods: Sequence[str] | None = None) -> str:
     """Table 1 shape: one row per method; ``<judge> C1`` for all judges, then ``<judge> C2``,
-    then MSE (x100 is *not* applied; [0, 1] scale, 4 decimals) and PSNR (dB)."""
+    then MSE (x100 is *not* applied; [0, 1] scale, 4 decimals), PSNR (dB) and the
+    photorealism measures: the non-affine share of the edit and the ΔE outside the guided
+    regions (:mod:`sagim_tf.evaluation.realism`)."""
     methods = list(methods) if methods is not None else list(aggregates)
-    header = ["Method"] + [f"{j} C1 (%)" for j in judges] + [f"{j} C2 (%)" for j in judges] + ["MSE", "PSNR (dB)", "n"]
+    header = ["Method"] + [f"{j} C1 (%)" for j in judges] + [f"{j} C2 (%)" for j in judges] + ["MSE", "PSNR (dB)", "non-affine", "ΔE outside", "n"]
     rows = []
     for m in methods:
         agg = aggregates.get(m, {})
@@ -103,7 +105,8 @@ def format_table1(aggregates: Mapping, judges: Sequence[str], methods: Sequence[
             [str(m)]
             + [_fmt(js.get(j, {}).get("c1")) for j in judges]
             + [_fmt(js.get(j, {}).get("c2")) for j in judges]
-            + [_fmt(agg.get("mse"), 4), _fmt(agg.get("psnr"), 2), str(agg.get("n", "-"))]
+            + [_fmt(agg.get("mse"), 4), _fmt(agg.get("psnr"), 2), _fmt(agg.get("non_affine"), 4),
+               _fmt(agg.get("colour_cast_outside"), 2), str(agg.get("n", "-"))]
         )
     return _md_table(header, rows)
 
@@ -112,14 +115,15 @@ def format_details_table(aggregates: Mapping, judges: Sequence[str], methods: Se
     """Further per-method means: SSIM, share changed outside O_low|O_high, and per judge the
     fit of E(edited) to the continuous guidance (CC up, KL down) and O_low/O_high saliency."""
     methods = list(methods) if methods is not None else list(aggregates)
-    header = ["Method", "SSIM", "changed outside (%)"]
+    header = ["Method", "SSIM", "changed outside (%)", "non-affine RMS (8-bit)"]
     for j in judges:
         header += [f"{j} CC", f"{j} KL", f"{j} O_low before->after", f"{j} O_high before->after"]
     rows = []
     for m in methods:
         agg = aggregates.get(m, {})
         co = agg.get("changed_outside")
-        row = [str(m), _fmt(agg.get("ssim"), 3), _fmt(None if co is None else 100.0 * co, 1)]
+        row = [str(m), _fmt(agg.get("ssim"), 3), _fmt(None if co is None else 100.0 * co, 1),
+               _fmt(agg.get("non_affine_rms"), 2)]
         for j in judges:
             s = agg.get("judges", {}).get(j, {})
             row += [

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import yaml
 
+from sagim_tf.baselines import BASELINES as BASELINE_FUNCTIONS
 from sagim_tf.data import read_manifest
 from sagim_tf.estimators import build_estimator
 from sagim_tf.evaluation.evaluator import baseline_methods, evaluate_methods, identity_method
@@ -44,9 +45,9 @@ from sagim_tf.utils.errors import ConfigError, InputError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METHODS = ("sagim", "wsr", "hag", "oha")
-BASELINES = ("wsr", "hag", "oha")
-KNOWN_METHODS = ("sagim", "wsr", "hag", "oha", "identity")
+BASELINES = tuple(BASELINE_FUNCTIONS)
+DEFAULT_METHODS = ("sagim", *BASELINES)
+KNOWN_METHODS = (*DEFAULT_METHODS, "identity")
 GUIDANCE = ("binary", "continuous")
 
 __all__ = [
@@ -315,7 +316,7 @@ def evaluate_model(
         guidance: the guiding map G receives: ``"binary"`` (O_low's mask, as in the
             paper's Table 1; default) or ``"continuous"``. The baselines always take the
             binary map.
-        methods: names from ``sagim, wsr, hag, oha, identity`` (a list or "a,b").
+        methods: names from ``sagim, wsr, hag, oha, operator-rule, identity`` (a list or "a,b").
         judges: estimator specs (a list or "a,b"); default: the data's estimator,
             ``spectral-residual`` and ``fine-grained``.
         limit: evaluate only the first ``limit`` records of the split (stored order).
