@@ -55,11 +55,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sagim", description="Saliency-guided image manipulation (SaGIM) tools."
     )
+    # Own dest names, so that a subcommand's own --quiet/--verbose cannot overwrite them.
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument(
-        "-q", "--quiet", action="store_true", help="log warnings and errors only"
+        "-q",
+        "--quiet",
+        dest="log_quiet",
+        action="store_true",
+        help="log warnings and errors only (give it before the command)",
     )
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="also log DEBUG records")
+    verbosity.add_argument(
+        "-v",
+        "--verbose",
+        dest="log_verbose",
+        action="store_true",
+        help="also log DEBUG records (give it before the command)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in sorted(_discover().items()):
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not argv else 2
     logger = logging.getLogger(PACKAGE_LOGGER)
     old_level = logger.level
-    handler = configure_logging(quiet=args.quiet, verbose=args.verbose)
+    handler = configure_logging(quiet=args.log_quiet, verbose=args.log_verbose)
     try:
         return int(args._run(args) or 0)
     except SagimError as exc:
