@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from sagim_tf.utils.errors import ConfigError
+from sagim_tf.utils.errors import ConfigError, SagimError
 
 NAME = "export"
 HELP = "Export G as a SavedModel for TF Serving and as TFLite files (builtin ops only)."
@@ -111,7 +111,10 @@ def run(args) -> int:
                 print(f"{fmt:<12} {path}  ({_size_text(path)})")
         written.update(files)
     if not args.no_check:
-        report = check_parity(generator, written)
+        try:
+            report = check_parity(generator, written)
+        except ModuleNotFoundError as exc:  # the TFLite check runs on the `tflite` extra
+            raise SagimError(f"{exc}; or skip the check with --no-check") from exc
         parts = [
             f"{fmt} PSNR {value:.1f} dB" if fmt == "tflite-int8" else f"{fmt} max|diff| {value:.2g}"
             for fmt, value in report.items()

@@ -6,6 +6,8 @@ import os
 import signal
 import threading
 
+from sagim_tf.utils.errors import SagimError
+
 NAME = "serve"
 HELP = "Serve an exported SavedModel over gRPC (TF Serving's PredictionService API)."
 
@@ -61,8 +63,10 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    # lazy: grpc and tensorflow-serving-api (the `serving` extra) load only when serving
-    from sagim_tf.serving import SagimServer
+    try:  # lazy: grpc and tensorflow-serving-api (the `serving` extra) load only when serving
+        from sagim_tf.serving import SagimServer
+    except ModuleNotFoundError as exc:
+        raise SagimError(str(exc)) from exc  # names the pip command; no traceback
 
     base = os.path.abspath(args.model_base_path)
     name = args.model_name or os.path.basename(base.rstrip(os.sep))

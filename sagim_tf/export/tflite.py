@@ -1,15 +1,16 @@
 """G as TFLite files (builtin ops only) and a runner on ``ai_edge_litert``.
 
-Formats (``sagim export --formats``):
+Formats (``sagim export --formats``; the parity thresholds are checked by
+:mod:`sagim_tf.export.parity`):
 
-========== ============================================ ==========================
-format     weights / arithmetic                         parity we test
-========== ============================================ ==========================
-tflite     float32                                      max |diff| to Keras <= 1e-4
-tflite-fp16 float16 weights, dequantised to float32     max |diff| to Keras <= 1e-2
-tflite-int8 dynamic-range int8 weights (activations in  PSNR >= 30 dB against the
-           float, int8 kernels where they exist)        float32 file
-========== ============================================ ==========================
+=============  ==========================================  ==============================
+format         weights / arithmetic                        parity with Keras G
+=============  ==========================================  ==============================
+tflite         float32                                     max abs diff <= 1e-4
+tflite-fp16    float16 weights, dequantised to float32     max abs diff <= 1e-2
+tflite-int8    dynamic-range int8 weights (activations in  PSNR >= 30 dB against the
+               float, int8 kernels where they exist)       float32 file
+=============  ==========================================  ==============================
 
 Each format is written twice: a dynamic file that takes any B, H and W (the signature
 runner resizes its inputs on each call), and a fixed-size file for mobile (batch 1 and
@@ -258,8 +259,14 @@ class TFLiteRunner:
     """
 
     def __init__(self, model, num_threads: int | None = None):
-        # lazy: ai_edge_litert (the `tflite` extra) is needed only to run TFLite files
-        from ai_edge_litert.interpreter import Interpreter
+        try:  # lazy: ai_edge_litert (the `tflite` extra) is needed only to run TFLite files
+            from ai_edge_litert.interpreter import Interpreter
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f"TFLiteRunner needs {exc.name!r}, from the tflite extra: "
+                'pip install "sagim-tf[tflite]"',
+                name=exc.name,
+            ) from exc
 
         kwargs = {"num_threads": num_threads or os.cpu_count() or 1}
         if isinstance(model, (bytes, bytearray)):

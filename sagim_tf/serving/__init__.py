@@ -12,15 +12,25 @@ the signature table of :mod:`sagim_tf.export.signatures`. Modules:
 * :mod:`~sagim_tf.serving.errors` -- one error class per gRPC status a caller handles.
 """
 
-from sagim_tf.serving.client import SagimServingClient
-from sagim_tf.serving.errors import (
+try:  # the `serving` extra; say how to install it rather than fail on a bare import
+    import grpc  # noqa: F401
+    import tensorflow_serving  # noqa: F401
+except ModuleNotFoundError as exc:
+    raise ModuleNotFoundError(
+        f"sagim_tf.serving needs {exc.name!r}, from the serving extra: "
+        'pip install "sagim-tf[serving]"',
+        name=exc.name,
+    ) from exc
+
+from sagim_tf.serving.client import SagimServingClient  # noqa: E402
+from sagim_tf.serving.errors import (  # noqa: E402
     ServingError,
     ServingInvalidArgumentError,
     ServingNotFoundError,
     ServingTimeoutError,
     ServingUnavailableError,
 )
-from sagim_tf.serving.server import SagimPredictionServicer, SagimServer
+from sagim_tf.serving.server import SagimPredictionServicer, SagimServer  # noqa: E402
 
 __all__ = [
     "SagimPredictionServicer",
