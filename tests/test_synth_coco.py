@@ -74,3 +74,41 @@ def test_cli(tmp_path, capsys):
     assert len(doc["images"]) == 3 and doc["images"][0]["width"] == 48
     assert main(["synth-coco", "--out", str(tmp_path / "d"), "--images", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_photo_style_is_seeded_and_recorded(tmp_path):
+    a = generate_synthetic_coco(str(tmp_path / "a"), 6, seed=3, size=(96, 72), style="photo")
+    generate_synthetic_coco(str(tmp_path / "b"), 6, seed=3, size=(96, 72), style="photo")
+    assert files_bytes(tmp_path / "a") == files_bytes(tmp_path / "b")
+    doc = json.loads(open(a).read())
+    assert doc["info"]["style"] == "photo" and len(doc["images"]) == 6
+    shapes = generate_synthetic_coco(str(tmp_path / "s"), 6, seed=3, size=(96, 72))
+    assert json.loads(open(shapes).read())["info"]["style"] == "shapes"
+
+
+def test_photo_style_paints_background_and_every_object_with_photo_textures(monkeypatch):
+    from sagim_tf.data import synth_coco
+
+    calls = []
+    real = synth_coco.texture
+
+    def counting(rng, h, w, sources=None):
+        calls.append((h, w))
+        return real(rng, h, w, sources)
+
+    monkeypatch.setattr(synth_coco, "texture", counting)
+    rng = np.random.default_rng(0)
+    pixels, objects = synth_coco.synthesize_scene(rng, 64, 48, 3, 3, style="photo")
+    assert pixels.shape == (48, 64, 3) and pixels.dtype == np.uint8
+    assert calls == [(48, 64)] * 4  # the background and three objects
+    calls.clear()
+    synth_coco.synthesize_scene(np.random.default_rng(0), 64, 48, 3, 3, style="shapes")
+    assert calls == []
+
+
+def test_unknown_style_is_refused(tmp_path):
+    from sagim_tf.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown scene style 'cartoon'"):
+        generate_synthetic_coco(str(tmp_path / "x"), 1, style="cartoon")
+    assert not (tmp_path / "x").exists()

@@ -14,6 +14,9 @@ def add_arguments(parser):
                         help="scene size in pixels (default 320 240)")
     parser.add_argument("--min-objects", type=int, default=3, help="least objects per scene (default 3)")
     parser.add_argument("--max-objects", type=int, default=6, help="most objects per scene (default 6)")
+    parser.add_argument("--style", choices=("photo", "shapes"), default="photo",
+                        help="photo: photographic textures from scikit-image's bundled photographs, "
+                             "shadows, defocus (default); shapes: flat colours, stripes, checkers")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -23,6 +26,6 @@ def run(args) -> int:
 
     path = generate_synthetic_coco(args.out, args.images, seed=args.seed, size=tuple(args.size),
                                    min_objects=args.min_objects, max_objects=args.max_objects,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress, style=args.style)
     print(f"wrote {args.images} scenes to {args.out}; annotations: {path}")
     return 0

@@ -31,6 +31,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
+from sagim_tf.data.photo_textures import cast_shadow, defocus, texture
 from sagim_tf.utils.errors import ConfigError
 from sagim_tf.utils.io import atomic_write, write_json
 
@@ -42,6 +43,10 @@ CATEGORIES = (
     {"id": 5, "name": "blob", "supercategory": "shape"},
 )
 
+#: Scene styles: ``shapes`` paints gradients, stripes and checkers (fast, far from photos);
+#: ``photo`` paints backgrounds and objects with photographic textures
+#: (:mod:`sagim_tf.data.photo_textures`), with drop shadows, soft edges and mild defocus.
+STYLES = ("shapes", "photo")
 IMAGE_DIR = "images"
 ANNOTATION_FILE = "instances.json"
 
@@ -128,6 +133,26 @@ def _texture(rng, h, w, base_colour, background_mean):
     return np.clip(tex, 0, 1)
 
 
+def _luma(x):
+    return x @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _photo_object(rng, h, w, background_mean):
+    """An object's appearance in the photo style: a photographic texture at a drawn contrast.
+
+    Low contrast moves the texture's mean colour to the background's, so only its texture
+    sets it apart; high contrast tints it with a saturated colour; mid keeps it as cut.
+    """
+    tex = texture(rng, h, w)
+    contrast = rng.choice(["low", "mid", "high"], p=[0.3, 0.4, 0.3])
+    if contrast == "low":
+        tex = tex - tex.reshape(-1, 3).mean(0) + background_mean
+    elif contrast == "high":
+        tint = rng.uniform(0.0, 1.0, 3).astype(np.float32)
+        tex = 0.45 * tex + 0.55 * tint * (0.5 + _luma(tex)[..., None])
+    return np.clip(tex, 0, 1).astype(np.float32)
+
+
 def _draw_fraction(rng):
     """Object size as a fraction of the image: mostly 10%-45%, sometimes tiny or huge."""
     u = rng.uniform()
@@ -154,9 +179,11 @@ def _mask_to_segmentation(rng, mask, rle_share):
     return seg, rle
 
 
-def synthesize_scene(rng, width, height, min_objects=3, max_objects=6, rle_share=0.25):
+def synthesize_scene(rng, width, height, min_objects=3, max_objects=6, rle_share=0.25,
+                     style="shapes"):
     """One scene: (uint8 RGB image (H, W, 3), list of (category_id, segmentation, rle))."""
-    img = _background(rng, height, width)
+    photo = style == "photo"
+    img = texture(rng, height, width) if photo else _background(rng, height, width)
     bg_mean = img.reshape(-1, 3).mean(0)
     n = int(rng.integers(min_objects, max_objects + 1))
     owner = np.full((height, width), -1, np.int32)
@@ -164,10 +191,21 @@ def synthesize_scene(rng, width, height, min_objects=3, max_objects=6, rle_share
     for k in range(n):
         category = int(rng.integers(1, len(CATEGORIES) + 1))
         m = _shape_mask(rng, height, width, category, _draw_fraction(rng)).astype(bool)
-        tex = _texture(rng, height, width, rng.uniform(0, 1, 3), bg_mean)
-        img[m] = tex[m]
+        if photo:
+            tex = _photo_object(rng, height, width, bg_mean)
+            img = cast_shadow(rng, img, m.astype(np.float32))
+            # a soft, anti-aliased edge (about a pixel) as a lens draws it; the
+            # annotation keeps the hard mask
+            alpha = cv2.GaussianBlur(m.astype(np.float32), (0, 0), 0.7)[..., None]
+            img = img * (1.0 - alpha) + tex * alpha
+        else:
+            tex = _texture(rng, height, width, rng.uniform(0, 1, 3), bg_mean)
+            img[m] = tex[m]
         owner[m] = k
         cats.append(category)
+    if photo:  # the whole frame through one lens: mild defocus and sensor noise
+        img = defocus(rng, np.ascontiguousarray(img, np.float32), 0.8)
+        img = img + rng.normal(0, 0.008, img.shape).astype(np.float32)
     objects = []
     for k, category in enumerate(cats):
         visible = (owner == k).astype(np.uint8)
@@ -180,7 +218,7 @@ def synthesize_scene(rng, width, height, min_objects=3, max_objects=6, rle_share
 
 def generate_synthetic_coco(out_dir, num_images: int, seed: int = 0, size=(320, 240),
                             min_objects: int = 3, max_objects: int = 6, quality: int = 90,
-                            progress: bool = False) -> str:
+                            progress: bool = False, style: str = "shapes") -> str:
     """Write ``num_images`` scenes and their ``instances.json`` under ``out_dir``.
 
     Args:
@@ -192,10 +230,14 @@ def generate_synthetic_coco(out_dir, num_images: int, seed: int = 0, size=(320, 
         min_objects, max_objects: objects painted per scene (before occlusion).
         quality: JPEG quality.
         progress: show a tqdm progress bar.
+        style: ``"shapes"`` (flat colours, stripes, checkers) or ``"photo"`` (photographic
+            textures, shadows, defocus; see :data:`STYLES`).
 
     Returns:
         The path of ``instances.json``.
     """
+    if style not in STYLES:
+        raise ConfigError(f"unknown scene style {style!r}; known: {', '.join(STYLES)}")
     if int(num_images) < 1:
         raise ConfigError(f"--images must be at least 1, got {num_images}")
     width, height = (int(v) for v in size)
@@ -210,7 +252,8 @@ def generate_synthetic_coco(out_dir, num_images: int, seed: int = 0, size=(320, 
     ann_id = 1
     for i in tqdm(range(int(num_images)), desc="synth-coco", unit="img", disable=not progress):
         rng = np.random.default_rng([int(seed), i])
-        pixels, objects = synthesize_scene(rng, width, height, min_objects, max_objects)
+        pixels, objects = synthesize_scene(rng, width, height, min_objects, max_objects,
+                                           style=style)
         image_id = i + 1
         file_name = f"synth_{image_id:06d}.jpg"
         ok, buf = cv2.imencode(".jpg", pixels[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -237,7 +280,7 @@ def generate_synthetic_coco(out_dir, num_images: int, seed: int = 0, size=(320, 
             ann_id += 1
     doc = {
         "info": {"description": "sagim_tf synthetic COCO-format scenes", "version": "1.0",
-                 "seed": int(seed)},
+                 "seed": int(seed), "style": style},
         "licenses": [],
         "images": images,
         "annotations": annotations,
