@@ -19,7 +19,7 @@ from sagim_tf.training.callbacks import latest_checkpoint
 from sagim_tf.training.config import config_from_dict, load_config
 from sagim_tf.training.run import make_datasets, run_training
 from sagim_tf.utils.errors import ConfigError, SagimError
-from tests.train_helpers import IMAGE_SIZE, tiny_config
+from tests.train_helpers import IMAGE_SIZE, tiny_config, write_config
 
 TERMS = tuple(f"{name}_loss" for name in LOSS_NAMES) + ("g_loss", "d_loss")
 HEIGHT, WIDTH = IMAGE_SIZE
@@ -264,3 +264,15 @@ def test_mixed_precision_mirrored_run_and_resume(tiny_sam, tmp_path):
     generator = keras.saving.load_model(second["outputs"]["generator"])
     image = np.zeros((1, HEIGHT, WIDTH, 3), "float32")
     assert generator([image, image[..., :1]]).dtype == "float32"
+
+
+def test_a_run_dir_with_an_old_config_is_named(tiny_sam, tmp_path):
+    """A run folder whose config.yaml holds the old [W, H] list: the error says where."""
+    data_dir, spec = tiny_sam
+    data = tiny_config(data_dir, spec, tmp_path / "run")
+    old = dict(data, data=dict(data["data"], image_size=[WIDTH, HEIGHT]))
+    os.makedirs(tmp_path / "run")
+    write_config(tmp_path / "run" / "config.yaml", old)
+    with pytest.raises(ConfigError, match="holds a config.yaml this version cannot read") as info:
+        run_training(config_from_dict(data))
+    assert "{height: H, width: W}" in str(info.value)

@@ -212,7 +212,13 @@ def prepare_run_dir(cfg: ExperimentConfig) -> str:
     run_dir = cfg.run_dir
     path = os.path.join(run_dir, "config.yaml")
     if os.path.isfile(path):
-        saved = to_dict(config_from_dict(read_config_file(path)))
+        try:
+            saved = to_dict(config_from_dict(read_config_file(path)))
+        except ConfigError as exc:
+            raise ConfigError(
+                f"run_dir {run_dir!r} holds a config.yaml this version cannot read ({exc}). "
+                "Choose another run_dir, or fix that file to resume the run."
+            ) from None
         diffs = [
             (".".join(k), old, new)
             for k, old, new in _config_differences(saved, to_dict(cfg))
