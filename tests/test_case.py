@@ -40,7 +40,13 @@ PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 
 def _jsonable(value):
-    """``value`` as it reads back from JSON (tuples become lists, and so on)."""
+    """``value`` as it reads back from JSON (tuples become lists, and so on).
+
+    A Keras object given as a constructor argument (a sub-model, say) is compared through
+    ``keras.saving.serialize_keras_object``, which is how a config stores it.
+    """
+    if isinstance(value, (keras.layers.Layer, keras.Operation)):
+        value = keras.saving.serialize_keras_object(value)
     return json.loads(json.dumps(value))
 
 
@@ -58,6 +64,11 @@ def _constructor_arguments(cls):
         for p in parameters
         if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
     }
+
+
+def _kwargs(init_kwargs):
+    """The constructor arguments; a function is called afresh for each object it builds."""
+    return dict(init_kwargs() if callable(init_kwargs) else init_kwargs)
 
 
 def _as_list(outputs):
@@ -88,12 +99,14 @@ def run_serialization_test(cls, init_kwargs):
 
     Args:
         cls: a layer or model class registered with ``keras.saving``.
-        init_kwargs: dict. Constructor arguments; use values that differ from the
-            defaults, so that a dropped argument shows.
+        init_kwargs: dict, or a function that returns one (called afresh for each object,
+            e.g. when arguments are sub-models). Constructor arguments; use values that
+            differ from the defaults, so that a dropped argument shows.
 
     Returns:
         The instance built from ``init_kwargs``.
     """
+    init_kwargs = _kwargs(init_kwargs)
     instance = cls(**init_kwargs)
     config = instance.get_config()
 
@@ -138,12 +151,12 @@ def run_model_saving_test(cls, init_kwargs, input_data, tmp_path=None):
 
     Args:
         cls: a layer or model class registered with ``keras.saving``.
-        init_kwargs: dict. Constructor arguments.
+        init_kwargs: dict, or a function that returns one. Constructor arguments.
         input_data: array or list of arrays. One batch to call the object on.
         tmp_path: path-like or None. Folder for the file; None uses a temporary folder.
             Defaults to None.
     """
-    instance = cls(**init_kwargs)
+    instance = cls(**_kwargs(init_kwargs))
     model = _as_model(instance, input_data)
     expected = _numpy_outputs(model(input_data))
     with contextlib.ExitStack() as stack:
@@ -202,7 +215,9 @@ def run_precision_test(cls, init_kwargs, input_data, float32_layers=()):
 
     Args:
         cls: a layer or model class.
-        init_kwargs: dict. Constructor arguments, without ``dtype``.
+        init_kwargs: dict, or a function that returns one (called under each policy, so
+            that sub-models are built under it too). Constructor arguments, without
+            ``dtype``.
         input_data: array or list of arrays. One batch to call the object on.
         float32_layers: iterable of str. Names of sublayers the network pins to float32
             (e.g. an output layer kept in full precision). Defaults to ``()``.
@@ -210,11 +225,11 @@ def run_precision_test(cls, init_kwargs, input_data, float32_layers=()):
     float32_layers = set(float32_layers)
     for name in PRECISION_POLICIES:
         with dtype_policy(name) as policy:
-            instance = cls(**init_kwargs)
+            instance = cls(**_kwargs(init_kwargs))
             _check_precision(instance, input_data, policy, float32_layers, "under global")
         with dtype_policy("float32"):
             policy = keras.dtype_policies.get(name)
-            instance = cls(**init_kwargs, dtype=policy)
+            instance = cls(**_kwargs(init_kwargs), dtype=policy)
             _check_precision(instance, input_data, policy, float32_layers, "with dtype=")
             assert _jsonable(instance.get_config()["dtype"]) == _jsonable(
                 keras.dtype_policies.serialize(policy)

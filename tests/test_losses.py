@@ -37,9 +37,11 @@ def np_softplus(x):
 def test_gaussian_kernel_matches_opencv_rule():
     taps = gaussian_kernel_1d(21)
     assert taps.shape == (21,)
-    assert np.isclose(taps.sum(), 1.0)
+    # float32 taps normalised in float64: the sum is 1 up to float32 rounding.
+    assert np.isclose(taps.sum(), 1.0, rtol=1e-6)
     r = np.arange(21) - 10
     ref = np.exp(-0.5 * (r / 3.5) ** 2)
+    # The taps are stored as float32 (relative rounding ~6e-8); 1e-6 leaves room.
     np.testing.assert_allclose(taps, ref / ref.sum(), rtol=1e-6)
     with pytest.raises(ValueError, match="odd"):
         gaussian_kernel_1d(20)
@@ -48,18 +50,22 @@ def test_gaussian_kernel_matches_opencv_rule():
 def test_gaussian_blur_layer_matches_numpy():
     x = RNG.uniform(size=(2, 17, 23, 3)).astype(np.float32)
     ours = np.asarray(GaussianBlur(7)(x))
+    # float32 depthwise convolutions against a float64 reference: 14 products, values <= 1.
     np.testing.assert_allclose(ours, np_blur(x, 7), atol=1e-5)
     flat = np.full((1, 16, 16, 3), 0.3, np.float32)
+    # A flat image stays flat; only float32 rounding of 42 weighted sums moves it.
     np.testing.assert_allclose(np.asarray(GaussianBlur(21)(flat)), flat, atol=1e-6)
 
 
 def test_reconstruction_loss():
     s = RNG.uniform(size=(2, 8, 8, 1)).astype(np.float32)
     p = RNG.uniform(size=(2, 8, 8, 1)).astype(np.float32)
+    # float32 logs and a 128-term mean against float64 NumPy.
     assert np.isclose(float(reconstruction_loss(s, p)), np_bce(s, p), rtol=1e-5)
     # Minimum at p == s: the entropy of s; zero for binary guidance.
     at_min = float(reconstruction_loss(s, s))
     assert at_min < float(reconstruction_loss(s, p))
+    # Same float32-against-float64 rounding as above.
     assert np.isclose(at_min, np_bce(s, s), rtol=1e-5)
     binary = (s > 0.5).astype(np.float32)
     assert float(reconstruction_loss(binary, binary)) < 1e-5
@@ -73,6 +79,7 @@ def test_content_and_cycle_losses():
     ]
     b = [RNG.normal(size=x.shape).astype(np.float32) for x in a]
     ref = np.mean([np.mean((x - y) ** 2) for x, y in zip(a, b)])
+    # float32 squares and means over ~200 values against float64 NumPy.
     assert np.isclose(float(content_loss(a, b)), ref, rtol=1e-5)
     assert np.isclose(float(cycle_loss(a, b)), ref, rtol=1e-5)
     assert float(content_loss(a, a)) == 0.0
@@ -88,6 +95,7 @@ def test_color_loss():
     ref = np.mean(
         np.sum(s * np.abs(np_blur(img, 21) - np_blur(edited, 21)), axis=(1, 2, 3)) / (16 * 20)
     )
+    # Two float32 21-tap blurs and a 960-term sum against float64: rounding adds up to ~1e-5.
     assert np.isclose(float(color_loss(img, edited, s)), ref, rtol=1e-4)
     assert float(color_loss(img, img, s)) == 0.0
     assert float(color_loss(img, edited, s)) > 0.0
@@ -100,6 +108,7 @@ def test_adversarial_losses():
     fake = RNG.normal(size=(2, 4, 4, 1)).astype(np.float32)
     ref_d = np.mean(np_softplus(-real)) + np.mean(np_softplus(fake))
     ref_g = np.mean(np_softplus(-fake))
+    # float32 softplus and means against float64 NumPy.
     assert np.isclose(float(discriminator_loss(real, fake)), ref_d, rtol=1e-5)
     assert np.isclose(float(generator_adversarial_loss(fake)), ref_g, rtol=1e-5)
     # Minimum (towards zero) when D is right / fooled; stable for huge logits.

@@ -132,6 +132,7 @@ def test_keras_matches_numpy_reference(weights_npz):
     for i in range(2):
         ref = _reference(images[i], arrays)
         assert ref.std() > 0.02, "reference output is flat: the comparison would be vacuous"
+        # 26 float32 convolutions against float64 NumPy; the map is a sigmoid in [0, 1].
         np.testing.assert_allclose(got[i, ..., 0], ref, atol=1e-4, rtol=0)
 
 
@@ -160,6 +161,7 @@ def test_converter_script_weights_h5(weights_npz, tmp_path):
         images = np.random.default_rng(3).random((1, SIZE[1], SIZE[0], 3), dtype=np.float32)
         estimator = load_salgan(str(out), input_size=SIZE)
         got = np.asarray(estimator(images))[0, ..., 0]
+        # As above: float32 network against the float64 reference, outputs in [0, 1].
         np.testing.assert_allclose(got, _reference(images[0], arrays), atol=1e-4, rtol=0)
         spec_built = build_estimator(f"salgan:{out}")
         assert spec_built.native_size == (256, 192) and not spec_built.trainable
@@ -240,4 +242,5 @@ def test_network_shapes_and_preprocessing():
     assert net.count_params() == sum(int(np.prod(s)) for s in expected_shapes())
     pre = net.get_layer("bgr_mean")
     y = np.asarray(pre(np.array([[[[1.0, 0.5, 0.0]]]], np.float32)))[0, 0, 0]
+    # float32 values near 100 carry ~1e-5 rounding; the means are given to 1e-3.
     np.testing.assert_allclose(y, [0.0 - 103.939, 127.5 - 116.779, 255.0 - 123.68], atol=1e-3)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data
 
 from sagim_tf.cli import main
 from sagim_tf.utils.io import save_image
@@ -10,8 +11,6 @@ from sagim_tf.utils.io import save_image
 
 @pytest.fixture()
 def photo(tmp_path):
-    from skimage import data
-
     img = data.chelsea()[::4, ::4] / 255.0  # 75 x 113, a real photograph, kept small
     path = tmp_path / "chelsea.png"
     save_image(path, img)

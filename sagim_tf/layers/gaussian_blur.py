@@ -32,17 +32,28 @@ class GaussianBlur(keras.layers.Layer):
     spatial dimensions (reflect padding needs that many pixels).
 
     Args:
-        size: odd kernel size (21 in the paper's colour loss).
-        sigma: standard deviation; None uses OpenCV's default for ``size``.
+        size: int. The odd kernel size; the paper's colour loss uses 21. Defaults to 21.
+        sigma: float or None. The standard deviation; None uses OpenCV's rule for
+            ``size`` (3.5 for 21). Defaults to None.
 
     Example:
-        >>> blurred = GaussianBlur(21)(images)   # (B, H, W, C) -> (B, H, W, C)
+        ```python
+        import numpy as np
+        from sagim_tf.layers import GaussianBlur
+
+        images = np.random.rand(2, 32, 48, 3).astype("float32")
+        blurred = GaussianBlur(21)(images)  # (2, 32, 48, 3)
+        ```
     """
 
     def __init__(self, size=21, sigma=None, **kwargs):
         super().__init__(**kwargs)
+
+        # === Config ===
         self.size = int(size)
         self.sigma = None if sigma is None else float(sigma)
+
+        # === Taps (a constant, not a weight) ===
         self._taps = gaussian_kernel_1d(self.size, self.sigma)
 
     def call(self, x):

@@ -15,12 +15,17 @@ class InstanceNormalization(keras.layers.Layer):
     Statistics are computed in float32 even under mixed precision.
 
     Args:
-        epsilon: added to the variance.
-        center: learn a per-channel shift ``beta``.
-        scale: learn a per-channel scale ``gamma``.
+        epsilon: float. Added to the variance. Defaults to 1e-5.
+        center: bool. Whether to learn a per-channel shift ``beta``. Defaults to True.
+        scale: bool. Whether to learn a per-channel scale ``gamma``. Defaults to True.
 
     Example:
-        >>> y = InstanceNormalization()(keras.random.normal((2, 8, 8, 4)))
+        ```python
+        import keras
+        from sagim_tf.layers import InstanceNormalization
+
+        y = InstanceNormalization()(keras.random.normal((2, 8, 8, 4)))
+        ```
 
     Reference:
         Ulyanov et al., "Instance Normalization: The Missing Ingredient for Fast
@@ -29,6 +34,8 @@ class InstanceNormalization(keras.layers.Layer):
 
     def __init__(self, epsilon=1e-5, center=True, scale=True, **kwargs):
         super().__init__(**kwargs)
+
+        # === Config ===
         self.epsilon = float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)

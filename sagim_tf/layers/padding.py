@@ -15,10 +15,23 @@ class PadToMultiple(keras.layers.Layer):
     log2(multiple) rounds, each at most doubling the size: an image smaller than
     ``multiple`` (even 1 pixel) still gets padded; normal images finish in the first round
     and the later rounds pad nothing.
+
+    Args:
+        multiple: int. H and W are padded up to multiples of it; 1 or less pads nothing.
+
+    Example:
+        ```python
+        import numpy as np
+        from sagim_tf.layers import PadToMultiple
+
+        padded = PadToMultiple(8)(np.zeros((1, 5, 3, 2), "float32"))  # (1, 8, 8, 2)
+        ```
     """
 
     def __init__(self, multiple, **kwargs):
         super().__init__(**kwargs)
+
+        # === Config ===
         self.multiple = int(multiple)
 
     def call(self, x):
@@ -51,7 +64,11 @@ class PadToMultiple(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="sagim_tf")
 class CropToReference(keras.layers.Layer):
-    """Crop ``x`` (first input) to the spatial size of ``reference`` (second input)."""
+    """Crop ``x`` (first input) to the spatial size of ``reference`` (second input).
+
+    The undo of :class:`PadToMultiple`: called on ``[x, reference]``, it keeps the top-left
+    ``H x W`` of ``x``, where ``H`` and ``W`` are ``reference``'s. It has no arguments.
+    """
 
     def call(self, inputs):
         x, reference = inputs

@@ -57,16 +57,21 @@ class ContentFeatures(keras.Model):
     """A frozen VGG that returns a list of feature maps for images in [0, 1].
 
     Args:
-        arch: ``"vgg19"`` or ``"vgg16"``.
-        layers: names of the (five, in the paper) layers to return, in order.
-        weights: ``"imagenet"`` (loaded from the Keras cache, ``~/.keras/models``),
-            a path to a local notop ``.h5`` file, or ``None`` for a seeded random
-            initialisation (He-normal kernels, zero biases).
-        seed: seed of the random initialisation when ``weights`` is None.
-        feature_scale: every feature map is multiplied by this constant. The default,
-            1/255, undoes the 0-255 input range that VGG's preprocessing uses, so that
-            feature MSEs are on the scale of the other losses (pixel values in [0, 1])
-            and the paper's 5:5:1:9:5 weights stay balanced.
+        arch: string. ``"vgg19"`` or ``"vgg16"``. Defaults to ``"vgg19"``.
+        layers: sequence of strings. The names of the layers to return, in order (five
+            in the paper). Defaults to ``DEFAULT_LAYERS``, the first five convolutions.
+        weights: string, path or None. ``"imagenet"`` (loaded from the Keras cache,
+            ``~/.keras/models``), a path to a local notop ``.h5`` file, or None for a
+            seeded random initialisation (He-normal kernels, zero biases).
+            Defaults to None.
+        seed: int. The seed of the random initialisation when ``weights`` is None.
+            Defaults to 0.
+        feature_scale: float. Every feature map is multiplied by it. The default, 1/255,
+            undoes the 0-255 input range of VGG's preprocessing, so that feature MSEs are
+            on the scale of the other losses (pixel values in [0, 1]) and the paper's
+            5:5:1:9:5 weights stay balanced. Defaults to ``1 / 255``.
+        dtype: string or ``keras.mixed_precision.DTypePolicy`` (a keyword argument). The
+            policy VGG is built under; None uses the global policy.
 
     The network is truncated after the deepest requested layer, frozen
     (``trainable=False``) and always called with ``training=False``. Inputs are converted

@@ -19,10 +19,11 @@ class PatchDiscriminator(keras.Model):
     float32 even under mixed precision.
 
     Args:
-        base_filters: channels of the first convolution, doubled per layer up to 8x.
-        num_layers: number of stride-2 convolutions.
+        base_filters: int. Channels of the first convolution, doubled per layer up to 8x.
+            Defaults to 64.
+        num_layers: int. The number of stride-2 convolutions. Defaults to 3.
         dtype: string or ``keras.mixed_precision.DTypePolicy``. The dtype policy of every
-            layer but the float32 logits. None uses the global policy.
+            layer but the float32 logits. None uses the global policy. Defaults to None.
 
     Example:
         >>> D = PatchDiscriminator(base_filters=16, num_layers=2)

@@ -54,15 +54,17 @@ class SaGIMGenerator(keras.Model):
     pix2pix/CycleGAN generators) is our fill-in, documented in docs/method.md §1.
 
     Args:
-        base_filters: channels of the first stage; stage k has ``base_filters * 2**k``,
-            capped at ``max_filters``.
-        depth: number of stride-2 downsampling stages (and matching upsampling stages).
-        num_residual_blocks: residual blocks at the bottleneck.
-        max_filters: upper bound on channels per stage.
-        output_init_stddev: standard deviation of the last convolution's initial kernel.
+        base_filters: int. Channels of the first stage; stage k has
+            ``base_filters * 2**k``, capped at ``max_filters``. Defaults to 32.
+        depth: int. The number of stride-2 downsampling stages (and matching upsampling
+            stages). Defaults to 3.
+        num_residual_blocks: int. Residual blocks at the bottleneck. Defaults to 2.
+        max_filters: int. The upper bound on channels per stage. Defaults to 256.
+        output_init_stddev: float. The standard deviation of the last convolution's
+            initial kernel. Defaults to 1e-3.
         dtype: string or ``keras.mixed_precision.DTypePolicy``. The dtype policy of every
             layer but the last three (the residual convolution, the crop and the output,
-            always float32). None uses the global policy.
+            always float32). None uses the global policy. Defaults to None.
 
     Example:
         >>> G = SaGIMGenerator(base_filters=16, depth=2)
