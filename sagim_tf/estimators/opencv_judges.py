@@ -17,8 +17,10 @@ float32 in [0, 1], each map min-max scaled per image (a map with no contrast is 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
+from sagim_tf.estimators.registry import register_estimator
 from sagim_tf.utils.errors import ConfigError, InputError
 
 _METHODS = {
@@ -55,10 +57,8 @@ class OpenCVSaliencyJudge:
                 f"unknown OpenCV saliency method {method!r}; known: {', '.join(_METHODS)}"
             )
         try:
-            import cv2
-
             self._create = getattr(cv2.saliency, _METHODS[method])
-        except (ImportError, AttributeError) as exc:  # pragma: no cover - depends on install
+        except AttributeError as exc:  # pragma: no cover - depends on install
             raise ConfigError(
                 f"{method}: needs cv2.saliency from opencv-contrib-python-headless ({exc})"
             ) from exc
@@ -99,8 +99,6 @@ class OpenCVSaliencyJudge:
     def __repr__(self):
         return f"OpenCVSaliencyJudge({self.method!r}, differentiable=False)"
 
-
-from sagim_tf.estimators.registry import register_estimator  # noqa: E402
 
 register_estimator(
     "spectral-residual",

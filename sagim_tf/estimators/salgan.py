@@ -28,7 +28,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from sagim_tf.estimators.base import ResizingEstimator
+from sagim_tf.estimators.registry import register_estimator
 from sagim_tf.utils.errors import InputError
+from sagim_tf.utils.io import atomic_write
 
 SALGAN_NATIVE_SIZE = (256, 192)  # (width, height)
 BGR_MEAN = (103.939, 116.779, 123.68)
@@ -212,8 +215,6 @@ def _assign(network: keras.Model, weights: dict[str, list[np.ndarray]]) -> None:
 
 
 def _wrap(network, input_size):
-    from sagim_tf.estimators.base import ResizingEstimator
-
     estimator = ResizingEstimator(network, native_size=tuple(input_size), name="salgan")
     estimator.build((None, None, None, 3))
     return estimator
@@ -267,8 +268,6 @@ def convert_salgan(npz_path, out_path) -> str:
     if not (out_path.endswith(".weights.h5") or out_path.endswith(".keras")):
         raise InputError(f"convert_salgan: output {out_path!r} must end in .weights.h5 or .keras")
     estimator = load_salgan(npz_path)
-    from sagim_tf.utils.io import atomic_write
-
     if out_path.endswith(".keras"):
         atomic_write(out_path, lambda tmp: estimator.save(tmp), suffix=".keras")
     else:
@@ -281,8 +280,6 @@ def convert_salgan(npz_path, out_path) -> str:
 def _salgan_factory(path):
     return load_salgan(path)
 
-
-from sagim_tf.estimators.registry import register_estimator  # noqa: E402
 
 register_estimator(
     "salgan",
