@@ -13,6 +13,7 @@ import pytest
 
 from sagim_tf.estimators import build_estimator
 from sagim_tf.estimators.salgan import (
+    BGRMeanPreprocess,
     build_salgan_network,
     convert_salgan,
     expected_shapes,
@@ -21,6 +22,7 @@ from sagim_tf.estimators.salgan import (
     read_salgan_npz,
 )
 from sagim_tf.utils.errors import InputError
+from tests.test_case import TestCase
 
 SIZE = (32, 16)  # (width, height), a multiple of 16 so every pooling is exact
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -244,3 +246,13 @@ def test_network_shapes_and_preprocessing():
     y = np.asarray(pre(np.array([[[[1.0, 0.5, 0.0]]]], np.float32)))[0, 0, 0]
     # float32 values near 100 carry ~1e-5 rounding; the means are given to 1e-3.
     np.testing.assert_allclose(y, [0.0 - 103.939, 127.5 - 116.779, 255.0 - 123.68], atol=1e-3)
+
+
+class TestBGRMeanPreprocess(TestCase):
+    init_kwargs = {"mean": [100.0, 110.0, 120.0]}
+
+    def test_serialization_saving_precision(self):
+        x = np.random.default_rng(4).random((2, 5, 7, 3), dtype=np.float32)
+        self.run_serialization_test(BGRMeanPreprocess, self.init_kwargs)
+        self.run_model_saving_test(BGRMeanPreprocess, self.init_kwargs, x)
+        self.run_precision_test(BGRMeanPreprocess, self.init_kwargs, x)
