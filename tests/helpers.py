@@ -5,6 +5,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from sagim_tf.models.content_features import ContentFeatures
+from sagim_tf.models.discriminator import PatchDiscriminator
+from sagim_tf.models.generator import SaGIMGenerator
+from sagim_tf.models.sagim import SaGIM
+
 
 def tiny_estimator(seed: int = 0) -> keras.Model:
     """A frozen, differentiable stand-in for E: one random conv, then a sigmoid.
@@ -32,8 +37,6 @@ def tiny_estimator(seed: int = 0) -> keras.Model:
 
 
 def tiny_sagim(seed: int = 0, **kwargs):
-    from sagim_tf import ContentFeatures, PatchDiscriminator, SaGIM, SaGIMGenerator
-
     keras.utils.set_random_seed(seed)
     return SaGIM(
         generator=SaGIMGenerator(base_filters=8, depth=2, num_residual_blocks=1),

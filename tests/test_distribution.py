@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from sagim_tf.training.run import is_chief, make_strategy
 from sagim_tf.utils.errors import ConfigError
 from tests.train_helpers import ROOT, subprocess_env
 
@@ -103,8 +104,6 @@ def test_two_replicas_make_the_same_updates(two_replicas):
 
 
 def test_multi_worker_needs_tf_config(monkeypatch):
-    from sagim_tf.training.run import is_chief, make_strategy
-
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="TF_CONFIG"):
         make_strategy("multi_worker")

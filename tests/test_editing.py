@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from sagim_tf.cli import main
+from sagim_tf.estimators import available_estimators
 from sagim_tf.guidance import blend_guidance, box_slices, guidance_from_boxes, parse_box
 from sagim_tf.inference.editor import Editor, edit_image, load_editor, resize_map
 from sagim_tf.inference.figures import figure_panel_size, write_edit_figure
@@ -172,8 +173,6 @@ def test_cli_bare_generator_with_estimator_spec(files, tmp_path):
 
 
 def test_cli_bare_generator_default_estimator(files, tmp_path, capsys):
-    from sagim_tf.estimators import available_estimators
-
     rc = main(
         [
             "edit",

@@ -72,8 +72,13 @@ def build_estimator(spec: str, jit_compile: bool = False):
     return factory(*args)
 
 
-def _load_keras_file(path: str):
-    """Factory for ``keras:PATH``: a user's frozen ``.keras`` estimator."""
+def build_keras_estimator(path: str):
+    """Factory for ``keras:PATH``: a user's frozen ``.keras`` estimator.
+
+    The file passes the checks every ``.keras`` loader shares
+    (:func:`~sagim_tf.utils.checks.check_keras_file`); ``sagim_tf.models.loading`` sits on
+    a higher floor, so it is not used here.
+    """
     path = check_keras_file(path, "keras estimator")
     try:
         model = keras.saving.load_model(path, compile=False)
@@ -87,7 +92,7 @@ def _load_keras_file(path: str):
 
 register_estimator(
     "keras",
-    _load_keras_file,
+    build_keras_estimator,
     takes_argument=True,
     help="any .keras model mapping (B,H,W,3) in [0,1] to (B,H,W,1) in [0,1]",
 )
