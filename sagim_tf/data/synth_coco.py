@@ -28,11 +28,16 @@ import os
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
 from sagim_tf.data.photo_textures import cast_shadow, defocus, texture
 from sagim_tf.utils.errors import ConfigError
+from sagim_tf.utils.extras import missing_extra
+
+try:  # the `coco` extra: scenes are annotated with COCO polygons and RLE masks
+    from pycocotools import mask as mask_utils
+except ModuleNotFoundError as exc:
+    raise missing_extra(exc, "sagim_tf.data.synth_coco", "coco") from exc
 from sagim_tf.utils.io import atomic_write, write_json
 
 CATEGORIES = (

@@ -51,6 +51,7 @@ from sagim_tf.export.savedmodel import build_archive
 from sagim_tf.export.signatures import DEFAULT_SIGNATURE, GUIDANCE_KEY, IMAGE_KEY, OUTPUT_KEY
 from sagim_tf.utils.checks import check_image, check_map, parse_size
 from sagim_tf.utils.errors import ConfigError, ExportError, InputError
+from sagim_tf.utils.extras import missing_extra
 from sagim_tf.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -262,11 +263,7 @@ class TFLiteRunner:
         try:  # lazy: ai_edge_litert (the `tflite` extra) is needed only to run TFLite files
             from ai_edge_litert.interpreter import Interpreter
         except ModuleNotFoundError as exc:
-            raise ModuleNotFoundError(
-                f"TFLiteRunner needs {exc.name!r}, from the tflite extra: "
-                'pip install "sagim-tf[tflite]"',
-                name=exc.name,
-            ) from exc
+            raise missing_extra(exc, "TFLiteRunner", "tflite") from exc
 
         kwargs = {"num_threads": num_threads or os.cpu_count() or 1}
         if isinstance(model, (bytes, bytearray)):

@@ -12,15 +12,13 @@ the signature table of :mod:`sagim_tf.export.signatures`. Modules:
 * :mod:`~sagim_tf.serving.errors` -- one error class per gRPC status a caller handles.
 """
 
+from sagim_tf.utils.extras import missing_extra
+
 try:  # the `serving` extra; say how to install it rather than fail on a bare import
     import grpc  # noqa: F401
     import tensorflow_serving  # noqa: F401
 except ModuleNotFoundError as exc:
-    raise ModuleNotFoundError(
-        f"sagim_tf.serving needs {exc.name!r}, from the serving extra: "
-        'pip install "sagim-tf[serving]"',
-        name=exc.name,
-    ) from exc
+    raise missing_extra(exc, "sagim_tf.serving", "serving") from exc
 
 from sagim_tf.serving.client import SagimServingClient  # noqa: E402
 from sagim_tf.serving.errors import (  # noqa: E402

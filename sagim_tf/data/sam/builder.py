@@ -52,6 +52,7 @@ from sagim_tf.data.tfrecords import FORMAT_VERSION
 from sagim_tf.estimators import build_estimator
 from sagim_tf.guidance import GuidanceConfig
 from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.utils.extras import missing_extra
 from sagim_tf.utils.io import write_json
 
 logger = logging.getLogger(__name__)
@@ -116,8 +117,10 @@ def split_counts(n_selected: int, train: int, test: int) -> tuple[int, int]:
 
 
 def _load_coco(path):
-    # lazy: pycocotools is the optional `coco` extra; BuildConfig imports without it
-    from pycocotools.coco import COCO
+    try:  # lazy: pycocotools is the optional `coco` extra; BuildConfig imports without it
+        from pycocotools.coco import COCO
+    except ModuleNotFoundError as exc:
+        raise missing_extra(exc, "sagim build-sam", "coco") from exc
 
     if not os.path.isfile(path):
         raise InputError(f"annotation file not found: {path}")
