@@ -14,6 +14,7 @@ Images are float32 RGB (H, W, 3) in [0, 1]; maps are float32 (H, W, 1) in [0, 1]
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -21,13 +22,29 @@ import cv2
 import numpy as np
 
 from sagim_tf.estimators import build_estimator
-from sagim_tf.guidance import _as_2d_map, blend_guidance, check_strength, guidance_from_boxes
-from sagim_tf.models.generate import generate, make_generate_function
+from sagim_tf.guidance import (
+    _as_2d_map,
+    blend_guidance,
+    box_slices,
+    check_strength,
+    guidance_from_boxes,
+)
+from sagim_tf.models.generate import (
+    apply_fields,
+    generate,
+    has_operator_head,
+    make_generate_function,
+    predict_fields,
+    scale_fields,
+)
 from sagim_tf.models.generator import SaGIMGenerator
 from sagim_tf.models.loading import load_model
 from sagim_tf.models.sagim import SaGIM
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError, InputError
+
+
+logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- the editor
@@ -161,13 +178,19 @@ def edit_image(
     Give either ``guidance`` (a target map of the image's size) or boxes
     (``emphasize`` and/or ``deemphasize``, built into a target by
     :func:`guidance_from_boxes`, whose options ``raise_to``, ``lower_factor`` and
-    ``smooth_sigma`` pass through ``box_options``). The guidance G
-    receives is ``blend_guidance(E(I), target, strength)``.
+    ``smooth_sigma`` pass through ``box_options``).
 
-    G is fully convolutional and runs at the photo's own size by default. With
-    ``max_side``, a photo whose longer side exceeds it is downscaled for G only; G's change
-    (edit minus the downscaled input) is upscaled and added to the full-resolution photo,
-    so the output keeps the photo's detail and size.
+    **Operator head** (``G.head == "operators"``): G runs on a copy whose longer side is
+    ``max_side`` (default: ``G.work_size``, the size it was trained at; the log says so),
+    under the full target, and predicts operator fields; ``strength`` scales the operator
+    settings (0 returns the photo bit for bit) and the fields are applied to the photo at
+    its own resolution. E's maps are computed on the small copy and resized.
+
+    **Residual head** (the paper's G): G receives ``blend_guidance(E(I), target,
+    strength)``. It is fully convolutional and runs at the photo's own size by default.
+    With ``max_side``, a photo whose longer side exceeds it is downscaled for G only; G's
+    change (edit minus the downscaled input) is upscaled and added to the full-resolution
+    photo, so the output keeps the photo's detail and size.
 
     Args:
         editor: from :func:`load_editor` or :meth:`Editor.from_model`.
@@ -175,12 +198,15 @@ def edit_image(
         guidance: (H, W) or (H, W, 1) target map in [0, 1], or None when boxes are given.
         emphasize, deemphasize: lists of boxes ``(x0, y0, x1, y1)`` in pixels.
         strength: A in [0, 1].
-        max_side: the largest side G runs at (None: full size).
+        max_side: the largest side G runs at (None: full size for the residual head,
+            ``G.work_size`` for the operator head).
 
     Returns:
         dict with float32 arrays at the input's size: ``edited`` (H, W, 3),
-        ``guidance`` (the blended map G used, (H, W, 1)), ``target`` (the unblended
-        target), ``saliency_before`` = E(I) and ``saliency_after`` = E(edited).
+        ``guidance`` (the map G used, (H, W, 1)), ``target`` (the unblended
+        target), ``saliency_before`` = E(I) and ``saliency_after`` = E(edited); with the
+        operator head also ``fields``, the raw fields applied (h, w, 7) at G's working
+        size, already scaled by ``strength``.
     """
     image = check_image(image)
     if image.ndim != 3:
@@ -193,6 +219,9 @@ def edit_image(
     if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
         raise ConfigError(f"max_side must be a positive integer, got {max_side!r}")
 
+    if has_operator_head(editor.generator):
+        return _edit_with_operators(editor, image, guidance, emphasize or (), deemphasize or (),
+                                    a, max_side, box_options)
     before = editor.saliency(image)
     if guidance is not None:
         target = check_map(guidance, "guidance")
@@ -220,4 +249,59 @@ def edit_image(
         "target": target.astype(np.float32),
         "saliency_before": before,
         "saliency_after": after,
+    }
+
+
+def _scaled_boxes(boxes, sx: float, sy: float):
+    return [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in boxes]
+
+
+def _edit_with_operators(editor, image, guidance, emphasize, deemphasize, strength, max_side,
+                         box_options) -> dict:
+    """:func:`edit_image` for an operator-head G: fields at the work size, applied at full size."""
+    generator = editor.generator
+    h, w = image.shape[:2]
+    work = int(getattr(generator, "work_size", 256)) if max_side is None else max_side
+    wh, ww = work_shape(h, w, work)
+    if (wh, ww) != (h, w):
+        logger.info("G runs at %dx%d (longer side %d%s); its fields are applied at %dx%d",
+                    ww, wh, work, ", the size it was trained at" if max_side is None else "",
+                    w, h)
+    small = image if (wh, ww) == (h, w) else np.clip(resize_image(image, wh, ww), 0.0, 1.0)
+    before = editor.saliency(small)
+    if guidance is not None:
+        target = check_map(guidance, "guidance")
+        if target.ndim != 3 or target.shape[:2] != (h, w):
+            raise InputError(
+                f"guidance: shape {target.shape} does not match the image's {image.shape[:2]} "
+                "(resize it first, e.g. with sagim_tf.inference.editor.resize_map)"
+            )
+        target_small = resize_map(target, wh, ww)
+    else:
+        # boxes are checked against the photo the user gave, then scaled to G's copy
+        for box in emphasize:
+            box_slices(box, h, w, "emphasize box")
+        for box in deemphasize:
+            box_slices(box, h, w, "de-emphasize box")
+        sx, sy = ww / w, wh / h
+        options = dict(box_options)
+        if options.get("smooth_sigma") is not None:
+            options["smooth_sigma"] = float(options["smooth_sigma"]) * min(sx, sy)
+        target_small = guidance_from_boxes(before, _scaled_boxes(emphasize, sx, sy),
+                                           _scaled_boxes(deemphasize, sx, sy), **options)
+    fields = scale_fields(predict_fields(generator, small, target_small), strength)
+    edited = apply_fields(image, fields)
+    edited_small = edited if (wh, ww) == (h, w) else np.clip(resize_image(edited, wh, ww), 0, 1)
+    after = editor.saliency(edited_small)
+    if guidance is not None:
+        target_full = target
+    else:
+        target_full = target_small if (wh, ww) == (h, w) else resize_map(target_small, h, w)
+    return {
+        "edited": edited,
+        "guidance": target_full,
+        "target": target_full,
+        "saliency_before": resize_map(before, h, w),
+        "saliency_after": resize_map(after, h, w),
+        "fields": fields,
     }

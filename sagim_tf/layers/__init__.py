@@ -3,11 +3,15 @@
 from sagim_tf.layers.gaussian_blur import GaussianBlur, gaussian_kernel_1d
 from sagim_tf.layers.instance_norm import InstanceNormalization
 from sagim_tf.layers.padding import CropToReference, PadToMultiple
+from sagim_tf.layers.photo_operators import PhotoOperators
+from sagim_tf.layers.upsample import BilinearUpsample
 
 __all__ = [
+    "BilinearUpsample",
     "CropToReference",
     "GaussianBlur",
     "InstanceNormalization",
     "PadToMultiple",
+    "PhotoOperators",
     "gaussian_kernel_1d",
 ]

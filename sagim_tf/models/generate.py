@@ -6,15 +6,23 @@ editor (:class:`~sagim_tf.inference.editor.Editor`), ``SaGIM.edit``, the evaluat
 methods and the training image grid all run G through it. :func:`generate` is the NumPy
 face: it normalises and checks the inputs once, batches them through the step and returns
 a NumPy array of the input's shape.
+
+For an operator-head G (``head="operators"``), :func:`predict_fields` runs its compiled
+fields step on a small copy of a photo and :func:`apply_fields` applies the fields to the
+photo at its own resolution, strip by strip.
 """
 
 from __future__ import annotations
 
+import functools
 import weakref
 
+import cv2
 import numpy as np
 import tensorflow as tf
 
+from sagim_tf.layers.photo_operators import NUM_OPERATORS, PhotoOperators
+from sagim_tf.models.operator_head import field_model
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError
 
@@ -107,3 +115,121 @@ def generate(generator, image, guidance, batch_size: int | None = None) -> np.nd
         axis=0,
     )
     return out[0] if single else out
+
+
+# ----------------------------------------------------------------- the operator head's fields
+#: generator -> its compiled fields step (operator head only).
+_FIELD_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Rows of the full-size photo the operators are applied to at a time (bounds memory).
+APPLY_STRIP_ROWS = 512
+#: Rows of context above and below a strip: the detail operator's blur reaches 3 pixels.
+_APPLY_HALO = 8
+
+
+def has_operator_head(generator) -> bool:
+    """Whether G predicts photographic-operator fields (``head="operators"``)."""
+    return getattr(generator, "head", "residual") == "operators"
+
+
+def make_fields_function(generator):
+    """The compiled step ``(image, guidance) -> raw fields (B, H, W, 7)`` of an operator-head G.
+
+    Cached per generator like :func:`make_generate_function`; traced once for any size.
+    """
+    step = _FIELD_FUNCTIONS.get(generator)
+    if step is not None:
+        return step
+    if not has_operator_head(generator):
+        raise ConfigError("this G has a residual head; only an operator-head G has fields")
+    fields_model = field_model(generator)
+
+    @tf.function(input_signature=_SIGNATURE)
+    def fields_step(image, guidance):
+        return tf.cast(fields_model([image, guidance], training=False), tf.float32)
+
+    _FIELD_FUNCTIONS[generator] = fields_step
+    return fields_step
+
+
+def predict_fields(generator, image, guidance) -> np.ndarray:
+    """Raw operator fields (H, W, 7) of one image (H, W, 3) under its guiding map."""
+    image, guidance, _ = normalize_generate_inputs(image, guidance)
+    return np.asarray(make_fields_function(generator)(image[:1], guidance[:1]))[0]
+
+
+def scale_fields(fields, strength: float) -> np.ndarray:
+    """Fields whose operator settings are ``strength`` times the given ones.
+
+    Settings are ``range * tanh(field)``, so the scaled field is
+    ``arctanh(strength * tanh(field))``: 0 gives exactly zero fields (the photo, bit for
+    bit), 1 gives the fields unchanged.
+    """
+    fields = np.asarray(fields, np.float32)
+    if strength == 1.0:
+        return fields
+    return np.arctanh(strength * np.tanh(fields)).astype(np.float32)
+
+
+def _resize_rows(coarse_x: np.ndarray, rows: np.ndarray, height: int) -> np.ndarray:
+    """Bilinear rows ``rows`` of a (h, W, K) field resized to ``height`` rows (half-pixel
+    centres, clamped at the edges, as TensorFlow's bilinear resize)."""
+    h = coarse_x.shape[0]
+    src = (rows.astype(np.float64) + 0.5) * (h / height) - 0.5
+    src = np.clip(src, 0.0, h - 1)
+    y0 = np.floor(src).astype(np.int64)
+    y1 = np.minimum(y0 + 1, h - 1)
+    wy = (src - y0).astype(np.float32)[:, None, None]
+    return coarse_x[y0] * (1.0 - wy) + coarse_x[y1] * wy
+
+
+@functools.lru_cache(maxsize=1)
+def _apply_step():
+    operators = PhotoOperators(dtype="float32")
+
+    @tf.function(input_signature=(
+        tf.TensorSpec((1, None, None, 3), tf.float32),
+        tf.TensorSpec((1, None, None, NUM_OPERATORS), tf.float32),
+    ))
+    def apply(image, fields):
+        return operators([image, fields])
+
+    return apply
+
+
+def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarray:
+    """Apply operator fields of any resolution to a photo at its own resolution.
+
+    The fields are resized bilinearly to the photo's size (as G's own graph does) and the
+    operators run over strips of ``strip_rows`` rows with a halo, so memory stays bounded
+    for a 12-megapixel photo. At the fields' own size this equals G's output.
+
+    Args:
+        image: (H, W, 3) float32 in [0, 1].
+        fields: (h, w, 7) raw fields (:func:`predict_fields`, :func:`scale_fields`).
+        strip_rows: int. Rows per strip. Defaults to :data:`APPLY_STRIP_ROWS`.
+
+    Returns:
+        The edited photo, float32 (H, W, 3) in [0, 1].
+    """
+    image = np.ascontiguousarray(check_image(image), np.float32)
+    fields = np.asarray(fields, np.float32)
+    if image.ndim != 3 or fields.ndim != 3 or fields.shape[-1] != NUM_OPERATORS:
+        raise ConfigError(f"apply_fields: expected an (H, W, 3) image and (h, w, "
+                          f"{NUM_OPERATORS}) fields, got {image.shape} and {fields.shape}")
+    height, width = image.shape[:2]
+    if not np.any(fields):
+        return image.copy()
+    if fields.shape[1] != width:  # columns first, once: (h, W, K) is small
+        fields = cv2.resize(fields, (width, fields.shape[0]), interpolation=cv2.INTER_LINEAR)
+        fields = fields.reshape(fields.shape[0], width, NUM_OPERATORS)
+    step = _apply_step()
+    out = np.empty_like(image)
+    for r0 in range(0, height, strip_rows):
+        r1 = min(height, r0 + strip_rows)
+        a0, a1 = max(0, r0 - _APPLY_HALO), min(height, r1 + _APPLY_HALO)
+        rows = np.arange(a0, a1)
+        strip_fields = (fields[rows] if fields.shape[0] == height
+                        else _resize_rows(fields, rows, height))
+        edited = np.asarray(step(image[None, a0:a1], strip_fields[None]))[0]
+        out[r0:r1] = edited[r0 - a0: r1 - a0]
+    return out

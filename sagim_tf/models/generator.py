@@ -6,6 +6,10 @@ import keras
 from keras import layers, ops
 
 from sagim_tf.layers import CropToReference, InstanceNormalization, PadToMultiple
+from sagim_tf.models.operator_head import DEFAULT_FIELD_STRIDE, operator_head
+
+#: G's output heads: the paper's pixel residual, or photographic-operator fields.
+HEADS = ("residual", "operators")
 
 
 @keras.saving.register_keras_serializable(package="sagim_tf")
@@ -37,13 +41,20 @@ def _conv_norm_act(x, filters, kernel_size, strides, name, dtype=None):
 
 @keras.saving.register_keras_serializable(package="sagim_tf")
 class SaGIMGenerator(keras.Model):
-    """The manipulation network G of SaGIM: a U-Net with a residual output.
+    """The manipulation network G of SaGIM: a U-Net with a residual or an operator head.
 
     G takes ``[image, guidance]``: images (B, H, W, 3) in [0, 1] and guiding saliency maps
-    (B, H, W, 1) in [0, 1]. It returns the edited image (B, H, W, 3) in [0, 1],
-    ``clip(image + tanh(r), 0, 1)``, where r is the U-Net's output. The last convolution
-    starts near zero, so an untrained G is close to the identity and training begins
-    from "no edit".
+    (B, H, W, 1) in [0, 1]. It returns the edited image (B, H, W, 3) in [0, 1].
+
+    * ``head="residual"`` (the paper's G): ``clip(image + tanh(r), 0, 1)``, where r is the
+      U-Net's output. The last convolution starts near zero, so an untrained G is close to
+      the identity and training begins from "no edit".
+    * ``head="operators"``: the U-Net's features set seven photographic operators
+      (white balance, exposure, contrast, gamma, saturation, detail) through smooth fields
+      ``field_stride`` times coarser than the input (:mod:`sagim_tf.models.operator_head`).
+      The head starts at exactly zero, so an untrained G returns the photo, and the fields
+      of a small copy can be applied to the photo at full size. The fields are the output
+      of the layer named ``"fields"`` (:func:`~sagim_tf.models.operator_head.field_model`).
 
     The network is fully convolutional: inputs of any H and W are mirror-padded up to a
     multiple of ``2 ** depth`` inside and cropped back, so the output always has the
@@ -60,8 +71,15 @@ class SaGIMGenerator(keras.Model):
             stages). Defaults to 3.
         num_residual_blocks: int. Residual blocks at the bottleneck. Defaults to 2.
         max_filters: int. The upper bound on channels per stage. Defaults to 256.
-        output_init_stddev: float. The standard deviation of the last convolution's
-            initial kernel. Defaults to 1e-3.
+        output_init_stddev: float. The standard deviation of the residual head's last
+            convolution's initial kernel. Defaults to 1e-3.
+        head: string. ``"residual"`` or ``"operators"``. Defaults to ``"residual"``.
+        field_stride: int. The operator head's field grid, one setting per
+            ``field_stride`` x ``field_stride`` pixels of G's input; a power of 2.
+            Defaults to 8.
+        work_size: int. The longer side, in pixels, that G was trained at and that the
+            editor runs it at when it applies the operator head's fields to a larger photo.
+            Defaults to 256.
         dtype: string or ``keras.mixed_precision.DTypePolicy``. The dtype policy of every
             layer but the last three (the residual convolution, the crop and the output,
             always float32). None uses the global policy. Defaults to None.
@@ -82,6 +100,9 @@ class SaGIMGenerator(keras.Model):
         num_residual_blocks=2,
         max_filters=256,
         output_init_stddev=1e-3,
+        head="residual",
+        field_stride=DEFAULT_FIELD_STRIDE,
+        work_size=256,
         dtype=None,
         **kwargs,
     ):
@@ -91,6 +112,14 @@ class SaGIMGenerator(keras.Model):
                 f"num_residual_blocks >= 0; got base_filters={base_filters}, depth={depth}, "
                 f"num_residual_blocks={num_residual_blocks}, max_filters={max_filters}"
             )
+        if head not in HEADS:
+            raise ValueError(f"SaGIMGenerator: head must be one of {HEADS}, got {head!r}")
+        field_stride, work_size = int(field_stride), int(work_size)
+        if field_stride < 1 or field_stride & (field_stride - 1):
+            raise ValueError(f"SaGIMGenerator: field_stride must be a power of 2, got {field_stride}")
+        if work_size < 16:
+            raise ValueError(f"SaGIMGenerator: work_size must be at least 16, got {work_size}")
+        multiple = 2**depth if head == "residual" else max(2**depth, field_stride)
 
         def width(stage):
             return min(base_filters * 2**stage, max_filters)
@@ -100,7 +129,7 @@ class SaGIMGenerator(keras.Model):
         guidance = keras.Input(shape=(None, None, 1), name="guidance")
         x = layers.Concatenate(dtype=dtype, name="concat_inputs")([image, guidance])
         x = layers.Rescaling(2.0, offset=-1.0, dtype=dtype, name="to_signed")(x)
-        x = PadToMultiple(2**depth, dtype=dtype, name="pad")(x)
+        x = PadToMultiple(multiple, dtype=dtype, name="pad")(x)
         x = _conv_norm_act(x, width(0), 7, 1, "stem", dtype)
         skips = []
         for stage in range(1, depth + 1):
@@ -122,16 +151,19 @@ class SaGIMGenerator(keras.Model):
             x = layers.Concatenate(dtype=dtype, name=f"up{stage}_skip")([x, skips[stage - 1]])
             x = _conv_norm_act(x, width(stage - 1), 3, 1, f"up{stage}b", dtype)
         # The output end stays float32 under any policy: the edit is never rounded to half.
-        residual = layers.Conv2D(
-            3,
-            3,
-            padding="same",
-            dtype="float32",
-            kernel_initializer=keras.initializers.RandomNormal(stddev=output_init_stddev),
-            name="residual",
-        )(x)
-        residual = CropToReference(name="crop", dtype="float32")([residual, image])
-        edited = ResidualOutput(name="edited", dtype="float32")([image, residual])
+        if head == "operators":
+            _, edited = operator_head(x, image, field_stride, width(0), dtype)
+        else:
+            residual = layers.Conv2D(
+                3,
+                3,
+                padding="same",
+                dtype="float32",
+                kernel_initializer=keras.initializers.RandomNormal(stddev=output_init_stddev),
+                name="residual",
+            )(x)
+            residual = CropToReference(name="crop", dtype="float32")([residual, image])
+            edited = ResidualOutput(name="edited", dtype="float32")([image, residual])
         super().__init__(inputs=[image, guidance], outputs=edited, **kwargs)
         if dtype is not None:
             # A functional model does not take its own policy from the constructor.
@@ -143,6 +175,9 @@ class SaGIMGenerator(keras.Model):
         self.num_residual_blocks = int(num_residual_blocks)
         self.max_filters = int(max_filters)
         self.output_init_stddev = float(output_init_stddev)
+        self.head = head
+        self.field_stride = field_stride
+        self.work_size = work_size
 
     def get_config(self):
         return {
@@ -154,6 +189,9 @@ class SaGIMGenerator(keras.Model):
             "num_residual_blocks": self.num_residual_blocks,
             "max_filters": self.max_filters,
             "output_init_stddev": self.output_init_stddev,
+            "head": self.head,
+            "field_stride": self.field_stride,
+            "work_size": self.work_size,
         }
 
     @classmethod

@@ -1,0 +1,128 @@
+"""G's operator head: zero at start, fields applied at any resolution equal G's own output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sagim_tf.inference.editor import Editor, edit_image
+from sagim_tf.layers.photo_operators import NUM_OPERATORS
+from sagim_tf.models.generate import apply_fields, predict_fields, scale_fields
+from sagim_tf.models.generator import SaGIMGenerator
+from sagim_tf.utils.errors import ConfigError
+from tests.helpers import tiny_estimator
+from tests.test_case import run_model_saving_test, run_serialization_test
+
+
+def _g(**kw):
+    args = dict(base_filters=4, depth=2, num_residual_blocks=1, head="operators", field_stride=8,
+                work_size=48)
+    args.update(kw)
+    return SaGIMGenerator(**args)
+
+
+def _inputs(h=40, w=56, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    img = np.stack([0.2 + 0.6 * xx, 0.3 + 0.4 * yy, 0.6 - 0.3 * xx], -1)
+    img = np.clip(img + 0.03 * rng.standard_normal(img.shape), 0, 1).astype(np.float32)
+    guide = np.zeros((h, w, 1), np.float32)
+    guide[h // 4: h // 2, w // 4: w // 2] = 1.0
+    return img, guide
+
+
+def _nudge(g, seed=1):
+    """Give the zero-initialised head some weights, so the fields are not all zero."""
+    rng = np.random.default_rng(seed)
+    layer = g.get_layer("fields_coarse")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([rng.normal(0, 0.3, kernel.shape).astype(np.float32),
+                       rng.normal(0, 0.5, bias.shape).astype(np.float32)])
+    return g
+
+
+def test_an_untrained_operator_head_returns_the_photo_exactly():
+    img, guide = _inputs()
+    g = _g()
+    assert np.array_equal(np.asarray(g([img[None], guide[None]]))[0], img)
+    assert not np.any(predict_fields(g, img, guide))
+
+
+def test_serialization_and_saving():
+    img, guide = _inputs(32, 32)
+    kwargs = dict(base_filters=4, depth=2, num_residual_blocks=1, head="operators",
+                  field_stride=16, work_size=64)
+    run_serialization_test(SaGIMGenerator, kwargs)
+    run_model_saving_test(SaGIMGenerator, kwargs, [img[None], guide[None]])
+
+
+def test_bad_head_options_are_refused():
+    with pytest.raises(ValueError, match="head"):
+        SaGIMGenerator(head="lut")
+    with pytest.raises(ValueError, match="power of 2"):
+        SaGIMGenerator(head="operators", field_stride=6)
+
+
+@pytest.mark.parametrize("strip_rows", [512, 7])
+def test_applying_the_fields_equals_gs_own_output(strip_rows):
+    img, guide = _inputs(45, 61)  # not a multiple of the field stride
+    g = _nudge(_g())
+    own = np.asarray(g([img[None], guide[None]]))[0]
+    fields = predict_fields(g, img, guide)
+    assert fields.shape == (45, 61, NUM_OPERATORS) and np.abs(fields).max() > 0.1
+    applied = apply_fields(img, fields, strip_rows=strip_rows)
+    # the same operators on the same fields; only the compiled graph's float32 rounding differs
+    np.testing.assert_allclose(applied, own, atol=2e-6)
+    assert np.abs(applied - img).max() > 0.01
+
+
+def test_fields_from_a_small_copy_edit_the_full_size_photo_smoothly():
+    g = _nudge(_g())
+    small, guide = _inputs(24, 32)
+    fields = predict_fields(g, small, guide)
+    big, _ = _inputs(96, 128, seed=2)
+    out = apply_fields(big, fields, strip_rows=40)
+    assert out.shape == big.shape
+    # the fields resized to full size and applied in one go give the same photo
+    import cv2
+
+    full = cv2.resize(fields, (128, 96), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(out, apply_fields(big, full), atol=2e-6)  # float32 resize rounding
+
+
+def test_strength_scales_the_settings_and_zero_is_the_photo():
+    fields = np.random.default_rng(0).normal(0, 1, (6, 8, NUM_OPERATORS)).astype(np.float32)
+    assert not np.any(scale_fields(fields, 0.0))
+    np.testing.assert_array_equal(scale_fields(fields, 1.0), fields)
+    np.testing.assert_allclose(np.tanh(scale_fields(fields, 0.5)), 0.5 * np.tanh(fields),
+                               atol=1e-6)  # float32 tanh/arctanh round trip
+
+
+def test_edit_image_with_the_operator_head(caplog):
+    img, _ = _inputs(120, 168)
+    g = _nudge(_g(work_size=48))
+    editor = Editor(g, tiny_estimator())
+    with caplog.at_level("INFO", logger="sagim_tf.inference.editor"):
+        out = edit_image(editor, img, emphasize=[(20, 20, 80, 70)], strength=1.0)
+    assert "G runs at 48x34" in caplog.text
+    assert out["edited"].shape == img.shape and out["fields"].shape == (34, 48, NUM_OPERATORS)
+    assert out["saliency_before"].shape == (120, 168, 1) and out["guidance"].shape == (120, 168, 1)
+    zero = edit_image(editor, img, emphasize=[(20, 20, 80, 70)], strength=0.0)
+    assert np.array_equal(zero["edited"], img)  # strength 0: the photo, bit for bit
+    with pytest.raises(ConfigError):
+        predict_fields(SaGIMGenerator(base_filters=4, depth=1, num_residual_blocks=0), img, img[..., :1])
+
+
+@pytest.mark.parametrize("factor", [1, 2, 3, 8])
+def test_bilinear_upsample_matches_tensorflows_resize_on_dynamic_shapes(factor):
+    import tensorflow as tf
+
+    from sagim_tf.layers import BilinearUpsample
+
+    layer = BilinearUpsample(factor)
+    step = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, 7))])
+    x = np.random.default_rng(factor).random((2, 3, 5, 7)).astype(np.float32)
+    want = tf.image.resize(x, (3 * factor, 5 * factor), "bilinear").numpy()
+    # two float32 lerps against TF's kernel: a few ulps
+    np.testing.assert_allclose(step(x).numpy(), want, atol=1e-6)
+    run_serialization_test(BilinearUpsample, {"factor": factor})
