@@ -126,3 +126,22 @@ def test_bilinear_upsample_matches_tensorflows_resize_on_dynamic_shapes(factor):
     # two float32 lerps against TF's kernel: a few ulps
     np.testing.assert_allclose(step(x).numpy(), want, atol=1e-6)
     run_serialization_test(BilinearUpsample, {"factor": factor})
+
+
+def test_the_config_builds_an_operator_head_at_the_training_size():
+    from sagim_tf.training.config import config_from_dict
+    from sagim_tf.training.run import build_model
+
+    cfg = config_from_dict({
+        "estimator": "itti-koch",
+        "data": {"image_size": {"height": 24, "width": 40}},
+        "generator": {"base_filters": 4, "depth": 2, "num_residual_blocks": 0,
+                      "head": "operators", "field_stride": 4},
+        "features": {"layers": ["block1_conv1"]},
+        "losses": {"color_kernel_size": 5},
+    })
+    g = build_model(cfg).generator
+    assert (g.head, g.field_stride, g.work_size) == ("operators", 4, 40)
+    for bad, match in (({"head": "lut"}, "generator.head"), ({"field_stride": 6}, "power of 2")):
+        with pytest.raises(ConfigError, match=match):
+            config_from_dict({"generator": bad})

@@ -10,3 +10,6 @@
 * :mod:`.generate` -- the one cached, compiled step that runs G for inference.
 * :mod:`.loading` -- the one model loader (``.keras`` files), with clear errors.
 """
+
+#: G's output heads: the paper's pixel residual, or photographic-operator fields.
+HEADS = ("residual", "operators")

@@ -6,10 +6,8 @@ import keras
 from keras import layers, ops
 
 from sagim_tf.layers import CropToReference, InstanceNormalization, PadToMultiple
+from sagim_tf.models import HEADS
 from sagim_tf.models.operator_head import DEFAULT_FIELD_STRIDE, operator_head
-
-#: G's output heads: the paper's pixel residual, or photographic-operator fields.
-HEADS = ("residual", "operators")
 
 
 @keras.saving.register_keras_serializable(package="sagim_tf")

@@ -29,6 +29,7 @@ import yaml
 
 from sagim_tf.data import GUIDANCE_KINDS
 from sagim_tf.losses import LOSS_NAMES, PAPER_LOSS_WEIGHTS
+from sagim_tf.models import HEADS
 from sagim_tf.utils.errors import ConfigError
 from sagim_tf.utils.io import atomic_write
 
@@ -78,12 +79,20 @@ class GeneratorConfig:
             decoder).
         num_residual_blocks: int. Residual blocks at the bottleneck.
         max_filters: int. The cap on any stage's filters.
+        head: str. ``residual`` (the paper's pixel-level G) or ``operators`` (smooth fields
+            of photographic operators, applied at the photo's own resolution when editing;
+            :mod:`sagim_tf.models.operator_head`). G's work size is the longer side of
+            ``data.image_size``.
+        field_stride: int. The operator head's field grid: one setting per
+            ``field_stride`` x ``field_stride`` pixels; a power of 2.
     """
 
     base_filters: int = 32
     depth: int = 3
     num_residual_blocks: int = 2
     max_filters: int = 256
+    head: str = "residual"
+    field_stride: int = 8
 
 
 @dataclass(frozen=True)
@@ -241,6 +250,7 @@ class ExperimentConfig:
 
 _CHOICES = {
     "data.guidance": GUIDANCE_KINDS,
+    "generator.head": HEADS,
     "features.arch": ("vgg19", "vgg16"),
     "g_optimizer.name": ("adam", "adamw", "sgd"),
     "d_optimizer.name": ("adam", "adamw", "sgd"),
@@ -422,6 +432,9 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     for key, value in positives.items():
         if value < 1:
             raise ConfigError(f"{key}: must be >= 1, got {value}")
+    stride = config.generator.field_stride
+    if stride < 1 or stride & (stride - 1):
+        raise ConfigError(f"generator.field_stride: must be a power of 2, got {stride}")
     for key in (*LOSS_NAMES, "adv_warmup_steps"):
         if getattr(config.losses, key) < 0:
             raise ConfigError(f"losses.{key}: must be >= 0, got {getattr(config.losses, key)}")

@@ -115,7 +115,8 @@ def build_model(cfg: ExperimentConfig, estimator=None):
     """SaGIM from a config, compiled with its optimizers, loss weights and jit setting."""
     f = cfg.features
     model = SaGIM(
-        generator=SaGIMGenerator(**dataclasses.asdict(cfg.generator)),
+        generator=SaGIMGenerator(**dataclasses.asdict(cfg.generator),
+                                 work_size=max(cfg.data.image_size)),
         discriminator=PatchDiscriminator(**dataclasses.asdict(cfg.discriminator)),
         estimator=(estimator if estimator is not None
                    else build_estimator(cfg.estimator, jit_compile=cfg.train.jit_compile)),
