@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -83,11 +84,11 @@ def test_fields_from_a_small_copy_edit_the_full_size_photo_smoothly():
     big, _ = _inputs(96, 128, seed=2)
     out = apply_fields(big, fields, strip_rows=40)
     assert out.shape == big.shape
-    # the fields resized to full size and applied in one go give the same photo
-    import cv2
-
+    # the raw fields resized to full size first give the same edit up to interpolation
+    # order: coefficients interpolated vs fields interpolated differ at second order on
+    # smooth fields (1e-5 here; 1e-3 is still far below one 8-bit level, 4e-3)
     full = cv2.resize(fields, (128, 96), interpolation=cv2.INTER_LINEAR)
-    np.testing.assert_allclose(out, apply_fields(big, full), atol=2e-6)  # float32 resize rounding
+    np.testing.assert_allclose(out, apply_fields(big, full), atol=1e-3)
 
 
 def test_strength_scales_the_settings_and_zero_is_the_photo():

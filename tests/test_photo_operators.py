@@ -63,7 +63,7 @@ MONOTONE = {
     "tint": lambda x: -x[..., 1].mean() + 0.5 * (x[..., 0] + x[..., 2]).mean(),
     "exposure": lambda x: x.mean(),
     "contrast": lambda x: _luma(x).std(),
-    "gamma": lambda x: x.mean(),
+    "tone": lambda x: x.mean(),
     "saturation": _chroma,
     "detail": _high_freq,
 }

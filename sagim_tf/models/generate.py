@@ -21,7 +21,15 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from sagim_tf.layers.photo_operators import NUM_OPERATORS, PhotoOperators
+from sagim_tf.layers.gaussian_blur import GaussianBlur
+from sagim_tf.layers.photo_operators import (
+    DETAIL_KERNEL_SIZE,
+    DETAIL_SIGMA,
+    NUM_COEFFICIENTS,
+    NUM_OPERATORS,
+    apply_coefficients,
+    coefficients,
+)
 from sagim_tf.models.operator_head import field_model
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError
@@ -170,28 +178,16 @@ def scale_fields(fields, strength: float) -> np.ndarray:
     return np.arctanh(strength * np.tanh(fields)).astype(np.float32)
 
 
-def _resize_rows(coarse_x: np.ndarray, rows: np.ndarray, height: int) -> np.ndarray:
-    """Bilinear rows ``rows`` of a (h, W, K) field resized to ``height`` rows (half-pixel
-    centres, clamped at the edges, as TensorFlow's bilinear resize)."""
-    h = coarse_x.shape[0]
-    src = (rows.astype(np.float64) + 0.5) * (h / height) - 0.5
-    src = np.clip(src, 0.0, h - 1)
-    y0 = np.floor(src).astype(np.int64)
-    y1 = np.minimum(y0 + 1, h - 1)
-    wy = (src - y0).astype(np.float32)[:, None, None]
-    return coarse_x[y0] * (1.0 - wy) + coarse_x[y1] * wy
-
-
 @functools.lru_cache(maxsize=1)
 def _apply_step():
-    operators = PhotoOperators(dtype="float32")
+    blur = GaussianBlur(DETAIL_KERNEL_SIZE, DETAIL_SIGMA)
 
     @tf.function(input_signature=(
         tf.TensorSpec((1, None, None, 3), tf.float32),
-        tf.TensorSpec((1, None, None, NUM_OPERATORS), tf.float32),
+        tf.TensorSpec((1, None, None, NUM_COEFFICIENTS), tf.float32),
     ))
-    def apply(image, fields):
-        return operators([image, fields])
+    def apply(image, coef):
+        return apply_coefficients(image, coef, blur)
 
     return apply
 
@@ -199,9 +195,13 @@ def _apply_step():
 def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarray:
     """Apply operator fields of any resolution to a photo at its own resolution.
 
-    The fields are resized bilinearly to the photo's size (as G's own graph does) and the
-    operators run over strips of ``strip_rows`` rows with a halo, so memory stays bounded
-    for a 12-megapixel photo. At the fields' own size this equals G's output.
+    The operators' coefficients (:func:`~sagim_tf.layers.photo_operators.coefficients`:
+    gains, contrast, tone, saturation and detail amounts, all the ``tanh``/``exp`` work)
+    are computed on the fields' own grid, resized bilinearly to the photo's size, and
+    applied over strips of ``strip_rows`` rows with a halo, so that a 12-megapixel photo
+    costs a few multiply-adds per pixel and bounded memory. At the fields' own size this
+    is G's own output; at another size it interpolates the coefficients where G's graph
+    interpolates the raw fields (the same smooth edit, not the same bits).
 
     Args:
         image: (H, W, 3) float32 in [0, 1].
@@ -219,17 +219,17 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarra
     height, width = image.shape[:2]
     if not np.any(fields):
         return image.copy()
-    if fields.shape[1] != width:  # columns first, once: (h, W, K) is small
-        fields = cv2.resize(fields, (width, fields.shape[0]), interpolation=cv2.INTER_LINEAR)
-        fields = fields.reshape(fields.shape[0], width, NUM_OPERATORS)
+    coef = np.asarray(coefficients(fields[None]))[0]
+    if coef.shape[:2] != (height, width):
+        # OpenCV's bilinear resize (half-pixel centres, clamped edges, as G's own
+        # upsampling) is several times faster than NumPy or TensorFlow here
+        coef = cv2.resize(coef, (width, height), interpolation=cv2.INTER_LINEAR)
+        coef = coef.reshape(height, width, NUM_COEFFICIENTS)
     step = _apply_step()
     out = np.empty_like(image)
     for r0 in range(0, height, strip_rows):
         r1 = min(height, r0 + strip_rows)
         a0, a1 = max(0, r0 - _APPLY_HALO), min(height, r1 + _APPLY_HALO)
-        rows = np.arange(a0, a1)
-        strip_fields = (fields[rows] if fields.shape[0] == height
-                        else _resize_rows(fields, rows, height))
-        edited = np.asarray(step(image[None, a0:a1], strip_fields[None]))[0]
+        edited = np.asarray(step(image[None, a0:a1], coef[None, a0:a1]))[0]
         out[r0:r1] = edited[r0 - a0: r1 - a0]
     return out
