@@ -57,15 +57,14 @@ and on smoothing; the builder records the share in its manifest (``counts.flippe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import math
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.utils.checks import check_map
+from sagim_tf.utils.errors import ConfigError, InputError
 
 
 @dataclass(frozen=True)
@@ -81,11 +80,15 @@ class GuidanceConfig:
     def __post_init__(self):
         lo, hi = self.raise_range
         if not 0.0 < lo <= hi <= 2.0:
-            raise ConfigError(f"guidance: raise_range (O_low's target mean as a fraction of O_high's) "
-                              f"must satisfy 0 < low <= high <= 2, got {self.raise_range}")
+            raise ConfigError(
+                f"guidance: raise_range (O_low's target mean as a fraction of O_high's) "
+                f"must satisfy 0 < low <= high <= 2, got {self.raise_range}"
+            )
         lo, hi = self.lower_range
         if not 0.0 <= lo <= hi < 1.0:
-            raise ConfigError(f"guidance: lower_range must satisfy 0 <= low <= high < 1, got {self.lower_range}")
+            raise ConfigError(
+                f"guidance: lower_range must satisfy 0 <= low <= high < 1, got {self.lower_range}"
+            )
         if self.sigma_fraction <= 0:
             raise ConfigError(f"guidance: sigma_fraction must be > 0, got {self.sigma_fraction}")
         if self.max_draws < 1:
@@ -140,8 +143,9 @@ def gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
         return x
     radius = max(1, int(np.ceil(3.0 * sigma)))
     border = cv2.BORDER_REFLECT_101 if min(x.shape) > 1 else cv2.BORDER_REFLECT
-    return cv2.GaussianBlur(x, (2 * radius + 1, 2 * radius + 1), sigmaX=sigma, sigmaY=sigma,
-                            borderType=border)
+    return cv2.GaussianBlur(
+        x, (2 * radius + 1, 2 * radius + 1), sigmaX=sigma, sigmaY=sigma, borderType=border
+    )
 
 
 def sigma_pixels(config: GuidanceConfig, height: int, width: int) -> float:
@@ -156,8 +160,9 @@ def pick_low_high(means: np.ndarray) -> tuple[int, int]:
     return low, high
 
 
-def lower_lift_smooth(saliency: np.ndarray, lowered, lower_factor: float, lift,
-                      sigma: float) -> np.ndarray:
+def lower_lift_smooth(
+    saliency: np.ndarray, lowered, lower_factor: float, lift, sigma: float
+) -> np.ndarray:
     """The SAM rule's map arithmetic (steps 3-5 of the module docstring).
 
     ``S1 = S``; ``S1[lowered] *= lower_factor``; ``S1 += lift``; ``S2 = S1 / max(1, max(S1))``;
@@ -179,8 +184,16 @@ def lower_lift_smooth(saliency: np.ndarray, lowered, lower_factor: float, lift,
     return np.clip(gaussian_smooth(s2, sigma), 0.0, 1.0)
 
 
-def modify(saliency: np.ndarray, mask_low, mask_high, m_low: float, m_high: float, r: float,
-           b: float, config: GuidanceConfig) -> np.ndarray:
+def modify(
+    saliency: np.ndarray,
+    mask_low,
+    mask_high,
+    m_low: float,
+    m_high: float,
+    r: float,
+    b: float,
+    config: GuidanceConfig,
+) -> np.ndarray:
     """Steps 3-5 of the module docstring for given factors; returns float32 (H, W) in [0, 1]."""
     s = np.asarray(saliency, np.float32)
     lift = np.zeros(s.shape, np.float32)
@@ -189,8 +202,9 @@ def modify(saliency: np.ndarray, mask_low, mask_high, m_low: float, m_high: floa
     return lower_lift_smooth(s, mask_high, b, lift, sigma_pixels(config, h, w))
 
 
-def make_guidance(saliency: np.ndarray, masks, rng: np.random.Generator,
-                  config: GuidanceConfig = GuidanceConfig()) -> GuidanceResult | None:
+def make_guidance(
+    saliency: np.ndarray, masks, rng: np.random.Generator, config: GuidanceConfig = GuidanceConfig()
+) -> GuidanceResult | None:
     """The continuous and binary guiding maps of one image (see the module docstring).
 
     Args:
@@ -232,8 +246,16 @@ def make_guidance(saliency: np.ndarray, masks, rng: np.random.Generator,
         g, ok = attempt(r, b)
         if not ok:
             return None
-    return GuidanceResult(guidance=g, binary=m_low.astype(np.float32), low=low, high=high,
-                          raise_to=r, lower_factor=b, means=means, draws=draws)
+    return GuidanceResult(
+        guidance=g,
+        binary=m_low.astype(np.float32),
+        low=low,
+        high=high,
+        raise_to=r,
+        lower_factor=b,
+        means=means,
+        draws=draws,
+    )
 
 
 # ============================================================================ user boxes
@@ -260,7 +282,9 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     try:
         values = tuple(float(p) for p in parts)
     except ValueError:
-        raise InputError(f"box {text!r}: expected four comma-separated numbers x0,y0,x1,y1") from None
+        raise InputError(
+            f"box {text!r}: expected four comma-separated numbers x0,y0,x1,y1"
+        ) from None
     if not all(math.isfinite(v) for v in values):
         raise InputError(f"box {text!r}: coordinates must be finite numbers")
     return values
@@ -349,8 +373,10 @@ def guidance_from_boxes(
         (lower_factor, "lower_factor", lambda v: 0.0 <= v < 1.0),
     ):
         if not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(float(value)):
-            raise ConfigError(f"guidance_from_boxes: invalid {name} {value!r} "
-                              "(0 < raise_to <= 2, 0 <= lower_factor < 1)")
+            raise ConfigError(
+                f"guidance_from_boxes: invalid {name} {value!r} "
+                "(0 < raise_to <= 2, 0 <= lower_factor < 1)"
+            )
     h, w = s.shape
     sigma = DEFAULT_SIGMA_FRACTION * min(h, w) if smooth_sigma is None else float(smooth_sigma)
     if not math.isfinite(sigma) or sigma < 0:
@@ -360,8 +386,10 @@ def guidance_from_boxes(
     deem = [box_slices(b, h, w, "de-emphasize box") for b in deemphasize]
 
     top = max(1, int(round(REFERENCE_TOP_FRACTION * s.size)))
-    reference = max([MIN_REFERENCE, float(np.sort(s, axis=None)[-top:].mean())]
-                    + [float(s[rows, cols].mean()) for rows, cols in deem])
+    reference = max(
+        [MIN_REFERENCE, float(np.sort(s, axis=None)[-top:].mean())]
+        + [float(s[rows, cols].mean()) for rows, cols in deem]
+    )
 
     lowered = np.zeros((h, w), bool)
     for rows, cols in deem:
@@ -369,7 +397,9 @@ def guidance_from_boxes(
     lift = np.zeros((h, w), np.float32)
     for rows, cols in emph:
         mean = float(s[rows, cols].mean())
-        lift[rows, cols] = np.maximum(lift[rows, cols], max(0.0, float(raise_to) * reference - mean))
+        lift[rows, cols] = np.maximum(
+            lift[rows, cols], max(0.0, float(raise_to) * reference - mean)
+        )
     return lower_lift_smooth(s, lowered, float(lower_factor), lift, sigma)[..., None]
 
 
@@ -395,7 +425,8 @@ def blend_guidance(saliency, target, strength: float) -> np.ndarray:
     s = _as_2d_map(saliency, "saliency")
     t = _as_2d_map(target, "guidance")
     if s.shape != t.shape:
-        raise InputError(f"guidance: size {t.shape[::-1]} (WxH) differs from the saliency "
-                         f"map's {s.shape[::-1]}")
+        raise InputError(
+            f"guidance: size {t.shape[::-1]} (WxH) differs from the saliency map's {s.shape[::-1]}"
+        )
     out = (1.0 - a) * s + a * t
     return np.clip(out, 0.0, 1.0).astype(np.float32)[..., None]

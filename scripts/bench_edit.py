@@ -47,8 +47,9 @@ def _photo(path: str, height: int, width: int) -> None:
     import skimage.data
     from PIL import Image
 
-    img = Image.fromarray(np.asarray(skimage.data.astronaut())).resize((width, height),
-                                                                      Image.BICUBIC)
+    img = Image.fromarray(np.asarray(skimage.data.astronaut())).resize(
+        (width, height), Image.BICUBIC
+    )
     img.save(path, quality=92)
 
 
@@ -67,8 +68,9 @@ def _child(args) -> dict:
         if args.head == "operators":
             layer = g.get_layer("fields_coarse")
             rng = np.random.default_rng(0)
-            layer.set_weights([rng.normal(0, 0.02, w.shape).astype(np.float32)
-                               for w in layer.get_weights()])
+            layer.set_weights(
+                [rng.normal(0, 0.02, w.shape).astype(np.float32) for w in layer.get_weights()]
+            )
         editor = Editor(g, build_estimator("itti-koch"))
     max_side = None if args.head == "operators" else WORK_SIZE
     out = {"head": args.head, "model": args.model or "built-in, random weights"}
@@ -100,7 +102,9 @@ def _child(args) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residual", metavar="KERAS", help="a .keras file with a residual-head G")
-    parser.add_argument("--operators", metavar="KERAS", help="a .keras file with an operator-head G")
+    parser.add_argument(
+        "--operators", metavar="KERAS", help="a .keras file with an operator-head G"
+    )
     parser.add_argument("--heads", default="operators,residual", help="heads to time")
     parser.add_argument("--repeats", type=int, default=3, help="timed edits per size (median)")
     parser.add_argument("--child", choices=("operators", "residual"), help=argparse.SUPPRESS)
@@ -112,11 +116,20 @@ def main() -> int:
         return 0
     import platform
 
-    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "sizes": {k: f"{w}x{h}" for k, (h, w) in SIZES.items()}, "heads": {}}
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "sizes": {k: f"{w}x{h}" for k, (h, w) in SIZES.items()},
+        "heads": {},
+    }
     for head in args.heads.split(","):
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", head,
-               "--repeats", str(args.repeats)]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child",
+            head,
+            "--repeats",
+            str(args.repeats),
+        ]
         model = getattr(args, head)
         if model:
             cmd += ["--model", model]

@@ -23,7 +23,9 @@ def _spectral_residual(img):
     bgr = np.ascontiguousarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)[..., ::-1])
     ok, m = sr.computeSaliency(bgr)
     assert ok
-    m = cv2.resize(m.astype(np.float32), (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
+    m = cv2.resize(
+        m.astype(np.float32), (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR
+    )
     m = cv2.GaussianBlur(m, (0, 0), 3)
     return np.clip(m / (m.max() + 1e-9), 0, 1)
 
@@ -61,8 +63,8 @@ def scene(kind="grey", h=96, w=128, noise=0.02, seed=0, swap=False):
         left, right = right, left
     t = np.zeros((h, w), bool)
     d = np.zeros((h, w), bool)
-    t[y:y + s, left:left + s] = True
-    d[y:y + s, right:right + s] = True
+    t[y : y + s, left : left + s] = True
+    d[y : y + s, right : right + s] = True
     img[t] = target
     img[d] = distractor
     img = np.clip(img + noise * rng.standard_normal(img.shape), 0, 1).astype(np.float32)
@@ -74,14 +76,18 @@ def records(n=4, h=64, w=80):
     out = []
     for i in range(n):
         img, t, d = scene("grey" if i % 2 == 0 else "green", h, w, seed=i, swap=bool(i // 2))
-        guidance = cv2.GaussianBlur(t.astype(np.float32) * 0.9 + d.astype(np.float32) * 0.2, (0, 0), 2)
+        guidance = cv2.GaussianBlur(
+            t.astype(np.float32) * 0.9 + d.astype(np.float32) * 0.2, (0, 0), 2
+        )
         guidance = guidance / guidance.max()
-        out.append({
-            "id": f"synthetic-{i}",
-            "image": img,
-            "guidance": guidance[..., None],
-            "guidance_binary": t[..., None].astype(np.float32),
-            "mask_low": t,
-            "mask_high": d,
-        })
+        out.append(
+            {
+                "id": f"synthetic-{i}",
+                "image": img,
+                "guidance": guidance[..., None],
+                "guidance_binary": t[..., None].astype(np.float32),
+                "mask_low": t,
+                "mask_high": d,
+            }
+        )
     return out

@@ -48,7 +48,9 @@ def contrast_estimator():
     x = keras.layers.ReLU(max_value=1.0)(x)
     model = keras.Model(inp, x, name="test_contrast")
     model.get_layer("dog").set_weights([kernel])
-    model.get_layer("gain").set_weights([np.full((1, 1, 2, 1), 6.0, np.float32), np.array([0.02], np.float32)])
+    model.get_layer("gain").set_weights(
+        [np.full((1, 1, 2, 1), 6.0, np.float32), np.array([0.02], np.float32)]
+    )
     model.trainable = False
     return model
 
@@ -63,17 +65,35 @@ def save_test_estimator(path):
     return f"keras:{os.fspath(path)}"
 
 
-def tiny_build(root, n_images=36, seed=5, scene=(96, 72), size=(64, 48), train=8, test=6,
-               shard_size=3, sigma_fraction=0.05, **config):
+def tiny_build(
+    root,
+    n_images=36,
+    seed=5,
+    scene=(96, 72),
+    size=(64, 48),
+    train=8,
+    test=6,
+    shard_size=3,
+    sigma_fraction=0.05,
+    **config,
+):
     """A synthetic COCO set and its SAM build under ``root``; returns (synth_dir, out_dir, manifest)."""
     spec = register_test_estimator()
     synth = os.path.join(root, "synth")
     out = os.path.join(root, "sam")
     ann = generate_synthetic_coco(synth, n_images, seed=seed, size=scene)
-    cfg = BuildConfig(size=size, train=train, test=test, seed=seed, shard_size=shard_size,
-                      guidance=GuidanceConfig(sigma_fraction=sigma_fraction), **config)
-    manifest = build_sam(os.path.join(synth, "images"), [ann], out, spec, cfg, progress=False,
-                         log=lambda m: None)
+    cfg = BuildConfig(
+        size=size,
+        train=train,
+        test=test,
+        seed=seed,
+        shard_size=shard_size,
+        guidance=GuidanceConfig(sigma_fraction=sigma_fraction),
+        **config,
+    )
+    manifest = build_sam(
+        os.path.join(synth, "images"), [ann], out, spec, cfg, progress=False, log=lambda m: None
+    )
     return synth, out, manifest
 
 

@@ -62,9 +62,13 @@ def sagim_modules():
 
 
 def test_every_module_has_a_floor():
-    missing = [module_name(p) for p in sagim_modules()
-               if module_name(p) != "sagim_tf" and floor_of(module_name(p)) is None
-               and module_name(p) != "sagim_tf.__main__"]
+    missing = [
+        module_name(p)
+        for p in sagim_modules()
+        if module_name(p) != "sagim_tf"
+        and floor_of(module_name(p)) is None
+        and module_name(p) != "sagim_tf.__main__"
+    ]
     assert not missing, f"modules on no floor (add them to FLOORS): {missing}"
 
 
@@ -81,4 +85,6 @@ def test_imports_point_down():
             theirs = floor_of(target)
             if theirs is not None and theirs > mine:
                 upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} {me} -> {target}")
-    assert not upward, "imports from a lower floor to a higher one:\n" + "\n".join(sorted(set(upward)))
+    assert not upward, "imports from a lower floor to a higher one:\n" + "\n".join(
+        sorted(set(upward))
+    )

@@ -63,9 +63,9 @@ def test_baseline_rejects_bad_input(name):
     fn = get_baseline(name)
     img, target, _ = scene("grey", 32, 40)
     with pytest.raises(InputError):
-        fn(img, target[:, :-1])                    # wrong mask shape
+        fn(img, target[:, :-1])  # wrong mask shape
     with pytest.raises(InputError):
-        fn(img, np.stack([target] * 3, -1))        # 3-channel mask
+        fn(img, np.stack([target] * 3, -1))  # 3-channel mask
     bad = img.copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(InputError):
@@ -75,11 +75,11 @@ def test_baseline_rejects_bad_input(name):
     with pytest.raises(InputError):
         fn(img, bad_mask)
     with pytest.raises(InputError):
-        fn(img, np.zeros_like(target))             # empty target
+        fn(img, np.zeros_like(target))  # empty target
     with pytest.raises(InputError):
-        fn(img[None], target)                      # a batch
+        fn(img[None], target)  # a batch
     with pytest.raises(InputError):
-        fn(img * 2.0, target)                      # out of range
+        fn(img * 2.0, target)  # out of range
 
 
 def test_zero_strength_is_close_to_identity():
@@ -126,7 +126,7 @@ def test_circular_emd_and_best_rotation():
     q = np.zeros(8)
     q[7] = 1.0
     assert circular_emd(p, q)[0] == pytest.approx(1.0)  # wraps around the circle
-    assert best_rotation(p, p) == 4                     # opposite hue is farthest
+    assert best_rotation(p, p) == 4  # opposite hue is farthest
 
 
 def test_registry_and_docs():
@@ -138,5 +138,7 @@ def test_registry_and_docs():
         doc = importlib.import_module(BASELINES[name].__module__).__doc__
         assert "What we simplified" in doc and "Reference" in doc
     # our own fixed recipe says so
-    assert "Not from a paper" in importlib.import_module(BASELINES["operator-rule"].__module__).__doc__
+    assert (
+        "Not from a paper" in importlib.import_module(BASELINES["operator-rule"].__module__).__doc__
+    )
     assert set(baselines.available_baselines()) == set(BASELINES)

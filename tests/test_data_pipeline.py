@@ -79,8 +79,12 @@ def test_flip_moves_image_and_guidance_together(sam):
 
 def test_eval_view_and_resize(sam):
     out, manifest = sam
-    records = [r for s in manifest["shards"] if s["split"] == "test"
-               for r in read_records(os.path.join(out, s["file"]))]
+    records = [
+        r
+        for s in manifest["shards"]
+        if s["split"] == "test"
+        for r in read_records(os.path.join(out, s["file"]))
+    ]
     batches = list(eval_dataset(out, batch_size=4))
     got = {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
     assert len(got["image_id"]) == manifest["counts"]["test"] == len(records)

@@ -38,8 +38,21 @@ def setup(tmp_path_factory, tiny_sam):
 
 def _run(setup, out, *extra, capsys=None):
     root, data, manifest, model_path = setup
-    argv = ["evaluate", "--model", model_path, "--data", data, "--limit", str(LIMIT),
-            "--judges", f"{TEST_SPEC},spectral-residual", "--out", str(out), "--no-progress", *extra]
+    argv = [
+        "evaluate",
+        "--model",
+        model_path,
+        "--data",
+        data,
+        "--limit",
+        str(LIMIT),
+        "--judges",
+        f"{TEST_SPEC},spectral-residual",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
     return main(argv)
 
 
@@ -74,9 +87,18 @@ def test_results_md_table1(first_run):
     table = text.split("## Guidance Consistency and distortion (Table 1 layout)")[1].split("##")[0]
     lines = [ln for ln in table.strip().splitlines() if ln.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
-    assert header == ["Method", f"{TEST_SPEC} C1 (%)", "spectral-residual C1 (%)",
-                      f"{TEST_SPEC} C2 (%)", "spectral-residual C2 (%)", "MSE", "PSNR (dB)",
-                      "non-affine", "ΔE outside", "n"]
+    assert header == [
+        "Method",
+        f"{TEST_SPEC} C1 (%)",
+        "spectral-residual C1 (%)",
+        f"{TEST_SPEC} C2 (%)",
+        "spectral-residual C2 (%)",
+        "MSE",
+        "PSNR (dB)",
+        "non-affine",
+        "ΔE outside",
+        "n",
+    ]
     assert [ln.strip("|").split("|")[0].strip() for ln in lines[2:]] == METHODS
     assert "**Warning:**" in text
 
@@ -93,8 +115,10 @@ def test_deterministic_and_stdout(setup, first_run, tmp_path, capsys):
     assert _run(setup, tmp_path) == 0
     out, err = capsys.readouterr()
     assert "| Method |" in out and "results.md" in out and "warning:" in err
-    assert open(os.path.join(first_run, "results.json"), "rb").read() == \
-        open(os.path.join(tmp_path, "results.json"), "rb").read()
+    assert (
+        open(os.path.join(first_run, "results.json"), "rb").read()
+        == open(os.path.join(tmp_path, "results.json"), "rb").read()
+    )
 
 
 def test_bad_method(setup, tmp_path, capsys):
@@ -106,8 +130,17 @@ def test_bad_method(setup, tmp_path, capsys):
 
 def test_missing_data(setup, tmp_path, capsys):
     root, data, manifest, model_path = setup
-    code = main(["evaluate", "--model", model_path, "--data", str(tmp_path / "nope"),
-                 "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            model_path,
+            "--data",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2 and "does not exist" in capsys.readouterr().err
 
 
@@ -120,7 +153,9 @@ def test_not_a_model(setup, tmp_path, capsys):
     assert "not a SaGIM or a SaGIMGenerator" in capsys.readouterr().err
     text = tmp_path / "model.keras"
     text.write_text("nope")
-    assert main(["evaluate", "--model", str(text), "--data", data, "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(["evaluate", "--model", str(text), "--data", data, "--out", str(tmp_path / "o")]) == 2
+    )
     assert "not a .keras archive" in capsys.readouterr().err
 
 
@@ -130,12 +165,21 @@ def test_size_mismatch_warning_and_generator(setup, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     tiny_sagim().generator.save(str(run_dir / "generator.keras"))
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(
-        {"estimator": "itti-koch", "data": {"image_size": {"height": 96, "width": 128}}}))
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(
+            {"estimator": "itti-koch", "data": {"image_size": {"height": 96, "width": 128}}}
+        )
+    )
     seen = []
-    result, paths = evaluate_model(str(run_dir / "generator.keras"), data, methods="sagim,identity",
-                                   judges=["spectral-residual"], limit=2, progress=False,
-                                   warn=seen.append)
+    result, paths = evaluate_model(
+        str(run_dir / "generator.keras"),
+        data,
+        methods="sagim,identity",
+        judges=["spectral-residual"],
+        limit=2,
+        progress=False,
+        warn=seen.append,
+    )
     assert paths == {} and result.methods == ["sagim", "identity"] and len(result.rows) == 4
     assert any("trained with estimator 'itti-koch'" in w for w in seen)
     assert any("trained at 128x96" in w and "--size 128x96" in w for w in seen)
@@ -146,7 +190,9 @@ def test_default_judges_and_helpers():
     assert default_judge_specs("itti-koch") == ["itti-koch", "spectral-residual", "fine-grained"]
     assert default_judge_specs("Spectral-Residual") == ["Spectral-Residual", "fine-grained"]
     assert judge_label("salgan:/w/salgan.weights.h5") == "salgan"
-    assert judge_label("keras:/a/x.keras", ["keras:/a/x.keras", "keras:/b/y.keras"]) == "keras:x.keras"
+    assert (
+        judge_label("keras:/a/x.keras", ["keras:/a/x.keras", "keras:/b/y.keras"]) == "keras:x.keras"
+    )
     assert parse_size("64x48") == (64, 48) and parse_size(None) is None
     with pytest.raises(ConfigError):
         parse_size("64")

@@ -35,7 +35,7 @@ def test_rows_and_aggregates(result):
     assert 0.0 < result.aggregates["wsr"]["non_affine"] <= 1.0
     assert result.aggregates["wsr"]["colour_cast_outside"] > 0.0
     for j in JUDGES:
-        assert ident["judges"][j]["c2"] == 0.0          # an unchanged image never satisfies C2
+        assert ident["judges"][j]["c2"] == 0.0  # an unchanged image never satisfies C2
         assert result.aggregates["wsr"]["judges"][j]["c2"] > 0.0
         for m in result.methods:
             s = result.aggregates[m]["judges"][j]
@@ -53,20 +53,33 @@ def test_rows_and_aggregates(result):
 
 
 def test_deterministic(result):
-    again = evaluate_methods(records(4), {"identity": identity_method, **baseline_methods(["wsr"])}, JUDGES, progress=False)
+    again = evaluate_methods(
+        records(4),
+        {"identity": identity_method, **baseline_methods(["wsr"])},
+        JUDGES,
+        progress=False,
+    )
     assert json.dumps(again.rows, default=str) == json.dumps(result.rows, default=str)
 
 
 def test_write_report(result, tmp_path):
-    paths = write_report(result, tmp_path, title="Synthetic check", ablation_variants=["identity", "wsr"],
-                         extra={"judges": list(JUDGES)})
+    paths = write_report(
+        result,
+        tmp_path,
+        title="Synthetic check",
+        ablation_variants=["identity", "wsr"],
+        extra={"judges": list(JUDGES)},
+    )
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["methods"] == ["identity", "wsr"] and len(data["rows"]) == 8
     assert data["aggregates"]["identity"]["psnr"] is None  # inf PSNR -> null, valid JSON
     assert data["run"]["judges"] == list(JUDGES)
     md = (tmp_path / "results.md").read_text()
     assert "# Synthetic check" in md
-    assert "| Method | spectral-residual C1 (%) | lab-contrast C1 (%) | spectral-residual C2 (%) | lab-contrast C2 (%) | MSE | PSNR (dB) | non-affine | ΔE outside | n |" in md
+    assert (
+        "| Method | spectral-residual C1 (%) | lab-contrast C1 (%) | spectral-residual C2 (%) | lab-contrast C2 (%) | MSE | PSNR (dB) | non-affine | ΔE outside | n |"
+        in md
+    )
     assert "| identity |" in md and "| wsr |" in md
     assert "| lab-contrast w/ C2 |" in md  # the ablation table
     for m in ("identity", "wsr"):
@@ -103,7 +116,12 @@ def test_judge_and_method_outputs_are_checked():
     assert r.rows[0]["judges"]["t"]["c1"] is False
 
     with pytest.raises(InputError, match="judge 'small'"):
-        evaluate_methods(recs, {"id": identity_method}, {"small": lambda x: np.zeros((1, 4, 4, 1))}, progress=False)
+        evaluate_methods(
+            recs,
+            {"id": identity_method},
+            {"small": lambda x: np.zeros((1, 4, 4, 1))},
+            progress=False,
+        )
     with pytest.raises(InputError, match="method 'crop'"):
         evaluate_methods(recs, {"crop": lambda i, b, g: i[:-1]}, JUDGES, progress=False)
     with pytest.raises(InputError, match="mask_high"):

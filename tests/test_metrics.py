@@ -74,7 +74,9 @@ def test_guidance_consistency_uses_means_over_masks():
 )
 def test_guidance_consistency_rejects_bad_input(bad):
     low, high = _masks()
-    args = dict(sal_original=np.zeros((8, 8)), sal_edited=np.zeros((8, 8)), mask_low=low, mask_high=high)
+    args = dict(
+        sal_original=np.zeros((8, 8)), sal_edited=np.zeros((8, 8)), mask_low=low, mask_high=high
+    )
     args.update(bad)
     with pytest.raises(InputError):
         M.guidance_consistency(**args)
@@ -127,8 +129,13 @@ def test_ssim_is_skimages(seed):
     a = np.clip(base + 0.05 * rng.standard_normal(base.shape), 0, 1).astype(np.float32)
     b = np.clip(a + rng.normal(0, 0.08, a.shape) + 0.05, 0, 1).astype(np.float32)
     ref = structural_similarity(
-        a.astype(np.float64), b.astype(np.float64), data_range=1, channel_axis=-1,
-        gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+        a.astype(np.float64),
+        b.astype(np.float64),
+        data_range=1,
+        channel_axis=-1,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
     )
     # The same call on the same float64 arrays: equal to the last bit.
     assert M.ssim(a, b) == ref
@@ -146,10 +153,10 @@ def test_changed_outside_counts_only_outside_pixels():
     a = np.zeros((4, 5, 3), np.float32)
     b = a.copy()
     region = np.zeros((4, 5), bool)
-    region[0] = True            # 5 pixels inside, 15 outside
-    b[0] = 1.0                  # inside changes do not count
-    b[1, :3, 1] = 0.2           # 3 outside pixels changed by 0.2 in one channel
-    b[2, 0] = 0.01              # below threshold
+    region[0] = True  # 5 pixels inside, 15 outside
+    b[0] = 1.0  # inside changes do not count
+    b[1, :3, 1] = 0.2  # 3 outside pixels changed by 0.2 in one channel
+    b[2, 0] = 0.01  # below threshold
     assert M.changed_outside(a, b, region, threshold=0.05) == pytest.approx(3 / 15)
     assert M.changed_outside(a, b, region, threshold=0.5) == 0.0
     assert M.changed_outside(a, b, np.ones((4, 5), bool)) == 0.0
@@ -159,9 +166,27 @@ def test_changed_outside_counts_only_outside_pixels():
 
 def test_aggregate_percentages_means_and_nesting():
     rows = [
-        {"id": "0", "method": "a", "mse": 0.1, "psnr": 10.0, "judges": {"j": {"c1": True, "c2": False, "cc": 0.5}}},
-        {"id": "1", "method": "a", "mse": 0.3, "psnr": float("inf"), "judges": {"j": {"c1": False, "c2": False, "cc": 0.7}}},
-        {"id": "0", "method": "b", "mse": 0.0, "psnr": 30.0, "judges": {"j": {"c1": True, "c2": True, "cc": 1.0}}},
+        {
+            "id": "0",
+            "method": "a",
+            "mse": 0.1,
+            "psnr": 10.0,
+            "judges": {"j": {"c1": True, "c2": False, "cc": 0.5}},
+        },
+        {
+            "id": "1",
+            "method": "a",
+            "mse": 0.3,
+            "psnr": float("inf"),
+            "judges": {"j": {"c1": False, "c2": False, "cc": 0.7}},
+        },
+        {
+            "id": "0",
+            "method": "b",
+            "mse": 0.0,
+            "psnr": 30.0,
+            "judges": {"j": {"c1": True, "c2": True, "cc": 1.0}},
+        },
     ]
     agg = M.aggregate(rows)
     assert set(agg) == {"a", "b"}

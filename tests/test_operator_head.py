@@ -16,8 +16,14 @@ from tests.test_case import run_model_saving_test, run_serialization_test
 
 
 def _g(**kw):
-    args = dict(base_filters=4, depth=2, num_residual_blocks=1, head="operators", field_stride=8,
-                work_size=48)
+    args = dict(
+        base_filters=4,
+        depth=2,
+        num_residual_blocks=1,
+        head="operators",
+        field_stride=8,
+        work_size=48,
+    )
     args.update(kw)
     return SaGIMGenerator(**args)
 
@@ -28,7 +34,7 @@ def _inputs(h=40, w=56, seed=0):
     img = np.stack([0.2 + 0.6 * xx, 0.3 + 0.4 * yy, 0.6 - 0.3 * xx], -1)
     img = np.clip(img + 0.03 * rng.standard_normal(img.shape), 0, 1).astype(np.float32)
     guide = np.zeros((h, w, 1), np.float32)
-    guide[h // 4: h // 2, w // 4: w // 2] = 1.0
+    guide[h // 4 : h // 2, w // 4 : w // 2] = 1.0
     return img, guide
 
 
@@ -37,8 +43,12 @@ def _nudge(g, seed=1):
     rng = np.random.default_rng(seed)
     layer = g.get_layer("fields_coarse")
     kernel, bias = layer.get_weights()
-    layer.set_weights([rng.normal(0, 0.3, kernel.shape).astype(np.float32),
-                       rng.normal(0, 0.5, bias.shape).astype(np.float32)])
+    layer.set_weights(
+        [
+            rng.normal(0, 0.3, kernel.shape).astype(np.float32),
+            rng.normal(0, 0.5, bias.shape).astype(np.float32),
+        ]
+    )
     return g
 
 
@@ -51,8 +61,14 @@ def test_an_untrained_operator_head_returns_the_photo_exactly():
 
 def test_serialization_and_saving():
     img, guide = _inputs(32, 32)
-    kwargs = dict(base_filters=4, depth=2, num_residual_blocks=1, head="operators",
-                  field_stride=16, work_size=64)
+    kwargs = dict(
+        base_filters=4,
+        depth=2,
+        num_residual_blocks=1,
+        head="operators",
+        field_stride=16,
+        work_size=64,
+    )
     run_serialization_test(SaGIMGenerator, kwargs)
     run_model_saving_test(SaGIMGenerator, kwargs, [img[None], guide[None]])
 
@@ -95,8 +111,9 @@ def test_strength_scales_the_settings_and_zero_is_the_photo():
     fields = np.random.default_rng(0).normal(0, 1, (6, 8, NUM_OPERATORS)).astype(np.float32)
     assert not np.any(scale_fields(fields, 0.0))
     np.testing.assert_array_equal(scale_fields(fields, 1.0), fields)
-    np.testing.assert_allclose(np.tanh(scale_fields(fields, 0.5)), 0.5 * np.tanh(fields),
-                               atol=1e-6)  # float32 tanh/arctanh round trip
+    np.testing.assert_allclose(
+        np.tanh(scale_fields(fields, 0.5)), 0.5 * np.tanh(fields), atol=1e-6
+    )  # float32 tanh/arctanh round trip
 
 
 def test_edit_image_with_the_operator_head(caplog):
@@ -111,7 +128,9 @@ def test_edit_image_with_the_operator_head(caplog):
     zero = edit_image(editor, img, emphasize=[(20, 20, 80, 70)], strength=0.0)
     assert np.array_equal(zero["edited"], img)  # strength 0: the photo, bit for bit
     with pytest.raises(ConfigError):
-        predict_fields(SaGIMGenerator(base_filters=4, depth=1, num_residual_blocks=0), img, img[..., :1])
+        predict_fields(
+            SaGIMGenerator(base_filters=4, depth=1, num_residual_blocks=0), img, img[..., :1]
+        )
 
 
 @pytest.mark.parametrize("factor", [1, 2, 3, 8])
@@ -133,14 +152,21 @@ def test_the_config_builds_an_operator_head_at_the_training_size():
     from sagim_tf.training.config import config_from_dict
     from sagim_tf.training.run import build_model
 
-    cfg = config_from_dict({
-        "estimator": "itti-koch",
-        "data": {"image_size": {"height": 24, "width": 40}},
-        "generator": {"base_filters": 4, "depth": 2, "num_residual_blocks": 0,
-                      "head": "operators", "field_stride": 4},
-        "features": {"layers": ["block1_conv1"]},
-        "losses": {"color_kernel_size": 5},
-    })
+    cfg = config_from_dict(
+        {
+            "estimator": "itti-koch",
+            "data": {"image_size": {"height": 24, "width": 40}},
+            "generator": {
+                "base_filters": 4,
+                "depth": 2,
+                "num_residual_blocks": 0,
+                "head": "operators",
+                "field_stride": 4,
+            },
+            "features": {"layers": ["block1_conv1"]},
+            "losses": {"color_kernel_size": 5},
+        }
+    )
     g = build_model(cfg).generator
     assert (g.head, g.field_stride, g.work_size) == ("operators", 4, 40)
     for bad, match in (({"head": "lut"}, "generator.head"), ({"field_stride": 6}, "power of 2")):

@@ -19,7 +19,7 @@ def _photo(h=96, w=128, seed=0):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
     img = np.stack([0.2 + 0.5 * xx, 0.3 + 0.4 * yy, 0.6 - 0.4 * xx * yy], -1)
-    img[h // 4: h // 2, w // 4: w // 2] = (0.8, 0.2, 0.1)
+    img[h // 4 : h // 2, w // 4 : w // 2] = (0.8, 0.2, 0.1)
     img += 0.03 * rng.standard_normal(img.shape)
     return np.clip(img, 0, 1).astype(np.float32)
 
@@ -35,19 +35,21 @@ def _reference_residual(original, edited, r, eps):
     coef = np.zeros((h, w, 3, 4))  # per channel: a (3) and b
     for y in range(h):
         for x in range(w):
-            X = ip[y:y + 2 * r + 1, x:x + 2 * r + 1].reshape(n, 3)
+            X = ip[y : y + 2 * r + 1, x : x + 2 * r + 1].reshape(n, 3)
             Xc = np.hstack([X, np.ones((n, 1))])
             # ridge on a only: minimise mean((Xa + b - t)^2) + eps |a|^2
             ridge = np.sqrt(n * eps) * np.hstack([np.eye(3), np.zeros((3, 1))])
             A = np.vstack([Xc, ridge])
             for c in range(3):
-                t = np.concatenate([dp[y:y + 2 * r + 1, x:x + 2 * r + 1, c].reshape(n), np.zeros(3)])
+                t = np.concatenate(
+                    [dp[y : y + 2 * r + 1, x : x + 2 * r + 1, c].reshape(n), np.zeros(3)]
+                )
                 coef[y, x, c] = np.linalg.lstsq(A, t, rcond=None)[0]
     cp = np.pad(coef, ((r, r), (r, r), (0, 0), (0, 0)), mode="reflect")
     mean_coef = np.zeros_like(coef)
     for y in range(h):
         for x in range(w):
-            mean_coef[y, x] = cp[y:y + 2 * r + 1, x:x + 2 * r + 1].mean(axis=(0, 1))
+            mean_coef[y, x] = cp[y : y + 2 * r + 1, x : x + 2 * r + 1].mean(axis=(0, 1))
     fitted = np.einsum("hwck,hwk->hwc", mean_coef[..., :3], i) + mean_coef[..., 3]
     return d - fitted
 
@@ -90,8 +92,12 @@ def test_ringing_at_edges_scores_higher_than_a_smooth_local_edit():
     orig = _photo()
     h, w = orig.shape[:2]
     # ringing: a sharpening overshoot concentrated at the block's edges
-    blurred = np.stack([np.convolve(row, np.ones(5) / 5, mode="same") for row in
-                        orig.reshape(-1, w * 3).reshape(h, w, 3).transpose(0, 2, 1).reshape(-1, w)])
+    blurred = np.stack(
+        [
+            np.convolve(row, np.ones(5) / 5, mode="same")
+            for row in orig.reshape(-1, w * 3).reshape(h, w, 3).transpose(0, 2, 1).reshape(-1, w)
+        ]
+    )
     blurred = blurred.reshape(h, 3, w).transpose(0, 2, 1)
     ringing = np.clip(orig + 1.5 * (orig - blurred), 0, 1)
     # a smooth local edit: exposure that rises slowly from left to right

@@ -49,7 +49,12 @@ def _rule_from_json(path):
 def test_selected_count_matches_rule(built):
     root, synth, out, manifest, records = built
     expected = _rule_from_json(os.path.join(synth, "instances.json"))
-    assert 0 < manifest["counts"]["selected"] == len(expected) < manifest["counts"]["images_in_annotations"]
+    assert (
+        0
+        < manifest["counts"]["selected"]
+        == len(expected)
+        < manifest["counts"]["images_in_annotations"]
+    )
     for r in records:
         assert r["image_id"] in expected
         assert r["object_ann_ids"] == expected[r["image_id"]]
@@ -67,7 +72,10 @@ def test_manifest(built):
     files = sorted(f for f in os.listdir(out))
     assert files == sorted(["manifest.json"] + [s["file"] for s in manifest["shards"]])
     assert [s["file"] for s in manifest["shards"]][:3] == [
-        "train-00000-of-00003.tfrecord", "train-00001-of-00003.tfrecord", "train-00002-of-00003.tfrecord"]
+        "train-00000-of-00003.tfrecord",
+        "train-00001-of-00003.tfrecord",
+        "train-00002-of-00003.tfrecord",
+    ]
 
 
 def test_guiding_maps(built):
@@ -92,7 +100,9 @@ def test_guiding_maps(built):
         assert r["object_ann_ids"][int(np.argmin(means))] == r["low_ann_id"]
         assert r["object_ann_ids"][int(np.argmax(means))] == r["high_ann_id"]
         # Smooth: neighbour differences stay under the Gaussian's bound.
-        assert np.abs(np.diff(g, axis=0)).max() <= bound and np.abs(np.diff(g, axis=1)).max() <= bound
+        assert (
+            np.abs(np.diff(g, axis=0)).max() <= bound and np.abs(np.diff(g, axis=1)).max() <= bound
+        )
         a, b = r["factors"]
         assert 0.5 <= a <= 1.0 and 0.2 <= b <= 0.6
         flipped += g[lo].mean() > g[hi].mean()
@@ -106,7 +116,7 @@ def test_guidance_unit():
     masks[0][2:12, 2:12] = True
     masks[1][20:35, 5:20] = True
     masks[2][5:30, 25:38] = True
-    s[masks[0]] = 0.0   # E gives O_low nothing: the additive raise still lifts it
+    s[masks[0]] = 0.0  # E gives O_low nothing: the additive raise still lifts it
     s[masks[2]] = 1.0
     res = make_guidance(s, masks, rng, GuidanceConfig(sigma_fraction=0.05))
     assert (res.low, res.high) == (0, 2)
@@ -123,10 +133,23 @@ def test_guidance_unit():
 
 def test_same_seed_same_bytes(built, tmp_path):
     root, synth, out, manifest, records = built
-    cfg = BuildConfig(size=SIZE, train=8, test=6, seed=5, shard_size=3,
-                      guidance=GuidanceConfig(sigma_fraction=SIGMA_FRACTION))
-    build_sam(os.path.join(synth, "images"), [os.path.join(synth, "instances.json")], str(tmp_path / "again"),
-              "test-contrast", cfg, progress=False, log=lambda m: None)
+    cfg = BuildConfig(
+        size=SIZE,
+        train=8,
+        test=6,
+        seed=5,
+        shard_size=3,
+        guidance=GuidanceConfig(sigma_fraction=SIGMA_FRACTION),
+    )
+    build_sam(
+        os.path.join(synth, "images"),
+        [os.path.join(synth, "instances.json")],
+        str(tmp_path / "again"),
+        "test-contrast",
+        cfg,
+        progress=False,
+        log=lambda m: None,
+    )
     assert files_bytes(tmp_path / "again") == files_bytes(out)
 
 
@@ -137,8 +160,16 @@ def test_estimator_object_and_seed(built, tmp_path):
         return np.clip(0.2 + 0.6 * images[..., :1] - 0.3 * images[..., 1:2], 0, 1)
 
     cfg = BuildConfig(size=SIZE, train=8, test=6, seed=6, shard_size=3)
-    m = build_sam(os.path.join(synth, "images"), [os.path.join(synth, "instances.json")], str(tmp_path / "obj"),
-                  flat_plus_red, cfg, estimator_spec="red", progress=False, log=lambda m: None)
+    m = build_sam(
+        os.path.join(synth, "images"),
+        [os.path.join(synth, "instances.json")],
+        str(tmp_path / "obj"),
+        flat_plus_red,
+        cfg,
+        estimator_spec="red",
+        progress=False,
+        log=lambda m: None,
+    )
     assert m["estimator"] == "red" and m["counts"]["train"] + m["counts"]["test"] == 14
     ids = [s["file"] for s in m["shards"]]
     first = read_records(os.path.join(tmp_path / "obj", ids[0]))[0]
@@ -194,9 +225,17 @@ def test_missing_and_corrupt_images_are_skipped(built, tmp_path):
     with open(os.path.join(images, used[1]), "wb") as f:
         f.write(b"\xff\xd8\xff\xe0 not really a jpeg")
     log = []
-    cfg = BuildConfig(size=SIZE, train=8, test=6, seed=5, shard_size=3,
-                      guidance=GuidanceConfig(sigma_fraction=SIGMA_FRACTION))
-    m = build_sam(images, [ann], str(tmp_path / "o"), "test-contrast", cfg, progress=False, log=log.append)
+    cfg = BuildConfig(
+        size=SIZE,
+        train=8,
+        test=6,
+        seed=5,
+        shard_size=3,
+        guidance=GuidanceConfig(sigma_fraction=SIGMA_FRACTION),
+    )
+    m = build_sam(
+        images, [ann], str(tmp_path / "o"), "test-contrast", cfg, progress=False, log=log.append
+    )
     assert m["counts"]["skipped"]["missing"] == 1 and m["counts"]["skipped"]["corrupt"] == 1
     assert m["counts"]["train"] + m["counts"]["test"] == 12
     assert any("missing" in line for line in log) and any("unreadable" in line for line in log)
@@ -210,20 +249,59 @@ def test_bad_inputs(built, tmp_path, capsys):
     quiet = dict(progress=False, log=lambda m: None)
     # Missing annotation file: the API and the CLI.
     with pytest.raises(InputError, match="annotation file not found"):
-        build_sam(images, [ann, str(tmp_path / "nope.json")], str(tmp_path / "o1"), "test-contrast", cfg, **quiet)
-    rc = main(["build-sam", "--images", images, "--annotations", str(tmp_path / "nope.json"),
-               "--out", str(tmp_path / "o1"), "--estimator", "test-contrast", "--no-progress"])
+        build_sam(
+            images,
+            [ann, str(tmp_path / "nope.json")],
+            str(tmp_path / "o1"),
+            "test-contrast",
+            cfg,
+            **quiet,
+        )
+    rc = main(
+        [
+            "build-sam",
+            "--images",
+            images,
+            "--annotations",
+            str(tmp_path / "nope.json"),
+            "--out",
+            str(tmp_path / "o1"),
+            "--estimator",
+            "test-contrast",
+            "--no-progress",
+        ]
+    )
     assert rc == 2 and "annotation file not found" in capsys.readouterr().err
     # Unknown image id and unknown category id.
     doc = json.load(open(ann))
-    bad = dict(doc, annotations=doc["annotations"] + [dict(doc["annotations"][0], id=99999, image_id=424242)])
+    bad = dict(
+        doc,
+        annotations=doc["annotations"] + [dict(doc["annotations"][0], id=99999, image_id=424242)],
+    )
     (tmp_path / "bad_img.json").write_text(json.dumps(bad))
     with pytest.raises(InputError, match="unknown image ids"):
-        build_sam(images, [str(tmp_path / "bad_img.json")], str(tmp_path / "o2"), "test-contrast", cfg, **quiet)
-    bad = dict(doc, annotations=doc["annotations"] + [dict(doc["annotations"][0], id=99999, category_id=77)])
+        build_sam(
+            images,
+            [str(tmp_path / "bad_img.json")],
+            str(tmp_path / "o2"),
+            "test-contrast",
+            cfg,
+            **quiet,
+        )
+    bad = dict(
+        doc,
+        annotations=doc["annotations"] + [dict(doc["annotations"][0], id=99999, category_id=77)],
+    )
     (tmp_path / "bad_cat.json").write_text(json.dumps(bad))
     with pytest.raises(InputError, match="unknown category ids"):
-        build_sam(images, [str(tmp_path / "bad_cat.json")], str(tmp_path / "o3"), "test-contrast", cfg, **quiet)
+        build_sam(
+            images,
+            [str(tmp_path / "bad_cat.json")],
+            str(tmp_path / "o3"),
+            "test-contrast",
+            cfg,
+            **quiet,
+        )
     # The same file twice: duplicate image ids.
     with pytest.raises(InputError, match="appears in both"):
         build_sam(images, [ann, ann], str(tmp_path / "o4"), "test-contrast", cfg, **quiet)
@@ -231,14 +309,30 @@ def test_bad_inputs(built, tmp_path, capsys):
     small = dict(doc, annotations=[dict(a, area=1.0) for a in doc["annotations"]])
     (tmp_path / "small.json").write_text(json.dumps(small))
     with pytest.raises(InputError, match="no image satisfies the selection rule"):
-        build_sam(images, [str(tmp_path / "small.json")], str(tmp_path / "o5"), "test-contrast", cfg, **quiet)
+        build_sam(
+            images,
+            [str(tmp_path / "small.json")],
+            str(tmp_path / "o5"),
+            "test-contrast",
+            cfg,
+            **quiet,
+        )
     # Not JSON at all.
     (tmp_path / "junk.json").write_text("{ not json")
     with pytest.raises(InputError):
-        build_sam(images, [str(tmp_path / "junk.json")], str(tmp_path / "o6"), "test-contrast", cfg, **quiet)
+        build_sam(
+            images,
+            [str(tmp_path / "junk.json")],
+            str(tmp_path / "o6"),
+            "test-contrast",
+            cfg,
+            **quiet,
+        )
     # Missing image folder, unknown estimator, bad options.
     with pytest.raises(InputError, match="image folder not found"):
-        build_sam(str(tmp_path / "noimg"), [ann], str(tmp_path / "o7"), "test-contrast", cfg, **quiet)
+        build_sam(
+            str(tmp_path / "noimg"), [ann], str(tmp_path / "o7"), "test-contrast", cfg, **quiet
+        )
     with pytest.raises(ConfigError, match="unknown estimator"):
         build_sam(images, [ann], str(tmp_path / "o8"), "no-such-estimator", cfg, **quiet)
     with pytest.raises(ConfigError):
@@ -256,13 +350,38 @@ def _cli_build(synth, out, spec, die_at_record=None):
         cmd = [sys.executable, "-m", "sagim_tf"]
     else:
         cmd = [sys.executable, "-m", "tests.sam_helpers", "--die-at-record", str(die_at_record)]
-    cmd += ["build-sam", "--images", os.path.join(synth, "images"),
-           "--annotations", os.path.join(synth, "instances.json"), "--out", out, "--estimator", spec,
-           "--train", "8", "--test", "6", "--size", str(SIZE[0]), str(SIZE[1]), "--seed", "5",
-           "--shard-size", "3", "--no-progress"]
+    cmd += [
+        "build-sam",
+        "--images",
+        os.path.join(synth, "images"),
+        "--annotations",
+        os.path.join(synth, "instances.json"),
+        "--out",
+        out,
+        "--estimator",
+        spec,
+        "--train",
+        "8",
+        "--test",
+        "6",
+        "--size",
+        str(SIZE[0]),
+        str(SIZE[1]),
+        "--seed",
+        "5",
+        "--shard-size",
+        "3",
+        "--no-progress",
+    ]
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
-    return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=240,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return subprocess.run(
+        cmd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
 
 
 def test_kill_and_resume(built, tmp_path):
@@ -270,8 +389,15 @@ def test_kill_and_resume(built, tmp_path):
     spec = save_test_estimator(tmp_path / "contrast.keras")
     reference = str(tmp_path / "reference")
     cfg = BuildConfig(size=SIZE, train=8, test=6, seed=5, shard_size=3)
-    build_sam(os.path.join(synth, "images"), [os.path.join(synth, "instances.json")], reference, spec, cfg,
-              progress=False, log=lambda m: None)
+    build_sam(
+        os.path.join(synth, "images"),
+        [os.path.join(synth, "instances.json")],
+        reference,
+        spec,
+        cfg,
+        progress=False,
+        log=lambda m: None,
+    )
     ref = files_bytes(reference)
 
     target = str(tmp_path / "killed")

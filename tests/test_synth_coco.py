@@ -28,7 +28,13 @@ def synth(tmp_path_factory):
 def test_pycocotools_reads_everything(synth):
     root, ann, coco = synth
     assert len(coco.imgs) == 16
-    assert {c["name"] for c in coco.loadCats(coco.getCatIds())} == {"disc", "box", "triangle", "star", "blob"}
+    assert {c["name"] for c in coco.loadCats(coco.getCatIds())} == {
+        "disc",
+        "box",
+        "triangle",
+        "star",
+        "blob",
+    }
     kinds = set()
     for image_id, info in coco.imgs.items():
         assert (info["width"], info["height"]) == (80, 60)
@@ -68,8 +74,24 @@ def test_same_seed_same_bytes(tmp_path, synth):
 
 
 def test_cli(tmp_path, capsys):
-    assert main(["synth-coco", "--out", str(tmp_path / "c"), "--images", "3", "--seed", "2",
-                 "--size", "48", "40", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "synth-coco",
+                "--out",
+                str(tmp_path / "c"),
+                "--images",
+                "3",
+                "--seed",
+                "2",
+                "--size",
+                "48",
+                "40",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     doc = json.loads((tmp_path / "c" / "instances.json").read_text())
     assert len(doc["images"]) == 3 and doc["images"][0]["width"] == 48
     assert main(["synth-coco", "--out", str(tmp_path / "d"), "--images", "0"]) == 2

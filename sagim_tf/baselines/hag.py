@@ -39,9 +39,7 @@ from sagim_tf.baselines._common import (
 from sagim_tf.utils.errors import InputError
 
 # RGB -> (I, RG, BY) and back.
-_FWD = np.array(
-    [[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [-0.5, -0.5, 1.0]], dtype=np.float32
-)
+_FWD = np.array([[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [-0.5, -0.5, 1.0]], dtype=np.float32)
 _INV = np.linalg.inv(_FWD.astype(np.float64)).astype(np.float32)
 
 
@@ -97,7 +95,9 @@ def hag(
     iterations = int(check_strength("iterations", iterations, 0.0, 100.0))
     cw = np.asarray(channel_weights, dtype=np.float32).reshape(-1)
     if cw.shape != (3,) or not np.isfinite(cw).all() or (cw < 0).any():
-        raise InputError(f"channel_weights: expected 3 non-negative numbers, got {channel_weights!r}")
+        raise InputError(
+            f"channel_weights: expected 3 non-negative numbers, got {channel_weights!r}"
+        )
 
     w = soft_weight(mask, scale_sigma(img, falloff) if falloff > 0 else 0.0)[..., None]
     sigma = scale_sigma(img, surround)
@@ -110,4 +110,3 @@ def hag(
         pv = point_variation(feat, sigma)
         out = np.clip(from_opponent(feat + factor * pv), 0.0, 1.0).astype(np.float32)
     return finish(out)
-

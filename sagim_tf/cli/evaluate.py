@@ -20,30 +20,71 @@ HELP = "evaluate a trained model and the baselines on a SAM split (Table 1)"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, metavar="PATH",
-                        help=".keras file of a trained SaGIM (sagim.keras) or a bare generator "
-                             "(generator.keras)")
-    parser.add_argument("--data", required=True, metavar="SAMDIR",
-                        help="a `sagim build-sam` output folder")
-    parser.add_argument("--split", default="test", choices=("test", "train"),
-                        help="which split to evaluate (default test)")
-    parser.add_argument("--guidance", default="binary", choices=("binary", "continuous"),
-                        help="the guiding map G receives: binary (O_low's mask, as in Table 1; "
-                             "default) or continuous; the baselines always use the binary map")
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), metavar="M,...",
-                        help="comma-separated methods among " + ", ".join(KNOWN_METHODS)
-                             + " (default " + ",".join(DEFAULT_METHODS) + ")")
-    parser.add_argument("--judges", default=None, metavar="SPEC,...",
-                        help="comma-separated estimator specs to judge with (default: the data's "
-                             "estimator, spectral-residual and fine-grained)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help="evaluate only the first N records of the split")
-    parser.add_argument("--size", default=None, metavar="WxH",
-                        help="evaluate at this size (default: the data's stored size)")
-    parser.add_argument("--examples", type=int, default=4, metavar="N",
-                        help="records drawn in each method's PNG grid (default 4)")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="folder for results.json, results.md and examples/")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="PATH",
+        help=".keras file of a trained SaGIM (sagim.keras) or a bare generator (generator.keras)",
+    )
+    parser.add_argument(
+        "--data", required=True, metavar="SAMDIR", help="a `sagim build-sam` output folder"
+    )
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "train"),
+        help="which split to evaluate (default test)",
+    )
+    parser.add_argument(
+        "--guidance",
+        default="binary",
+        choices=("binary", "continuous"),
+        help="the guiding map G receives: binary (O_low's mask, as in Table 1; "
+        "default) or continuous; the baselines always use the binary map",
+    )
+    parser.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        metavar="M,...",
+        help="comma-separated methods among "
+        + ", ".join(KNOWN_METHODS)
+        + " (default "
+        + ",".join(DEFAULT_METHODS)
+        + ")",
+    )
+    parser.add_argument(
+        "--judges",
+        default=None,
+        metavar="SPEC,...",
+        help="comma-separated estimator specs to judge with (default: the data's "
+        "estimator, spectral-residual and fine-grained)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate only the first N records of the split",
+    )
+    parser.add_argument(
+        "--size",
+        default=None,
+        metavar="WxH",
+        help="evaluate at this size (default: the data's stored size)",
+    )
+    parser.add_argument(
+        "--examples",
+        type=int,
+        default=4,
+        metavar="N",
+        help="records drawn in each method's PNG grid (default 4)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder for results.json, results.md and examples/",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
 
@@ -61,9 +102,18 @@ def run(args) -> int:
         print(f"sagim evaluate: warning: {message}", file=sys.stderr, flush=True)
 
     result, paths = evaluate_model(
-        args.model, args.data, split=args.split, guidance=args.guidance, methods=args.methods,
-        judges=args.judges, limit=args.limit, out_dir=args.out, progress=not args.no_progress,
-        size=args.size, n_examples=args.examples, warn=warn,
+        args.model,
+        args.data,
+        split=args.split,
+        guidance=args.guidance,
+        methods=args.methods,
+        judges=args.judges,
+        limit=args.limit,
+        out_dir=args.out,
+        progress=not args.no_progress,
+        size=args.size,
+        n_examples=args.examples,
+        warn=warn,
     )
     n = result.settings.get("n_records")
     print(f"\n{n} image(s) of {args.data} ({args.split}), guidance {args.guidance}\n")
@@ -74,6 +124,8 @@ def run(args) -> int:
     for method, path in paths.get("grids", {}).items():
         print(f"sagim evaluate: wrote {path} ({method})")
     if result.settings.get("warnings"):
-        print(f"sagim evaluate: {len(result.settings['warnings'])} warning(s), see above and "
-              f"{paths['markdown']}")
+        print(
+            f"sagim evaluate: {len(result.settings['warnings'])} warning(s), see above and "
+            f"{paths['markdown']}"
+        )
     return 0

@@ -87,8 +87,12 @@ def _record(rec: Mapping, index: int) -> dict:
         if not m.any():
             raise InputError(f"record {rid}: {name} is empty")
     return {
-        "id": rid, "image": image, "guidance": guidance, "guidance_binary": binary,
-        "mask_low": mask_low, "mask_high": mask_high,
+        "id": rid,
+        "image": image,
+        "guidance": guidance,
+        "guidance_binary": binary,
+        "mask_low": mask_low,
+        "mask_high": mask_high,
     }
 
 
@@ -116,7 +120,11 @@ def run_judge(judge: Judge, images: np.ndarray, name: str = "judge") -> np.ndarr
 
 
 def _edit(method: Method, name: str, rec: dict) -> np.ndarray:
-    out = method(rec["image"].copy(), rec["guidance_binary"][..., None].copy(), rec["guidance"][..., None].copy())
+    out = method(
+        rec["image"].copy(),
+        rec["guidance_binary"][..., None].copy(),
+        rec["guidance"][..., None].copy(),
+    )
     if hasattr(out, "numpy") and not isinstance(out, np.ndarray):
         out = out.numpy()
     out = np.asarray(out)
@@ -205,21 +213,30 @@ def evaluate_methods(
                 s0, s1 = maps[j][0], maps[j][k]
                 scores = metrics.guidance_consistency(s0, s1, rec["mask_low"], rec["mask_high"])
                 scores["cc"] = metrics.cc(rec["guidance"], s1)
-                scores["kl"] = metrics.kl(rec["guidance"], s1) if s1.sum() > 0 and rec["guidance"].sum() > 0 else None
+                scores["kl"] = (
+                    metrics.kl(rec["guidance"], s1)
+                    if s1.sum() > 0 and rec["guidance"].sum() > 0
+                    else None
+                )
                 row["judges"][str(j)] = scores
             rows.append(row)
         if len(examples) < n_examples:
-            examples.append({
-                "id": rec["id"],
-                "image": rec["image"],
-                "guidance": rec["guidance"],
-                "guidance_binary": rec["guidance_binary"],
-                "edited": {str(m): edits[m] for m in methods},
-                "maps": {
-                    str(j): {"original": maps[j][0], **{str(m): maps[j][k] for k, m in enumerate(methods, 1)}}
-                    for j in judges
-                },
-            })
+            examples.append(
+                {
+                    "id": rec["id"],
+                    "image": rec["image"],
+                    "guidance": rec["guidance"],
+                    "guidance_binary": rec["guidance_binary"],
+                    "edited": {str(m): edits[m] for m in methods},
+                    "maps": {
+                        str(j): {
+                            "original": maps[j][0],
+                            **{str(m): maps[j][k] for k, m in enumerate(methods, 1)},
+                        }
+                        for j in judges
+                    },
+                }
+            )
     if not rows:
         raise InputError("evaluate_methods: no records to evaluate")
     return EvaluationResult(
@@ -253,5 +270,7 @@ def baseline_methods(names=("wsr", "hag", "oha", "operator-rule"), **kwargs) -> 
         out[str(name).lower()] = method
     unknown = set(kwargs) - {str(n).lower() for n in names}
     if unknown:
-        raise ConfigError(f"baseline_methods: parameters given for unused baselines {sorted(unknown)}")
+        raise ConfigError(
+            f"baseline_methods: parameters given for unused baselines {sorted(unknown)}"
+        )
     return out

@@ -260,7 +260,9 @@ def changed_outside(original, edited, region_mask, threshold: float = 0.05) -> f
     _same_shape(x, y, "original/edited")
     region = as_plane(region_mask, "region_mask") > 0.5
     if region.shape != x.shape[:2]:
-        raise InputError(f"region_mask: shape {region.shape} does not match the image's {x.shape[:2]}")
+        raise InputError(
+            f"region_mask: shape {region.shape} does not match the image's {x.shape[:2]}"
+        )
     outside = ~region
     if not outside.any():
         return 0.0

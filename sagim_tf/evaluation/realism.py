@@ -53,8 +53,10 @@ def _inverse_3x3(m: np.ndarray) -> np.ndarray:
     """Inverse of (..., 3, 3) symmetric positive definite matrices, by the adjugate."""
     a, b, c = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
     e, f, i = m[..., 1, 1], m[..., 1, 2], m[..., 2, 2]
-    co = np.stack([e * i - f * f, c * f - b * i, b * f - c * e,
-                   a * i - c * c, b * c - a * f, a * e - b * b], -1)
+    co = np.stack(
+        [e * i - f * f, c * f - b * i, b * f - c * e, a * i - c * c, b * c - a * f, a * e - b * b],
+        -1,
+    )
     det = a * co[..., 0] + b * co[..., 1] + c * co[..., 2]
     inv = np.empty(m.shape, m.dtype)
     for (r, s), j in {(0, 0): 0, (0, 1): 1, (0, 2): 2, (1, 1): 3, (1, 2): 4, (2, 2): 5}.items():
@@ -62,8 +64,9 @@ def _inverse_3x3(m: np.ndarray) -> np.ndarray:
     return inv
 
 
-def local_affine_residual(original, edited, radius: int | None = None,
-                          eps: float = DEFAULT_EPS) -> np.ndarray:
+def local_affine_residual(
+    original, edited, radius: int | None = None, eps: float = DEFAULT_EPS
+) -> np.ndarray:
     """The part of ``edited - original`` that no local affine colour map explains.
 
     Args:
@@ -78,8 +81,10 @@ def local_affine_residual(original, edited, radius: int | None = None,
     i = check_image(original, "original").astype(np.float64)
     p = check_image(edited, "edited").astype(np.float64)
     if i.ndim != 3 or i.shape != p.shape:
-        raise InputError(f"realism: original {i.shape} and edited {p.shape} must be one "
-                         "(H, W, 3) image each, of the same size")
+        raise InputError(
+            f"realism: original {i.shape} and edited {p.shape} must be one "
+            "(H, W, 3) image each, of the same size"
+        )
     h, w = i.shape[:2]
     r = default_radius(h, w) if radius is None else int(radius)
     if r < 1 or 2 * r + 1 > min(h, w):
@@ -89,13 +94,15 @@ def local_affine_residual(original, edited, radius: int | None = None,
     cov = np.empty((h, w, 3, 3))
     for k in range(3):
         for m in range(k, 3):
-            cov[..., k, m] = cov[..., m, k] = _box(i[..., k] * i[..., m], r) - mean_i[..., k] * mean_i[..., m]
+            cov[..., k, m] = cov[..., m, k] = (
+                _box(i[..., k] * i[..., m], r) - mean_i[..., k] * mean_i[..., m]
+            )
     cov += eps * np.eye(3)
     inv = _inverse_3x3(cov)
     fitted = np.empty_like(d)
     for c in range(3):
         mean_d = _box(d[..., c], r)
-        cross = _box(i * d[..., c:c + 1], r) - mean_i * mean_d[..., None]
+        cross = _box(i * d[..., c : c + 1], r) - mean_i * mean_d[..., None]
         a = np.einsum("hwkm,hwm->hwk", inv, cross)
         b = mean_d - np.einsum("hwk,hwk->hw", a, mean_i)
         fitted[..., c] = np.einsum("hwk,hwk->hw", _box(a, r), i) + _box(b, r)
@@ -129,8 +136,10 @@ def colour_cast_outside(original, edited, inside) -> float:
     if mask.ndim == 3:
         mask = mask[..., 0]
     if i.shape != p.shape or mask.shape != i.shape[:2]:
-        raise InputError(f"colour cast: original {i.shape}, edited {p.shape} and mask "
-                         f"{mask.shape} must share H and W")
+        raise InputError(
+            f"colour cast: original {i.shape}, edited {p.shape} and mask "
+            f"{mask.shape} must share H and W"
+        )
     outside = mask == 0
     if not outside.any():
         return 0.0

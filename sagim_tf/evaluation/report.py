@@ -26,10 +26,34 @@ from sagim_tf.utils.io import atomic_write, to_uint8, write_json, write_text
 
 # Paper, Table 1 (binary guidance) and Table 2, for side-by-side reading of our numbers.
 PAPER_TABLE1 = {
-    "Ours": {"DeepGaze C1": 23.1, "SalGAN C1": 70.2, "DeepGaze C2": 36.5, "SalGAN C2": 86.9, "MSE": 0.06},
-    "OHA": {"DeepGaze C1": 15.7, "SalGAN C1": 12.0, "DeepGaze C2": 32.9, "SalGAN C2": 42.7, "MSE": 0.12},
-    "HAG": {"DeepGaze C1": 18.9, "SalGAN C1": 11.3, "DeepGaze C2": 34.9, "SalGAN C2": 47.8, "MSE": 0.04},
-    "WSR": {"DeepGaze C1": 17.4, "SalGAN C1": 10.6, "DeepGaze C2": 36.7, "SalGAN C2": 40.6, "MSE": 0.07},
+    "Ours": {
+        "DeepGaze C1": 23.1,
+        "SalGAN C1": 70.2,
+        "DeepGaze C2": 36.5,
+        "SalGAN C2": 86.9,
+        "MSE": 0.06,
+    },
+    "OHA": {
+        "DeepGaze C1": 15.7,
+        "SalGAN C1": 12.0,
+        "DeepGaze C2": 32.9,
+        "SalGAN C2": 42.7,
+        "MSE": 0.12,
+    },
+    "HAG": {
+        "DeepGaze C1": 18.9,
+        "SalGAN C1": 11.3,
+        "DeepGaze C2": 34.9,
+        "SalGAN C2": 47.8,
+        "MSE": 0.04,
+    },
+    "WSR": {
+        "DeepGaze C1": 17.4,
+        "SalGAN C1": 10.6,
+        "DeepGaze C2": 36.7,
+        "SalGAN C2": 40.6,
+        "MSE": 0.07,
+    },
 }
 PAPER_TABLE2 = {
     "SalGAN w/ C1": {"Ours": 45.0, "w/o Lcycle": 37.4, "w/o Ladv": 24.3, "w/o Lcolor": 25.3},
@@ -85,18 +109,28 @@ def _fmt(v, digits: int = 1) -> str:
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
 
-def format_table1(aggregates: Mapping, judges: Sequence[str], methods: Sequence[str] | None = None) -> str:
+def format_table1(
+    aggregates: Mapping, judges: Sequence[str], methods: Sequence[str] | None = None
+) -> str:
     """Table 1 shape: one row per method; ``<judge> C1`` for all judges, then ``<judge> C2``,
     then MSE (x100 is *not* applied; [0, 1] scale, 4 decimals), PSNR (dB) and the
     photorealism measures: the non-affine share of the edit and the ΔE outside the guided
     regions (:mod:`sagim_tf.evaluation.realism`)."""
     methods = list(methods) if methods is not None else list(aggregates)
-    header = ["Method"] + [f"{j} C1 (%)" for j in judges] + [f"{j} C2 (%)" for j in judges] + ["MSE", "PSNR (dB)", "non-affine", "ΔE outside", "n"]
+    header = (
+        ["Method"]
+        + [f"{j} C1 (%)" for j in judges]
+        + [f"{j} C2 (%)" for j in judges]
+        + ["MSE", "PSNR (dB)", "non-affine", "ΔE outside", "n"]
+    )
     rows = []
     for m in methods:
         agg = aggregates.get(m, {})
@@ -105,13 +139,20 @@ def format_table1(aggregates: Mapping, judges: Sequence[str], methods: Sequence[
             [str(m)]
             + [_fmt(js.get(j, {}).get("c1")) for j in judges]
             + [_fmt(js.get(j, {}).get("c2")) for j in judges]
-            + [_fmt(agg.get("mse"), 4), _fmt(agg.get("psnr"), 2), _fmt(agg.get("non_affine"), 4),
-               _fmt(agg.get("colour_cast_outside"), 2), str(agg.get("n", "-"))]
+            + [
+                _fmt(agg.get("mse"), 4),
+                _fmt(agg.get("psnr"), 2),
+                _fmt(agg.get("non_affine"), 4),
+                _fmt(agg.get("colour_cast_outside"), 2),
+                str(agg.get("n", "-")),
+            ]
         )
     return _md_table(header, rows)
 
 
-def format_details_table(aggregates: Mapping, judges: Sequence[str], methods: Sequence[str] | None = None) -> str:
+def format_details_table(
+    aggregates: Mapping, judges: Sequence[str], methods: Sequence[str] | None = None
+) -> str:
     """Further per-method means: SSIM, share changed outside O_low|O_high, and per judge the
     fit of E(edited) to the continuous guidance (CC up, KL down) and O_low/O_high saliency."""
     methods = list(methods) if methods is not None else list(aggregates)
@@ -122,8 +163,12 @@ def format_details_table(aggregates: Mapping, judges: Sequence[str], methods: Se
     for m in methods:
         agg = aggregates.get(m, {})
         co = agg.get("changed_outside")
-        row = [str(m), _fmt(agg.get("ssim"), 3), _fmt(None if co is None else 100.0 * co, 1),
-               _fmt(agg.get("non_affine_rms"), 2)]
+        row = [
+            str(m),
+            _fmt(agg.get("ssim"), 3),
+            _fmt(None if co is None else 100.0 * co, 1),
+            _fmt(agg.get("non_affine_rms"), 2),
+        ]
         for j in judges:
             s = agg.get("judges", {}).get(j, {})
             row += [
@@ -136,7 +181,9 @@ def format_details_table(aggregates: Mapping, judges: Sequence[str], methods: Se
     return _md_table(header, rows)
 
 
-def format_ablation_table(aggregates: Mapping, judges: Sequence[str], variants: Sequence[str] | None = None) -> str:
+def format_ablation_table(
+    aggregates: Mapping, judges: Sequence[str], variants: Sequence[str] | None = None
+) -> str:
     """Table 2 shape: variants (e.g. "full", "w/o Lcycle") as columns; rows ``<judge> w/ C1``
     and ``<judge> w/ C2`` with percentages. Each variant is a method of one evaluation run."""
     variants = list(variants) if variants is not None else list(aggregates)
@@ -146,16 +193,28 @@ def format_ablation_table(aggregates: Mapping, judges: Sequence[str], variants: 
         for j in judges:
             rows.append(
                 [f"{j} w/ {crit.upper()}"]
-                + [_fmt(aggregates.get(v, {}).get("judges", {}).get(j, {}).get(crit)) for v in variants]
+                + [
+                    _fmt(aggregates.get(v, {}).get("judges", {}).get(j, {}).get(crit))
+                    for v in variants
+                ]
             )
     return _md_table(header, rows)
 
 
 def _paper_tables() -> str:
     t1_cols = ["DeepGaze C1", "SalGAN C1", "DeepGaze C2", "SalGAN C2", "MSE"]
-    t1 = _md_table(["Method"] + t1_cols, [[m] + [_fmt(v[c], 2 if c == "MSE" else 1) for c in t1_cols] for m, v in PAPER_TABLE1.items()])
+    t1 = _md_table(
+        ["Method"] + t1_cols,
+        [
+            [m] + [_fmt(v[c], 2 if c == "MSE" else 1) for c in t1_cols]
+            for m, v in PAPER_TABLE1.items()
+        ],
+    )
     t2_cols = list(next(iter(PAPER_TABLE2.values())))
-    t2 = _md_table(["Guidance Consistency (%)"] + t2_cols, [[r] + [_fmt(v[c]) for c in t2_cols] for r, v in PAPER_TABLE2.items()])
+    t2 = _md_table(
+        ["Guidance Consistency (%)"] + t2_cols,
+        [[r] + [_fmt(v[c]) for c in t2_cols] for r, v in PAPER_TABLE2.items()],
+    )
     return (
         "### For reference: the paper's numbers (SAM test set, SalGAN/DeepGaze judges)\n\n"
         "Table 1 (binary guidance):\n\n" + t1 + "\n\nTable 2 (ablation):\n\n" + t2 + "\n"
@@ -181,10 +240,22 @@ def format_results_md(
     )
     if notes:
         parts.append(notes.strip() + "\n")
-    parts.append("## Guidance Consistency and distortion (Table 1 layout)\n\n" + format_table1(result.aggregates, result.judges, result.methods) + "\n")
-    parts.append("## Further metrics\n\n" + format_details_table(result.aggregates, result.judges, result.methods) + "\n")
+    parts.append(
+        "## Guidance Consistency and distortion (Table 1 layout)\n\n"
+        + format_table1(result.aggregates, result.judges, result.methods)
+        + "\n"
+    )
+    parts.append(
+        "## Further metrics\n\n"
+        + format_details_table(result.aggregates, result.judges, result.methods)
+        + "\n"
+    )
     if ablation_variants:
-        parts.append("## Ablation (Table 2 layout)\n\n" + format_ablation_table(result.aggregates, result.judges, ablation_variants) + "\n")
+        parts.append(
+            "## Ablation (Table 2 layout)\n\n"
+            + format_ablation_table(result.aggregates, result.judges, ablation_variants)
+            + "\n"
+        )
     if include_paper:
         parts.append(_paper_tables())
     return "\n".join(parts)
@@ -218,7 +289,9 @@ def slug(name: str) -> str:
     return s or "method"
 
 
-def write_example_grid(path, examples: Sequence[Mapping], method: str, judges: Sequence[str], tile_width: int = 192) -> str:
+def write_example_grid(
+    path, examples: Sequence[Mapping], method: str, judges: Sequence[str], tile_width: int = 192
+) -> str:
     """One PNG per method: a row per example; columns original, guidance, edited, then for
     each judge its map of the original and of the edited image (inferno colour map)."""
     if not examples:
@@ -231,7 +304,11 @@ def write_example_grid(path, examples: Sequence[Mapping], method: str, judges: S
         labels += [f"{j}: original", f"{j}: edited"]
     label_h, pad = 16, 2
     cols = len(labels)
-    canvas = Image.new("RGB", (cols * (tw + pad) + pad, label_h + len(examples) * (th + pad) + pad), (255, 255, 255))
+    canvas = Image.new(
+        "RGB",
+        (cols * (tw + pad) + pad, label_h + len(examples) * (th + pad) + pad),
+        (255, 255, 255),
+    )
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     for c, text in enumerate(labels):
@@ -264,14 +341,20 @@ def write_report(
     paths = {
         "json": write_results_json(os.path.join(out_dir, "results.json"), result, extra=extra),
         "markdown": write_results_md(
-            os.path.join(out_dir, "results.md"), result, title=title,
-            ablation_variants=ablation_variants, notes=notes,
+            os.path.join(out_dir, "results.md"),
+            result,
+            title=title,
+            ablation_variants=ablation_variants,
+            notes=notes,
         ),
         "grids": {},
     }
     if grids and result.examples:
         for m in result.methods:
             paths["grids"][m] = write_example_grid(
-                os.path.join(out_dir, "examples", f"{slug(m)}.png"), result.examples, m, result.judges
+                os.path.join(out_dir, "examples", f"{slug(m)}.png"),
+                result.examples,
+                m,
+                result.judges,
             )
     return paths

@@ -75,7 +75,9 @@ def parse_list(value, what: str) -> list[str]:
     items = value.split(",") if isinstance(value, str) else list(value)
     out = [str(v).strip() for v in items]
     if not out or any(not v for v in out):
-        raise ConfigError(f"{what}: expected a comma-separated list without empty items, got {value!r}")
+        raise ConfigError(
+            f"{what}: expected a comma-separated list without empty items, got {value!r}"
+        )
     return out
 
 
@@ -177,8 +179,9 @@ def describe_estimator(estimator) -> str:
     return f"{type(estimator).__name__} {getattr(estimator, 'name', '?')!r}"
 
 
-def compatibility_warnings(info: Mapping, manifest: Mapping, data_dir: str,
-                           reference_estimator=None, eval_size=None) -> list[str]:
+def compatibility_warnings(
+    info: Mapping, manifest: Mapping, data_dir: str, reference_estimator=None, eval_size=None
+) -> list[str]:
     """Messages for a model whose estimator or training size differs from the data's.
 
     Args:
@@ -265,8 +268,10 @@ def open_data(data_dir, split: str) -> dict:
 
     data_dir = os.fspath(data_dir)
     if not os.path.isdir(data_dir):
-        raise InputError(f"data {data_dir!r} does not exist; build it with `sagim build-sam` "
-                         "(see docs/dataset.md)")
+        raise InputError(
+            f"data {data_dir!r} does not exist; build it with `sagim build-sam` "
+            "(see docs/dataset.md)"
+        )
     manifest = read_manifest(data_dir)
     counts = manifest.get("counts", {})
     if split not in ("train", "test"):
@@ -368,17 +373,20 @@ def evaluate_model(
 
     records = load_eval_records(data_dir, split=split, size=size, limit=limit)
     method_fns = make_methods(method_names, generator, guidance)
-    result = evaluate_methods(records, method_fns, judge_fns, n_examples=n_examples,
-                              progress=progress, desc="evaluate")
+    result = evaluate_methods(
+        records, method_fns, judge_fns, n_examples=n_examples, progress=progress, desc="evaluate"
+    )
     eval_size = size or tuple(int(v) for v in manifest.get("size", ()))
-    result.settings.update({
-        "split": split,
-        "guidance": guidance,
-        "limit": limit,
-        "size": list(eval_size),
-        "judge_specs": judge_specs,
-        "warnings": warnings,
-    })
+    result.settings.update(
+        {
+            "split": split,
+            "guidance": guidance,
+            "limit": limit,
+            "size": list(eval_size),
+            "judge_specs": judge_specs,
+            "warnings": warnings,
+        }
+    )
     paths = {}
     if out_dir is not None:
         extra = {
@@ -414,7 +422,9 @@ def _notes(settings: Mapping, data_dir, manifest, extra: Mapping) -> str:
     ]
     if extra.get("model"):
         lines.append(f"Model: `{extra['model']}` ({extra.get('model_kind')}).")
-    lines.append("Judges: " + ", ".join(f"`{k}` = `{v}`" for k, v in settings["judge_specs"].items()) + ".")
+    lines.append(
+        "Judges: " + ", ".join(f"`{k}` = `{v}`" for k, v in settings["judge_specs"].items()) + "."
+    )
     for message in settings.get("warnings", []):
         lines.append(f"\n**Warning:** {message}.")
     return "\n".join(lines)

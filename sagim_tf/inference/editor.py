@@ -43,7 +43,6 @@ from sagim_tf.models.sagim import SaGIM
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError, InputError
 
-
 logger = logging.getLogger(__name__)
 
 
@@ -220,8 +219,9 @@ def edit_image(
         raise ConfigError(f"max_side must be a positive integer, got {max_side!r}")
 
     if has_operator_head(editor.generator):
-        return _edit_with_operators(editor, image, guidance, emphasize or (), deemphasize or (),
-                                    a, max_side, box_options)
+        return _edit_with_operators(
+            editor, image, guidance, emphasize or (), deemphasize or (), a, max_side, box_options
+        )
     before = editor.saliency(image)
     if guidance is not None:
         target = check_map(guidance, "guidance")
@@ -256,17 +256,24 @@ def _scaled_boxes(boxes, sx: float, sy: float):
     return [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in boxes]
 
 
-def _edit_with_operators(editor, image, guidance, emphasize, deemphasize, strength, max_side,
-                         box_options) -> dict:
+def _edit_with_operators(
+    editor, image, guidance, emphasize, deemphasize, strength, max_side, box_options
+) -> dict:
     """:func:`edit_image` for an operator-head G: fields at the work size, applied at full size."""
     generator = editor.generator
     h, w = image.shape[:2]
     work = int(getattr(generator, "work_size", 256)) if max_side is None else max_side
     wh, ww = work_shape(h, w, work)
     if (wh, ww) != (h, w):
-        logger.info("G runs at %dx%d (longer side %d%s); its fields are applied at %dx%d",
-                    ww, wh, work, ", the size it was trained at" if max_side is None else "",
-                    w, h)
+        logger.info(
+            "G runs at %dx%d (longer side %d%s); its fields are applied at %dx%d",
+            ww,
+            wh,
+            work,
+            ", the size it was trained at" if max_side is None else "",
+            w,
+            h,
+        )
     small = image if (wh, ww) == (h, w) else np.clip(resize_image(image, wh, ww), 0.0, 1.0)
     before = editor.saliency(small)
     if guidance is not None:
@@ -287,8 +294,9 @@ def _edit_with_operators(editor, image, guidance, emphasize, deemphasize, streng
         options = dict(box_options)
         if options.get("smooth_sigma") is not None:
             options["smooth_sigma"] = float(options["smooth_sigma"]) * min(sx, sy)
-        target_small = guidance_from_boxes(before, _scaled_boxes(emphasize, sx, sy),
-                                           _scaled_boxes(deemphasize, sx, sy), **options)
+        target_small = guidance_from_boxes(
+            before, _scaled_boxes(emphasize, sx, sy), _scaled_boxes(deemphasize, sx, sy), **options
+        )
     fields = scale_fields(predict_fields(generator, small, target_small), strength)
     edited = apply_fields(image, fields)
     edited_small = edited if (wh, ww) == (h, w) else np.clip(resize_image(edited, wh, ww), 0, 1)

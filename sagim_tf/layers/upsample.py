@@ -14,7 +14,7 @@ def _upsample_axis(x, factor: int, axis: int):
     xp = ops.pad(x, pad, mode="symmetric")  # one mirrored pixel each side: the edge repeated
 
     def take(start):
-        return xp[:, start:start + n] if axis == 1 else xp[:, :, start:start + n]
+        return xp[:, start : start + n] if axis == 1 else xp[:, :, start : start + n]
 
     prev, cur, nxt = take(0), take(1), take(2)
     phases = []

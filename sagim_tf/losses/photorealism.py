@@ -37,8 +37,8 @@ def local_affine_residual(original, edited, radius: int = 4, eps: float = 1e-4):
     d = ops.cast(edited, "float32") - i
     mean_i = _box(i, radius)
     pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
-    prods = ops.concatenate([i[..., a:a + 1] * i[..., b:b + 1] for a, b in pairs], axis=-1)
-    means = ops.concatenate([mean_i[..., a:a + 1] * mean_i[..., b:b + 1] for a, b in pairs], -1)
+    prods = ops.concatenate([i[..., a : a + 1] * i[..., b : b + 1] for a, b in pairs], axis=-1)
+    means = ops.concatenate([mean_i[..., a : a + 1] * mean_i[..., b : b + 1] for a, b in pairs], -1)
     cov = _box(prods, radius) - means
     ridge = ops.convert_to_tensor([eps, 0.0, 0.0, eps, 0.0, eps], "float32")
     s00, s01, s02, s11, s12, s22 = [cov[..., k] + ridge[k] for k in range(6)]
@@ -49,7 +49,7 @@ def local_affine_residual(original, edited, radius: int = 4, eps: float = 1e-4):
     inv = [[c00, c01, c02], [c01, c11, c12], [c02, c12, c22]]
     fitted = []
     for c in range(3):
-        dc = d[..., c:c + 1]
+        dc = d[..., c : c + 1]
         mean_d = _box(dc, radius)
         cross = _box(i * dc, radius) - mean_i * mean_d
         a = [sum(inv[k][m] * cross[..., m] for m in range(3)) / det for k in range(3)]

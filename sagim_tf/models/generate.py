@@ -182,10 +182,12 @@ def scale_fields(fields, strength: float) -> np.ndarray:
 def _apply_step():
     blur = GaussianBlur(DETAIL_KERNEL_SIZE, DETAIL_SIGMA)
 
-    @tf.function(input_signature=(
-        tf.TensorSpec((1, None, None, 3), tf.float32),
-        tf.TensorSpec((1, None, None, NUM_COEFFICIENTS), tf.float32),
-    ))
+    @tf.function(
+        input_signature=(
+            tf.TensorSpec((1, None, None, 3), tf.float32),
+            tf.TensorSpec((1, None, None, NUM_COEFFICIENTS), tf.float32),
+        )
+    )
     def apply(image, coef):
         return apply_coefficients(image, coef, blur)
 
@@ -214,8 +216,10 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarra
     image = np.ascontiguousarray(check_image(image), np.float32)
     fields = np.asarray(fields, np.float32)
     if image.ndim != 3 or fields.ndim != 3 or fields.shape[-1] != NUM_OPERATORS:
-        raise ConfigError(f"apply_fields: expected an (H, W, 3) image and (h, w, "
-                          f"{NUM_OPERATORS}) fields, got {image.shape} and {fields.shape}")
+        raise ConfigError(
+            f"apply_fields: expected an (H, W, 3) image and (h, w, "
+            f"{NUM_OPERATORS}) fields, got {image.shape} and {fields.shape}"
+        )
     height, width = image.shape[:2]
     if not np.any(fields):
         return image.copy()
@@ -231,5 +235,5 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarra
         r1 = min(height, r0 + strip_rows)
         a0, a1 = max(0, r0 - _APPLY_HALO), min(height, r1 + _APPLY_HALO)
         edited = np.asarray(step(image[None, a0:a1], coef[None, a0:a1]))[0]
-        out[r0:r1] = edited[r0 - a0: r1 - a0]
+        out[r0:r1] = edited[r0 - a0 : r1 - a0]
     return out

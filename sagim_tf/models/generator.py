@@ -114,7 +114,9 @@ class SaGIMGenerator(keras.Model):
             raise ValueError(f"SaGIMGenerator: head must be one of {HEADS}, got {head!r}")
         field_stride, work_size = int(field_stride), int(work_size)
         if field_stride < 1 or field_stride & (field_stride - 1):
-            raise ValueError(f"SaGIMGenerator: field_stride must be a power of 2, got {field_stride}")
+            raise ValueError(
+                f"SaGIMGenerator: field_stride must be a power of 2, got {field_stride}"
+            )
         if work_size < 16:
             raise ValueError(f"SaGIMGenerator: work_size must be at least 16, got {work_size}")
         multiple = 2**depth if head == "residual" else max(2**depth, field_stride)

@@ -63,5 +63,6 @@ def operator_head(features, image, field_stride: int, width: int, dtype=None):
 
 def field_model(generator) -> keras.Model:
     """``[image, guidance] -> fields`` of an operator-head G, sharing its weights."""
-    return keras.Model(generator.inputs, generator.get_layer("fields").output,
-                       name=f"{generator.name}_fields")
+    return keras.Model(
+        generator.inputs, generator.get_layer("fields").output, name=f"{generator.name}_fields"
+    )

@@ -115,11 +115,15 @@ def build_model(cfg: ExperimentConfig, estimator=None):
     """SaGIM from a config, compiled with its optimizers, loss weights and jit setting."""
     f = cfg.features
     model = SaGIM(
-        generator=SaGIMGenerator(**dataclasses.asdict(cfg.generator),
-                                 work_size=max(cfg.data.image_size)),
+        generator=SaGIMGenerator(
+            **dataclasses.asdict(cfg.generator), work_size=max(cfg.data.image_size)
+        ),
         discriminator=PatchDiscriminator(**dataclasses.asdict(cfg.discriminator)),
-        estimator=(estimator if estimator is not None
-                   else build_estimator(cfg.estimator, jit_compile=cfg.train.jit_compile)),
+        estimator=(
+            estimator
+            if estimator is not None
+            else build_estimator(cfg.estimator, jit_compile=cfg.train.jit_compile)
+        ),
         content_features=ContentFeatures(
             arch=f.arch,
             layers=f.layers,

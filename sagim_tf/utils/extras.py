@@ -10,6 +10,6 @@ def missing_extra(exc: ModuleNotFoundError, what: str, extra: str) -> ModuleNotF
     the message names the missing module and the pip command that installs it.
     """
     return ModuleNotFoundError(
-        f"{what} needs {exc.name!r}, from the {extra} extra: pip install \"sagim-tf[{extra}]\"",
+        f'{what} needs {exc.name!r}, from the {extra} extra: pip install "sagim-tf[{extra}]"',
         name=exc.name,
     )

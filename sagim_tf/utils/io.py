@@ -80,7 +80,9 @@ def atomic_write(path, write_fn, suffix: str = "") -> str:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix or os.path.splitext(path)[1])
+    fd, tmp = tempfile.mkstemp(
+        dir=directory, prefix=".tmp-", suffix=suffix or os.path.splitext(path)[1]
+    )
     os.close(fd)
     try:
         write_fn(tmp)
