@@ -42,6 +42,7 @@ def add_arguments(parser):
 def run(args) -> int:
     if args.minutes <= 0 or args.images < 10:
         raise ConfigError("--minutes must be > 0 and --images at least 10")
+    # lazy: the demo imports TensorFlow; `sagim demo --help` should not wait for it
     from sagim_tf.workflows.demo import (
         run_demo,
     )  # lazy: TensorFlow only once the options are checked

@@ -50,6 +50,7 @@ def run(args) -> int:
     if args.print_config:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
+    # lazy: training imports TensorFlow; printing the config should not wait for it
     from sagim_tf.training.run import (
         run_training,
     )  # lazy: TensorFlow only when training, not for --print-config
