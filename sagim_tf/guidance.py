@@ -353,8 +353,10 @@ def guidance_from_boxes(
 
     Args:
         saliency: E's map of the photo, (H, W) or (H, W, 1), in [0, 1].
-        emphasize: boxes ``(x0, y0, x1, y1)`` (pixels, see the module docstring) to raise.
-        deemphasize: boxes to lower.
+        emphasize: regions to raise: boxes ``(x0, y0, x1, y1)`` (pixels, see the module
+            docstring) or masks of the image's size (an object's cut-out), mixed freely
+            (:func:`region_mask`).
+        deemphasize: regions to lower, the same way.
         raise_to: in (0, 2]; an emphasized box's mean is lifted to this times ``ref``
             (never lowered).
         lower_factor: in [0, 1); a de-emphasized box's saliency is multiplied by this.
@@ -382,25 +384,55 @@ def guidance_from_boxes(
     if not math.isfinite(sigma) or sigma < 0:
         raise ConfigError(f"guidance_from_boxes: smooth_sigma must be >= 0, got {smooth_sigma!r}")
 
-    emph = [box_slices(b, h, w, "emphasize box") for b in emphasize]
-    deem = [box_slices(b, h, w, "de-emphasize box") for b in deemphasize]
+    emph = [region_mask(r, h, w, "emphasize") for r in emphasize]
+    deem = [region_mask(r, h, w, "de-emphasize") for r in deemphasize]
 
     top = max(1, int(round(REFERENCE_TOP_FRACTION * s.size)))
     reference = max(
         [MIN_REFERENCE, float(np.sort(s, axis=None)[-top:].mean())]
-        + [float(s[rows, cols].mean()) for rows, cols in deem]
+        + [float(s[m].mean()) for m in deem]
     )
 
     lowered = np.zeros((h, w), bool)
-    for rows, cols in deem:
-        lowered[rows, cols] = True
+    for m in deem:
+        lowered |= m
     lift = np.zeros((h, w), np.float32)
-    for rows, cols in emph:
-        mean = float(s[rows, cols].mean())
-        lift[rows, cols] = np.maximum(
-            lift[rows, cols], max(0.0, float(raise_to) * reference - mean)
-        )
+    for m in emph:
+        mean = float(s[m].mean())
+        lift[m] = np.maximum(lift[m], max(0.0, float(raise_to) * reference - mean))
     return lower_lift_smooth(s, lowered, float(lower_factor), lift, sigma)[..., None]
+
+
+def region_mask(region, height: int, width: int, name: str = "region") -> np.ndarray:
+    """A guided region as a boolean (height, width) mask.
+
+    Args:
+        region: a box ``(x0, y0, x1, y1)`` in pixels (see the module docstring), or a
+            mask (H, W) or (H, W, 1) of the image's size, bool or numbers in [0, 1]
+            (pixels above 0.5 are inside), e.g. an object's cut-out.
+        height, width: the image's size.
+        name: what the region is, for messages.
+    """
+    arr = np.asarray(region)
+    if arr.ndim <= 1:
+        rows, cols = box_slices(region, height, width, f"{name} box")
+        mask = np.zeros((height, width), bool)
+        mask[rows, cols] = True
+        return mask
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.shape != (height, width):
+        raise InputError(
+            f"{name} mask: shape {arr.shape} does not match the image's {(height, width)}"
+        )
+    if arr.dtype != bool:
+        arr = arr.astype(np.float32)
+        if not np.isfinite(arr).all() or arr.min() < 0.0 or arr.max() > 1.0:
+            raise InputError(f"{name} mask: values must be finite and in [0, 1]")
+        arr = arr > 0.5
+    if not arr.any():
+        raise InputError(f"{name} mask: is empty (no pixel above 0.5)")
+    return arr
 
 
 # ---------------------------------------------------------------------------- blending

@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
 from PIL import Image
 
-from sagim_tf.guidance import check_strength, parse_box
+from sagim_tf.guidance import check_strength, parse_box, region_mask
 from sagim_tf.inference.editor import edit_image, load_editor, resize_map
+from sagim_tf.inference.explain import describe, explain, operator_settings
 from sagim_tf.inference.figures import write_edit_figure
+from sagim_tf.models.generate import has_operator_head
 from sagim_tf.utils.errors import ConfigError, InputError
-from sagim_tf.utils.io import load_image, load_map, save_image
+from sagim_tf.utils.io import atomic_write, load_image, load_map, save_image
 
 NAME = "edit"
 HELP = "edit a photo so that its saliency follows a guiding map or boxes"
@@ -57,14 +60,42 @@ def add_arguments(parser) -> None:
         help="pixel box to make less salient (repeatable)",
     )
     parser.add_argument(
+        "--emphasize-mask",
+        action="append",
+        default=[],
+        metavar="MASK",
+        help="mask image (white = the region, e.g. an object's cut-out) to make more salient "
+        "(repeatable; resized to the photo if its size differs)",
+    )
+    parser.add_argument(
+        "--deemphasize-mask",
+        action="append",
+        default=[],
+        metavar="MASK",
+        help="mask image of a region to make less salient (repeatable)",
+    )
+    parser.add_argument(
         "--out", required=True, metavar="OUT", help="where to write the edited image"
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="operator-head models: print the mean operator settings per guided region",
+    )
+    parser.add_argument(
+        "--params-out",
+        metavar="FILE.npz",
+        default=None,
+        help="operator-head models: save the operator fields and settings to a .npz file",
     )
     parser.add_argument(
         "--strength",
         type=float,
         default=1.0,
         metavar="A",
-        help="blend the guidance from E(I) (0) to the target (1); default 1",
+        help="how strong the edit is, in [0, 1]; default 1 (operator head: scales the "
+        "operator settings, 0 returns the photo; residual head: blends the guidance from "
+        "E(I) to the target)",
     )
     parser.add_argument(
         "--estimator",
@@ -88,8 +119,9 @@ def add_arguments(parser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="run G with the longer side scaled down to N and add its upscaled "
-        "change to the full-resolution photo (default: full size)",
+        help="run G with the longer side scaled down to N (operator head: default its "
+        "training size, fields applied at full size; residual head: default full size, "
+        "G's change upscaled and added)",
     )
     parser.add_argument(
         "--raise-to",
@@ -131,12 +163,47 @@ def _check_writable_image_path(path: str, image_path: str, what: str) -> None:
         )
 
 
+def _load_mask(path: str, height: int, width: int):
+    mask = load_map(path)
+    if mask.shape[:2] != (height, width):
+        mh, mw = mask.shape[:2]
+        print(
+            f"sagim edit: warning: mask {path} is {mw}x{mh}, the image {width}x{height}; "
+            "resizing the mask to the image",
+            file=sys.stderr,
+        )
+        mask = resize_map(mask, height, width)
+    return mask[..., 0] > 0.5
+
+
+def _explain(result, emphasize, deemphasize, height, width) -> None:
+    regions = {}
+    for name, items in (("emphasized", emphasize), ("de-emphasized", deemphasize)):
+        if items:
+            union = np.zeros((height, width), bool)
+            for item in items:
+                union |= region_mask(item, height, width, name)
+            regions[name] = union
+    guided = np.zeros((height, width), bool)
+    for mask in regions.values():
+        guided |= mask
+    regions["elsewhere"] = ~guided
+    for name, settings in explain(result["fields"], regions).items():
+        print(f"sagim edit: {name}: {describe(settings)}")
+
+
 def run(args) -> int:
-    has_boxes = bool(args.emphasize or args.deemphasize)
+    has_boxes = bool(
+        args.emphasize or args.deemphasize or args.emphasize_mask or args.deemphasize_mask
+    )
     if args.guidance and has_boxes:
-        raise InputError("give either --guidance or --emphasize/--deemphasize boxes, not both")
+        raise InputError("give either --guidance or boxes/masks to (de-)emphasize, not both")
     if not args.guidance and not has_boxes:
-        raise InputError("give --guidance MAP or at least one --emphasize/--deemphasize box")
+        raise InputError(
+            "give --guidance MAP or at least one --emphasize/--deemphasize box or mask"
+        )
+    if args.params_out and not args.params_out.endswith(".npz"):
+        raise InputError(f"--params-out {args.params_out!r}: expected a .npz file")
     strength = check_strength(args.strength)
     if args.max_side is not None and args.max_side < 1:
         raise ConfigError(f"--max-side must be a positive integer, got {args.max_side}")
@@ -153,6 +220,10 @@ def run(args) -> int:
         outputs.append((args.guidance_out, "--guidance-out"))
     for path, what in outputs:
         _check_writable_image_path(path, args.image, what)
+    if args.params_out:
+        if _same_file(args.params_out, args.image):
+            raise InputError(f"--params-out {args.params_out!r} is the input image")
+        outputs.append((args.params_out, "--params-out"))
     for i, (a, wa) in enumerate(outputs):
         for b, wb in outputs[i + 1 :]:
             if _same_file(a, b):
@@ -172,7 +243,16 @@ def run(args) -> int:
             )
             target = resize_map(target, h, w)
 
+    emphasize += [_load_mask(m, h, w) for m in args.emphasize_mask]
+    deemphasize += [_load_mask(m, h, w) for m in args.deemphasize_mask]
+
     editor = load_editor(args.model, args.estimator)
+    operators = has_operator_head(editor.generator)
+    if (args.explain or args.params_out) and not operators:
+        raise ConfigError(
+            f"--explain and --params-out need a model with the operator head; {args.model} "
+            "has the residual head (its edit is a pixel residual, not operator settings)"
+        )
     box_options = {}
     if args.raise_to is not None:
         box_options["raise_to"] = args.raise_to
@@ -191,6 +271,16 @@ def run(args) -> int:
 
     save_image(args.out, result["edited"])
     print(f"sagim edit: wrote {args.out} ({w}x{h})")
+    if args.explain:
+        _explain(result, emphasize, deemphasize, h, w)
+    if args.params_out:
+        settings = operator_settings(result["fields"])
+        atomic_write(
+            args.params_out,
+            lambda tmp: np.savez(tmp, fields=result["fields"], strength=strength, **settings),
+            suffix=".npz",
+        )
+        print(f"sagim edit: wrote {args.params_out} (fields {result['fields'].shape})")
     if args.guidance_out:
         save_image(args.guidance_out, result["guidance"])
         print(f"sagim edit: wrote {args.guidance_out}")
@@ -202,6 +292,11 @@ def run(args) -> int:
             result["edited"],
             result["saliency_before"],
             result["saliency_after"],
+            boxes={
+                "emphasize": [b for b in emphasize if np.ndim(b) == 1],
+                "deemphasize": [b for b in deemphasize if np.ndim(b) == 1],
+            },
+            exposure=operator_settings(result["fields"])["exposure"] if operators else None,
         )
         print(f"sagim edit: wrote {figure}")
     return 0

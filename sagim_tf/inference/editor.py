@@ -25,9 +25,9 @@ from sagim_tf.estimators import build_estimator
 from sagim_tf.guidance import (
     _as_2d_map,
     blend_guidance,
-    box_slices,
     check_strength,
     guidance_from_boxes,
+    region_mask,
 )
 from sagim_tf.models.generate import (
     apply_fields,
@@ -252,8 +252,14 @@ def edit_image(
     }
 
 
-def _scaled_boxes(boxes, sx: float, sy: float):
-    return [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in boxes]
+def _scaled_region(region, sx: float, sy: float, height: int, width: int):
+    """A box scaled by (sx, sy), or a mask resized to (height, width), for G's small copy."""
+    arr = np.asarray(region)
+    if arr.ndim <= 1:
+        x0, y0, x1, y1 = (float(v) for v in region)
+        return (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+    small = resize_map(arr.astype(np.float32).reshape(arr.shape[:2]), height, width)[..., 0]
+    return small > 0.5 if (small > 0.5).any() else small >= small.max()
 
 
 def _edit_with_operators(
@@ -285,17 +291,20 @@ def _edit_with_operators(
             )
         target_small = resize_map(target, wh, ww)
     else:
-        # boxes are checked against the photo the user gave, then scaled to G's copy
-        for box in emphasize:
-            box_slices(box, h, w, "emphasize box")
-        for box in deemphasize:
-            box_slices(box, h, w, "de-emphasize box")
+        # regions are checked against the photo the user gave, then scaled to G's copy
+        for region in emphasize:
+            region_mask(region, h, w, "emphasize")
+        for region in deemphasize:
+            region_mask(region, h, w, "de-emphasize")
         sx, sy = ww / w, wh / h
         options = dict(box_options)
         if options.get("smooth_sigma") is not None:
             options["smooth_sigma"] = float(options["smooth_sigma"]) * min(sx, sy)
         target_small = guidance_from_boxes(
-            before, _scaled_boxes(emphasize, sx, sy), _scaled_boxes(deemphasize, sx, sy), **options
+            before,
+            [_scaled_region(r, sx, sy, wh, ww) for r in emphasize],
+            [_scaled_region(r, sx, sy, wh, ww) for r in deemphasize],
+            **options,
         )
     fields = scale_fields(predict_fields(generator, small, target_small), strength)
     edited = apply_fields(image, fields)

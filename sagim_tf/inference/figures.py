@@ -34,6 +34,26 @@ def figure_panel_size(height: int, width: int, panel_height: int | None = None) 
     return ph, pw
 
 
+def diverging(x, limit: float = 1.0) -> np.ndarray:
+    """A signed map (H, W) as RGB uint8: blue at ``-limit``, white at 0, red at ``+limit``."""
+    v = np.clip(np.asarray(x, np.float32) / float(limit), -1.0, 1.0)[..., None]
+    white = np.ones(3, np.float32)
+    red, blue = np.array([0.85, 0.1, 0.1], np.float32), np.array([0.1, 0.25, 0.85], np.float32)
+    rgb = np.where(v >= 0, white + v * (red - white), white - v * (blue - white))
+    return (rgb * 255.0 + 0.5).astype(np.uint8)
+
+
+def _fit(panel, ph: int, pw: int) -> np.ndarray:
+    """Resize an array (H, W[, C]) to the panel size; area averaging when shrinking."""
+    a = np.asarray(panel, np.float32)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.shape[:2] == (ph, pw):
+        return a
+    interp = cv2.INTER_AREA if a.shape[0] > ph else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(a), (pw, ph), interpolation=interp)
+
+
 def write_edit_figure(
     path,
     original,
@@ -44,6 +64,8 @@ def write_edit_figure(
     panel_height: int | None = None,
     gap: int = 4,
     label_height: int = 16,
+    boxes: dict | None = None,
+    exposure=None,
 ) -> str:
     """Write one PNG: original, guidance, edited, saliency before, saliency after.
 
@@ -51,29 +73,58 @@ def write_edit_figure(
     aspect ratio at ``panel_height`` pixels (see :func:`figure_panel_size`), are separated
     by ``gap`` white pixels and labelled above in a strip ``label_height`` high. The file
     is written atomically. Returns the path.
+
+    Args:
+        boxes: ``{"emphasize": [...], "deemphasize": [...]}`` boxes ``(x0, y0, x1, y1)`` in
+            the original's pixels, drawn on the original (green: emphasize, red:
+            de-emphasize). Defaults to None.
+        exposure: an operator-head edit's exposure setting in EV, (h, w) of any size;
+            adds a sixth panel (blue -1 EV, white 0, red +1 EV). Defaults to None.
     """
     original = check_image(original, "original")
+    edited = check_image(edited, "edited")
     h, w = original.shape[:2]
+    for name, arr in (
+        ("guidance", guidance),
+        ("edited", edited),
+        ("saliency before", sal_before),
+        ("saliency after", sal_after),
+    ):
+        if np.shape(arr)[:2] != (h, w):
+            raise InputError(
+                f"figure: the {name} panel has shape {np.shape(arr)[:2]}, the original {(h, w)}"
+            )
     ph, pw = figure_panel_size(h, w, panel_height)
     panels = [
-        _rgb_u8(original),
-        heatmap(guidance),
-        _rgb_u8(check_image(edited, "edited")),
-        heatmap(sal_before),
-        heatmap(sal_after),
+        _rgb_u8(_fit(original, ph, pw)),
+        heatmap(_fit(guidance, ph, pw)),
+        _rgb_u8(_fit(edited, ph, pw)),
+        heatmap(_fit(sal_before, ph, pw)),
+        heatmap(_fit(sal_after, ph, pw)),
     ]
-    fig = Image.new("RGB", (5 * pw + 4 * gap, ph + label_height), (255, 255, 255))
+    labels = list(FIGURE_LABELS)
+    if exposure is not None:
+        panels.append(diverging(_fit(exposure, ph, pw)))
+        labels.append("exposure (EV, -1..+1)")
+    n = len(panels)
+    fig = Image.new("RGB", (n * pw + (n - 1) * gap, ph + label_height), (255, 255, 255))
     draw = ImageDraw.Draw(fig)
     font = ImageFont.load_default()
-    for i, (panel, label) in enumerate(zip(panels, FIGURE_LABELS)):
-        if panel.shape[:2] != (h, w):
-            raise InputError(
-                f"figure: the {label} panel has shape {panel.shape[:2]}, the original {(h, w)}"
-            )
+    for i, (panel, label) in enumerate(zip(panels, labels)):
         x = i * (pw + gap)
-        img = Image.fromarray(panel)
-        if img.size != (pw, ph):
-            img = img.resize((pw, ph), Image.BILINEAR)
-        fig.paste(img, (x, label_height))
+        fig.paste(Image.fromarray(panel), (x, label_height))
         draw.text((x + 2, 1), label, fill=(0, 0, 0), font=font)
+    scale_x, scale_y = pw / w, ph / h
+    for kind, colour in (("emphasize", (0, 200, 0)), ("deemphasize", (220, 0, 0))):
+        for x0, y0, x1, y1 in (boxes or {}).get(kind, ()):
+            draw.rectangle(
+                [
+                    x0 * scale_x,
+                    label_height + y0 * scale_y,
+                    x1 * scale_x - 1,
+                    label_height + y1 * scale_y - 1,
+                ],
+                outline=colour,
+                width=2,
+            )
     return atomic_write(path, lambda tmp: fig.save(tmp, format="PNG"), suffix=".png")
