@@ -296,6 +296,20 @@ def load_eval_records(data_dir, split="test", size=None, limit=None) -> list:
 # ----------------------------------------------------------------------------- the run
 
 
+def run_settings(split, guidance, limit, size, manifest, judge_specs, **extra) -> dict:
+    """What an evaluation run used, for ``results.json``: split, guidance, limit, the size
+    the records were read at (the data's own when ``size`` is None), judges, and ``extra``."""
+    eval_size = size or tuple(int(v) for v in manifest.get("size", ()))
+    return {
+        "split": split,
+        "guidance": guidance,
+        "limit": limit,
+        "size": list(eval_size),
+        "judge_specs": judge_specs,
+        **extra,
+    }
+
+
 def evaluate_model(
     model,
     data_dir,
@@ -376,16 +390,8 @@ def evaluate_model(
     result = evaluate_methods(
         records, method_fns, judge_fns, n_examples=n_examples, progress=progress, desc="evaluate"
     )
-    eval_size = size or tuple(int(v) for v in manifest.get("size", ()))
     result.settings.update(
-        {
-            "split": split,
-            "guidance": guidance,
-            "limit": limit,
-            "size": list(eval_size),
-            "judge_specs": judge_specs,
-            "warnings": warnings,
-        }
+        run_settings(split, guidance, limit, size, manifest, judge_specs, warnings=warnings)
     )
     paths = {}
     if out_dir is not None:

@@ -162,6 +162,17 @@ def work_shape(height: int, width: int, max_side: int | None) -> tuple[int, int]
 
 
 # ---------------------------------------------------------------------------- editing
+def _checked_target(guidance, height: int, width: int) -> np.ndarray:
+    """A user's target map, checked to be one (H, W, 1) map of the image's size."""
+    target = check_map(guidance, "guidance")
+    if target.ndim != 3 or target.shape[:2] != (height, width):
+        raise InputError(
+            f"guidance: shape {target.shape} does not match the image's {(height, width)} "
+            "(resize it first, e.g. with sagim_tf.inference.editor.resize_map)"
+        )
+    return target
+
+
 def edit_image(
     editor: Editor,
     image,
@@ -224,12 +235,7 @@ def edit_image(
         )
     before = editor.saliency(image)
     if guidance is not None:
-        target = check_map(guidance, "guidance")
-        if target.ndim != 3 or target.shape[:2] != (h, w):
-            raise InputError(
-                f"guidance: shape {target.shape} does not match the image's {image.shape[:2]} "
-                "(resize it first, e.g. with sagim_tf.inference.editor.resize_map)"
-            )
+        target = _checked_target(guidance, h, w)
     else:
         target = guidance_from_boxes(before, emphasize or (), deemphasize or (), **box_options)
     used = blend_guidance(before, target, a)
@@ -283,12 +289,7 @@ def _edit_with_operators(
     small = image if (wh, ww) == (h, w) else np.clip(resize_image(image, wh, ww), 0.0, 1.0)
     before = editor.saliency(small)
     if guidance is not None:
-        target = check_map(guidance, "guidance")
-        if target.ndim != 3 or target.shape[:2] != (h, w):
-            raise InputError(
-                f"guidance: shape {target.shape} does not match the image's {image.shape[:2]} "
-                "(resize it first, e.g. with sagim_tf.inference.editor.resize_map)"
-            )
+        target = _checked_target(guidance, h, w)
         target_small = resize_map(target, wh, ww)
     else:
         # regions are checked against the photo the user gave, then scaled to G's copy

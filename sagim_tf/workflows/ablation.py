@@ -172,16 +172,10 @@ def evaluate_variants(
     result = evaluate_methods(
         records, methods, judge_fns, n_examples=n_examples, progress=progress, desc="ablation"
     )
-    eval_size = size or tuple(int(v) for v in manifest.get("size", ()))
     result.settings.update(
-        {
-            "split": split,
-            "guidance": guidance,
-            "limit": limit,
-            "size": list(eval_size),
-            "judge_specs": judge_specs,
-            "variants": list(methods),
-        }
+        evalrun.run_settings(
+            split, guidance, limit, size, manifest, judge_specs, variants=list(methods)
+        )
     )
     paths = {}
     if out_dir is not None:
