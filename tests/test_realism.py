@@ -166,3 +166,18 @@ def test_the_training_loss_has_finite_gradients_and_is_zero_for_no_edit():
             loss = photorealism_loss(image, edited, radius=2)
         grad = tape.gradient(loss, edited).numpy()
         assert np.isfinite(grad).all()
+
+
+def test_sagim_trains_with_the_photorealism_term_only_when_asked():
+    from tests.helpers import random_batch, tiny_sagim
+
+    image, guidance = random_batch(2, 24, 32)
+    model = tiny_sagim()
+    model.compile(loss_weights={"adv": 0.0, "photorealism": 10.0})
+    logs = model.train_on_batch({"image": image, "guidance": guidance}, return_dict=True)
+    assert np.isfinite(logs["photorealism_loss"]) and logs["photorealism_loss"] >= 0.0
+    plain = tiny_sagim()
+    plain.compile(loss_weights={"adv": 0.0})
+    assert "photorealism_loss" not in plain.train_on_batch(
+        {"image": image, "guidance": guidance}, return_dict=True
+    )

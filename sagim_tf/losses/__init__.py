@@ -17,6 +17,13 @@ LOSS_NAMES = ("rec", "content", "color", "cycle", "adv")
 #: The paper's weights lambda (rec:content:color:cycle:adv = 5:5:1:9:5, §3.4).
 PAPER_LOSS_WEIGHTS = {"rec": 5.0, "content": 5.0, "color": 1.0, "cycle": 9.0, "adv": 5.0}
 
+#: Terms beyond the paper's, off (weight 0) unless asked for: ``photorealism``, the local
+#: affine residual of the edit (:mod:`sagim_tf.losses.photorealism`).
+EXTRA_LOSS_NAMES = ("photorealism",)
+#: Every term G can be trained with, and the default weights: the paper's, extras off.
+ALL_LOSS_NAMES = LOSS_NAMES + EXTRA_LOSS_NAMES
+DEFAULT_LOSS_WEIGHTS = {**PAPER_LOSS_WEIGHTS, "photorealism": 0.0}
+
 _LAZY = {
     "color_loss": "sagim_tf.losses.color",
     "content_loss": "sagim_tf.losses.content",
@@ -24,6 +31,7 @@ _LAZY = {
     "discriminator_loss": "sagim_tf.losses.adversarial",
     "feature_mse": "sagim_tf.losses.content",
     "generator_adversarial_loss": "sagim_tf.losses.adversarial",
+    "photorealism_loss": "sagim_tf.losses.photorealism",
     "reconstruction_loss": "sagim_tf.losses.reconstruction",
 }
 

@@ -15,7 +15,7 @@ import math
 
 import keras
 
-from sagim_tf.losses import LOSS_NAMES, PAPER_LOSS_WEIGHTS
+from sagim_tf.losses import ALL_LOSS_NAMES, DEFAULT_LOSS_WEIGHTS
 from sagim_tf.utils.errors import ConfigError
 
 
@@ -23,19 +23,20 @@ def normalize_loss_weights(loss_weights) -> dict:
     """Fill in the paper's 5:5:1:9:5 for missing terms; reject unknown or invalid ones.
 
     Args:
-        loss_weights: dict or None. Weights over ``rec, content, color, cycle, adv``;
-            0 removes a term. Defaults to the paper's weights when ``None``.
+        loss_weights: dict or None. Weights over ``rec, content, color, cycle, adv`` and
+            the extra ``photorealism`` (0 unless given); 0 removes a term. Defaults to the
+            paper's weights when ``None``.
     """
-    weights = dict(PAPER_LOSS_WEIGHTS)
+    weights = dict(DEFAULT_LOSS_WEIGHTS)
     if loss_weights is None:
         return weights
     if not isinstance(loss_weights, dict):
         raise ConfigError(
-            f"loss_weights must be a dict like {PAPER_LOSS_WEIGHTS}, got {loss_weights!r}"
+            f"loss_weights must be a dict like {DEFAULT_LOSS_WEIGHTS}, got {loss_weights!r}"
         )
     for key, value in loss_weights.items():
         if key not in weights:
-            raise ConfigError(f"unknown loss weight {key!r}; known: {', '.join(LOSS_NAMES)}")
+            raise ConfigError(f"unknown loss weight {key!r}; known: {', '.join(ALL_LOSS_NAMES)}")
         try:
             value = float(value)
         except (TypeError, ValueError):

@@ -18,13 +18,14 @@ import tensorflow as tf
 from sagim_tf.estimators import build_estimator
 from sagim_tf.layers.gaussian_blur import GaussianBlur
 from sagim_tf.losses import (
-    LOSS_NAMES,
-    PAPER_LOSS_WEIGHTS,
+    ALL_LOSS_NAMES,
+    DEFAULT_LOSS_WEIGHTS,
     color_loss,
     content_loss,
     cycle_loss,
     discriminator_loss,
     generator_adversarial_loss,
+    photorealism_loss,
     reconstruction_loss,
 )
 from sagim_tf.models.batches import check_batch, check_eager_pair, unpack_batch
@@ -44,7 +45,16 @@ from sagim_tf.utils.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-METRIC_NAMES = tuple(f"{name}_loss" for name in LOSS_NAMES) + ("g_loss", "d_loss")
+
+def _photo_radius(image) -> int:
+    """The photorealism term's window radius: 2% of the batch's shorter side (4 at 256x192)."""
+    height, width = image.shape[1], image.shape[2]
+    if height is None or width is None:
+        return 4
+    return max(1, round(0.02 * min(height, width)))
+
+
+METRIC_NAMES = tuple(f"{name}_loss" for name in ALL_LOSS_NAMES) + ("g_loss", "d_loss")
 
 
 @keras.saving.register_keras_serializable(package="sagim_tf")
@@ -128,7 +138,7 @@ class SaGIM(keras.Model):
         self.validate_inputs = bool(validate_inputs)
         # float32 whatever the global policy: the colour loss is computed in float32.
         self.color_blur = GaussianBlur(self.color_kernel_size, name="color_blur", dtype="float32")
-        self.loss_weights = dict(PAPER_LOSS_WEIGHTS)
+        self.loss_weights = dict(DEFAULT_LOSS_WEIGHTS)
         self.adv_warmup_steps = 0
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
         self.g_optimizer = None
@@ -274,6 +284,8 @@ class SaGIM(keras.Model):
             terms["cycle"] = cycle_loss(phi_image, self.content_features(cycled))
         if w["adv"] > 0:
             terms["adv"] = generator_adversarial_loss(fake_logits)
+        if w["photorealism"] > 0:
+            terms["photorealism"] = photorealism_loss(image, edited, radius=_photo_radius(image))
         scale = self.effective_loss_weights()
         total = tf.add_n([scale[name] * value for name, value in terms.items()]) if terms else 0.0
         return terms, total

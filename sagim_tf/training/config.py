@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from sagim_tf.data import GUIDANCE_KINDS
-from sagim_tf.losses import LOSS_NAMES, PAPER_LOSS_WEIGHTS
+from sagim_tf.losses import ALL_LOSS_NAMES, DEFAULT_LOSS_WEIGHTS, PAPER_LOSS_WEIGHTS
 from sagim_tf.models import HEADS
 from sagim_tf.utils.errors import ConfigError
 from sagim_tf.utils.io import atomic_write
@@ -144,6 +144,9 @@ class LossConfig:
         color: float. Weight of L_color, the guided L1 between blurred image and edit.
         cycle: float. Weight of L_cycle, the VGG feature MSE of G(edit, E(image)) and image.
         adv: float. Weight of L_adv, G's adversarial loss (D's own loss is unweighted).
+        photorealism: float. Weight of L_photo, not in the paper: the mean squared part of
+            the edit no local affine colour map explains (:mod:`sagim_tf.losses.photorealism`,
+            window radius 2% of the shorter side). Default 0 (off).
         color_kernel_size: int. Side of the color loss' Gaussian filter (odd; paper: 21).
         adv_warmup_steps: int. G steps over which the adv weight ramps up from 0 (paper: 0).
     """
@@ -153,12 +156,13 @@ class LossConfig:
     color: float = PAPER_LOSS_WEIGHTS["color"]
     cycle: float = PAPER_LOSS_WEIGHTS["cycle"]
     adv: float = PAPER_LOSS_WEIGHTS["adv"]
+    photorealism: float = DEFAULT_LOSS_WEIGHTS["photorealism"]
     color_kernel_size: int = 21
     adv_warmup_steps: int = 0
 
     def weights(self) -> dict:
-        """``{name: weight}`` for every name in :data:`sagim_tf.losses.LOSS_NAMES`."""
-        return {name: getattr(self, name) for name in LOSS_NAMES}
+        """``{name: weight}`` for every name in :data:`sagim_tf.losses.ALL_LOSS_NAMES`."""
+        return {name: getattr(self, name) for name in ALL_LOSS_NAMES}
 
 
 @dataclass(frozen=True)
@@ -435,7 +439,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     stride = config.generator.field_stride
     if stride < 1 or stride & (stride - 1):
         raise ConfigError(f"generator.field_stride: must be a power of 2, got {stride}")
-    for key in (*LOSS_NAMES, "adv_warmup_steps"):
+    for key in (*ALL_LOSS_NAMES, "adv_warmup_steps"):
         if getattr(config.losses, key) < 0:
             raise ConfigError(f"losses.{key}: must be >= 0, got {getattr(config.losses, key)}")
     if config.losses.color_kernel_size % 2 == 0:
