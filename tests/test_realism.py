@@ -181,3 +181,21 @@ def test_sagim_trains_with_the_photorealism_term_only_when_asked():
     assert "photorealism_loss" not in plain.train_on_batch(
         {"image": image, "guidance": guidance}, return_dict=True
     )
+
+
+def test_one_reference_scores_several_edits_as_the_functions_do():
+    from sagim_tf.evaluation.realism import Reference
+
+    orig = _photo()
+    rng = np.random.default_rng(5)
+    inside = np.zeros(orig.shape[:2], bool)
+    inside[:30] = True
+    reference = Reference(orig)
+    for k in range(2):
+        edited = np.clip(orig * (1.1 + 0.1 * k) + 0.02 * rng.standard_normal(orig.shape), 0, 1)
+        edited = edited.astype(np.float32)
+        # the same arithmetic in the same order: equal, not merely close
+        assert reference.non_affine(edited) == non_affine(orig, edited)
+        assert reference.colour_cast_outside(edited, inside) == colour_cast_outside(
+            orig, edited, inside
+        )

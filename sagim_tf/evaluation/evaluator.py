@@ -195,6 +195,7 @@ def evaluate_methods(
         batch = np.stack([rec["image"]] + [edits[m] for m in methods])
         maps = {j: run_judge(fn, batch, j) for j, fn in judges.items()}
         region = rec["mask_low"] | rec["mask_high"]
+        reference = realism.Reference(rec["image"])  # the original's part, once per record
         for k, name in enumerate(methods, start=1):
             edited = edits[name]
             row = {
@@ -204,10 +205,10 @@ def evaluate_methods(
                 "psnr": metrics.psnr(rec["image"], edited),
                 "ssim": metrics.ssim(rec["image"], edited),
                 "changed_outside": metrics.changed_outside(rec["image"], edited, region, threshold),
-                "colour_cast_outside": realism.colour_cast_outside(rec["image"], edited, region),
+                "colour_cast_outside": reference.colour_cast_outside(edited, region),
                 "judges": {},
             }
-            photo = realism.non_affine(rec["image"], edited)
+            photo = reference.non_affine(edited)
             row["non_affine"], row["non_affine_rms"] = photo["share"], photo["rms"]
             for j in judges:
                 s0, s1 = maps[j][0], maps[j][k]

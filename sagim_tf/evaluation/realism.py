@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from skimage.color import deltaE_cie76, rgb2lab
 
 from sagim_tf.utils.checks import check_image
 from sagim_tf.utils.errors import InputError
@@ -64,6 +65,100 @@ def _inverse_3x3(m: np.ndarray) -> np.ndarray:
     return inv
 
 
+class Reference:
+    """One original image, with what the measures need of it computed once.
+
+    An evaluation scores several edits of each image; the original's window means, the
+    inverses of its local colour covariances and its CIELAB values do not depend on the
+    edit, so they are computed on first use and kept.
+
+    Args:
+        original: (H, W, 3) float image in [0, 1].
+        radius: int. Window radius in pixels. Defaults to 2% of the shorter side.
+        eps: float. Ridge term of each window's fit. Defaults to ``1e-4``.
+    """
+
+    def __init__(self, original, radius: int | None = None, eps: float = DEFAULT_EPS):
+        self.image = check_image(original, "original").astype(np.float64)
+        if self.image.ndim != 3:
+            raise InputError(f"realism: expected one (H, W, 3) original, got {self.image.shape}")
+        h, w = self.image.shape[:2]
+        self.radius = default_radius(h, w) if radius is None else int(radius)
+        self.eps = float(eps)
+        self._fit = None
+        self._lab = None
+
+    def _edited(self, edited) -> np.ndarray:
+        p = check_image(edited, "edited").astype(np.float64)
+        if p.shape != self.image.shape:
+            raise InputError(
+                f"realism: original {self.image.shape} and edited {p.shape} must be one "
+                "(H, W, 3) image each, of the same size"
+            )
+        return p
+
+    def _local_fit(self):
+        """The original's window means and inverse ridge covariances, (H, W, 3[, 3])."""
+        if self._fit is None:
+            i, r = self.image, self.radius
+            h, w = i.shape[:2]
+            if r < 1 or 2 * r + 1 > min(h, w):
+                raise InputError(f"realism: window radius {r} does not fit a {w}x{h} image")
+            mean_i = _box(i, r)
+            cov = np.empty((h, w, 3, 3))
+            for k in range(3):
+                for m in range(k, 3):
+                    cov[..., k, m] = cov[..., m, k] = (
+                        _box(i[..., k] * i[..., m], r) - mean_i[..., k] * mean_i[..., m]
+                    )
+            cov += self.eps * np.eye(3)
+            self._fit = (mean_i, _inverse_3x3(cov))
+        return self._fit
+
+    def residual(self, edited) -> np.ndarray:
+        """The part of ``edited - original`` no local affine colour map explains, float64
+        (H, W, 3)."""
+        p = self._edited(edited)
+        mean_i, inv = self._local_fit()
+        i, r = self.image, self.radius
+        d = p - i
+        fitted = np.empty_like(d)
+        for c in range(3):
+            mean_d = _box(d[..., c], r)
+            cross = _box(i * d[..., c : c + 1], r) - mean_i * mean_d[..., None]
+            a = np.einsum("hwkm,hwm->hwk", inv, cross)
+            b = mean_d - np.einsum("hwk,hwk->hw", a, mean_i)
+            fitted[..., c] = np.einsum("hwk,hwk->hw", _box(a, r), i) + _box(b, r)
+        return d - fitted
+
+    def non_affine(self, edited) -> dict:
+        """``{"share": ..., "rms": ...}`` of one edit (see :func:`non_affine`)."""
+        residual = self.residual(edited)
+        d = self._edited(edited) - self.image
+        energy = float(np.sum(d * d))
+        unexplained = float(np.sum(residual * residual))
+        share = 0.0 if energy <= 1e-12 else min(1.0, unexplained / energy)
+        return {"share": share, "rms": 255.0 * float(np.sqrt(unexplained / residual.size))}
+
+    def colour_cast_outside(self, edited, inside) -> float:
+        """Mean CIELAB ΔE of one edit where ``inside`` is 0 (see :func:`colour_cast_outside`)."""
+        p = self._edited(edited)
+        mask = np.asarray(inside)
+        if mask.ndim == 3:
+            mask = mask[..., 0]
+        if mask.shape != self.image.shape[:2]:
+            raise InputError(
+                f"colour cast: original {self.image.shape}, edited {p.shape} and mask "
+                f"{mask.shape} must share H and W"
+            )
+        outside = mask == 0
+        if not outside.any():
+            return 0.0
+        if self._lab is None:
+            self._lab = rgb2lab(self.image)
+        return float(deltaE_cie76(self._lab, rgb2lab(p))[outside].mean())
+
+
 def local_affine_residual(
     original, edited, radius: int | None = None, eps: float = DEFAULT_EPS
 ) -> np.ndarray:
@@ -78,46 +173,16 @@ def local_affine_residual(
     Returns:
         The residual, float64 (H, W, 3).
     """
-    i = check_image(original, "original").astype(np.float64)
-    p = check_image(edited, "edited").astype(np.float64)
-    if i.ndim != 3 or i.shape != p.shape:
-        raise InputError(
-            f"realism: original {i.shape} and edited {p.shape} must be one "
-            "(H, W, 3) image each, of the same size"
-        )
-    h, w = i.shape[:2]
-    r = default_radius(h, w) if radius is None else int(radius)
-    if r < 1 or 2 * r + 1 > min(h, w):
-        raise InputError(f"realism: window radius {r} does not fit a {w}x{h} image")
-    d = p - i
-    mean_i = _box(i, r)
-    cov = np.empty((h, w, 3, 3))
-    for k in range(3):
-        for m in range(k, 3):
-            cov[..., k, m] = cov[..., m, k] = (
-                _box(i[..., k] * i[..., m], r) - mean_i[..., k] * mean_i[..., m]
-            )
-    cov += eps * np.eye(3)
-    inv = _inverse_3x3(cov)
-    fitted = np.empty_like(d)
-    for c in range(3):
-        mean_d = _box(d[..., c], r)
-        cross = _box(i * d[..., c : c + 1], r) - mean_i * mean_d[..., None]
-        a = np.einsum("hwkm,hwm->hwk", inv, cross)
-        b = mean_d - np.einsum("hwk,hwk->hw", a, mean_i)
-        fitted[..., c] = np.einsum("hwk,hwk->hw", _box(a, r), i) + _box(b, r)
-    return d - fitted
+    return Reference(original, radius, eps).residual(edited)
 
 
 def non_affine(original, edited, radius: int | None = None, eps: float = DEFAULT_EPS) -> dict:
     """``{"share": ..., "rms": ...}``: the unexplained share of the edit's energy, and the
-    residual's RMS in 8-bit levels (see the module docstring). No edit scores 0."""
-    residual = local_affine_residual(original, edited, radius, eps)
-    d = np.asarray(edited, np.float64) - np.asarray(original, np.float64)
-    energy = float(np.sum(d * d))
-    unexplained = float(np.sum(residual * residual))
-    share = 0.0 if energy <= 1e-12 else min(1.0, unexplained / energy)
-    return {"share": share, "rms": 255.0 * float(np.sqrt(unexplained / residual.size))}
+    residual's RMS in 8-bit levels (see the module docstring). No edit scores 0.
+
+    To score several edits of one image, build one :class:`Reference` and call its
+    ``non_affine``: the original's part of the fit is then computed once."""
+    return Reference(original, radius, eps).non_affine(edited)
 
 
 def colour_cast_outside(original, edited, inside) -> float:
@@ -128,20 +193,4 @@ def colour_cast_outside(original, edited, inside) -> float:
         inside: (H, W) or (H, W, 1) mask of the guided regions (O_low ∪ O_high), nonzero
             inside. Returns 0.0 when every pixel is inside.
     """
-    from skimage.color import deltaE_cie76, rgb2lab  # lazy: scikit-image imports slowly
-
-    i = check_image(original, "original")
-    p = check_image(edited, "edited")
-    mask = np.asarray(inside)
-    if mask.ndim == 3:
-        mask = mask[..., 0]
-    if i.shape != p.shape or mask.shape != i.shape[:2]:
-        raise InputError(
-            f"colour cast: original {i.shape}, edited {p.shape} and mask "
-            f"{mask.shape} must share H and W"
-        )
-    outside = mask == 0
-    if not outside.any():
-        return 0.0
-    delta = deltaE_cie76(rgb2lab(i.astype(np.float64)), rgb2lab(p.astype(np.float64)))
-    return float(delta[outside].mean())
+    return Reference(original).colour_cast_outside(edited, inside)
