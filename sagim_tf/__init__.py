@@ -21,7 +21,7 @@ The package's layers and data flow are described in ``docs/architecture.md``.
 
 from __future__ import annotations
 
-import importlib
+from sagim_tf.utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -38,14 +38,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sagim_tf' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -14,7 +14,7 @@ Names are imported lazily, so importing this package does not import TensorFlow.
 
 from __future__ import annotations
 
-import importlib
+from sagim_tf.utils.lazy import lazy_exports
 
 #: Which guiding map a training example carries: SAM's continuous map, the binary mask of
 #: O_low, or a seeded per-example pick of the two.
@@ -39,14 +39,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sagim_tf.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)

@@ -8,7 +8,7 @@ import Keras.
 
 from __future__ import annotations
 
-import importlib
+from sagim_tf.utils.lazy import lazy_exports
 
 #: The loss terms, in the paper's order: reconstruction (saliency), content, color, cycle,
 #: adversarial.
@@ -36,14 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sagim_tf.losses' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["LOSS_NAMES", "PAPER_LOSS_WEIGHTS", *sorted(_LAZY)]
