@@ -55,3 +55,18 @@ def random_batch(batch=2, height=24, width=32, seed=0):
     image = rng.uniform(0.0, 1.0, (batch, height, width, 3)).astype(np.float32)
     guidance = rng.uniform(0.0, 1.0, (batch, height, width, 1)).astype(np.float32)
     return image, guidance
+
+
+def nudge_operator_head(generator, seed: int = 1, kernel_std: float = 0.3, bias_std: float = 0.5):
+    """Give an operator-head G's zero-initialised last layer random weights, so that its
+    fields are not all zero (an untrained head returns the photo). Returns G."""
+    rng = np.random.default_rng(seed)
+    layer = generator.get_layer("fields_coarse")
+    kernel, bias = layer.get_weights()
+    layer.set_weights(
+        [
+            rng.normal(0, kernel_std, kernel.shape).astype(np.float32),
+            rng.normal(0, bias_std, bias.shape).astype(np.float32),
+        ]
+    )
+    return generator

@@ -10,7 +10,7 @@ from sagim_tf.cli import main
 from sagim_tf.inference.explain import describe, explain, operator_settings
 from sagim_tf.layers.photo_operators import NUM_OPERATORS, OPERATOR_NAMES
 from sagim_tf.models.generator import SaGIMGenerator
-from tests.helpers import tiny_estimator
+from tests.helpers import nudge_operator_head, tiny_estimator
 
 H, W = 60, 84
 
@@ -26,9 +26,7 @@ def files(tmp_path_factory):
         field_stride=4,
         work_size=42,
     )
-    layer = g.get_layer("fields_coarse")
-    rng = np.random.default_rng(0)
-    layer.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in layer.get_weights()])
+    nudge_operator_head(g, seed=0, kernel_std=0.3, bias_std=0.3)
     g.save(d / "g.keras")
     residual = SaGIMGenerator(base_filters=4, depth=1, num_residual_blocks=0)
     residual.save(d / "residual.keras")

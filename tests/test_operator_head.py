@@ -11,7 +11,7 @@ from sagim_tf.layers.photo_operators import NUM_OPERATORS
 from sagim_tf.models.generate import apply_fields, predict_fields, scale_fields
 from sagim_tf.models.generator import SaGIMGenerator
 from sagim_tf.utils.errors import ConfigError
-from tests.helpers import tiny_estimator
+from tests.helpers import nudge_operator_head, tiny_estimator
 from tests.test_case import run_model_saving_test, run_serialization_test
 
 
@@ -36,20 +36,6 @@ def _inputs(h=40, w=56, seed=0):
     guide = np.zeros((h, w, 1), np.float32)
     guide[h // 4 : h // 2, w // 4 : w // 2] = 1.0
     return img, guide
-
-
-def _nudge(g, seed=1):
-    """Give the zero-initialised head some weights, so the fields are not all zero."""
-    rng = np.random.default_rng(seed)
-    layer = g.get_layer("fields_coarse")
-    kernel, bias = layer.get_weights()
-    layer.set_weights(
-        [
-            rng.normal(0, 0.3, kernel.shape).astype(np.float32),
-            rng.normal(0, 0.5, bias.shape).astype(np.float32),
-        ]
-    )
-    return g
 
 
 def test_an_untrained_operator_head_returns_the_photo_exactly():
@@ -83,7 +69,7 @@ def test_bad_head_options_are_refused():
 @pytest.mark.parametrize("strip_rows", [512, 7])
 def test_applying_the_fields_equals_gs_own_output(strip_rows):
     img, guide = _inputs(45, 61)  # not a multiple of the field stride
-    g = _nudge(_g())
+    g = nudge_operator_head(_g())
     own = np.asarray(g([img[None], guide[None]]))[0]
     fields = predict_fields(g, img, guide)
     assert fields.shape == (45, 61, NUM_OPERATORS) and np.abs(fields).max() > 0.1
@@ -94,7 +80,7 @@ def test_applying_the_fields_equals_gs_own_output(strip_rows):
 
 
 def test_fields_from_a_small_copy_edit_the_full_size_photo_smoothly():
-    g = _nudge(_g())
+    g = nudge_operator_head(_g())
     small, guide = _inputs(24, 32)
     fields = predict_fields(g, small, guide)
     big, _ = _inputs(96, 128, seed=2)
@@ -118,7 +104,7 @@ def test_strength_scales_the_settings_and_zero_is_the_photo():
 
 def test_edit_image_with_the_operator_head(caplog):
     img, _ = _inputs(120, 168)
-    g = _nudge(_g(work_size=48))
+    g = nudge_operator_head(_g(work_size=48))
     editor = Editor(g, tiny_estimator())
     with caplog.at_level("INFO", logger="sagim_tf.inference.editor"):
         out = edit_image(editor, img, emphasize=[(20, 20, 80, 70)], strength=1.0)
