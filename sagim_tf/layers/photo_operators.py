@@ -121,7 +121,9 @@ class PhotoOperators(keras.layers.Layer):
     [0, 1] and raw ``fields`` (B, h, w, 7), channels in :data:`OPERATOR_NAMES` order.
     Fields of another size than the images are resized bilinearly to the images' size
     first, so a coarse field from a small copy of a photo edits the photo at its own
-    resolution. Returns (B, H, W, 3) in [0, 1]; zero fields return the images.
+    resolution; that needs both sizes known when the layer is traced (G's own graph
+    passes fields of the image's size, and ``models.generate.apply_fields`` resizes the
+    coefficients itself for photos of any size). Returns (B, H, W, 3) in [0, 1]; zero fields return the images.
 
     Args:
         detail_sigma: float. Sigma in pixels of the blur the detail operator sharpens
