@@ -117,3 +117,45 @@ def test_adversarial_losses():
     assert float(generator_adversarial_loss(big)) < 1e-6
     assert float(discriminator_loss(-big, big)) > 99.0
     assert np.isfinite(float(generator_adversarial_loss(-1e4 * np.ones((1, 1, 1, 1), np.float32))))
+
+
+def test_locality_loss_weighs_change_only_where_no_change_is_asked():
+    from sagim_tf.losses import keep_weight, locality_loss
+
+    image = RNG.uniform(0, 1, (2, 8, 10, 3)).astype(np.float32)
+    saliency = RNG.uniform(0, 1, (2, 8, 10, 1)).astype(np.float32)
+    guidance = saliency.copy()
+    top = saliency[:, :4]
+    guidance[:, :4] = np.where(top < 0.5, top + 0.3, top - 0.3)  # top half: asked to change
+    edited = image.copy()
+    edited[:, :4] = 1.0 - image[:, :4]  # a change where the guidance asks for one
+    # weights are 1 where the maps agree and 0 where they differ by the tolerance or more
+    w = np.asarray(keep_weight(guidance, saliency, tolerance=0.1))
+    assert np.all(w[:, 4:] == 1.0) and np.all(w[:, :4] == 0.0)
+    assert float(locality_loss(image, image, guidance, saliency)) == 0.0
+    assert float(locality_loss(image, edited, guidance, saliency)) == 0.0
+    # the same change below, where nothing was asked, costs its mean absolute size
+    drifted = image.copy()
+    drifted[:, 4:] = np.clip(image[:, 4:] - 0.2, 0, 1)
+    expected = np.mean(np.abs(drifted - image).mean(-1))
+    # float32 sums over 160 pixels: a few ulps
+    np.testing.assert_allclose(
+        float(locality_loss(image, drifted, guidance, saliency)), expected, rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="tolerance"):
+        keep_weight(guidance, saliency, tolerance=0.0)
+
+
+def test_sagim_trains_with_the_locality_term_only_when_asked():
+    from tests.helpers import random_batch, tiny_sagim
+
+    image, guidance = random_batch(2, 24, 32)
+    model = tiny_sagim()
+    model.compile(loss_weights={"adv": 0.0, "cycle": 0.0, "locality": 10.0})
+    logs = model.train_on_batch({"image": image, "guidance": guidance}, return_dict=True)
+    assert np.isfinite(logs["locality_loss"]) and logs["locality_loss"] >= 0.0
+    plain = tiny_sagim()
+    plain.compile(loss_weights={"adv": 0.0})
+    assert "locality_loss" not in plain.train_on_batch(
+        {"image": image, "guidance": guidance}, return_dict=True
+    )

@@ -18,11 +18,12 @@ LOSS_NAMES = ("rec", "content", "color", "cycle", "adv")
 PAPER_LOSS_WEIGHTS = {"rec": 5.0, "content": 5.0, "color": 1.0, "cycle": 9.0, "adv": 5.0}
 
 #: Terms beyond the paper's, off (weight 0) unless asked for: ``photorealism``, the local
-#: affine residual of the edit (:mod:`sagim_tf.losses.photorealism`).
-EXTRA_LOSS_NAMES = ("photorealism",)
+#: affine residual of the edit (:mod:`sagim_tf.losses.photorealism`), and ``locality``, the
+#: change where the guidance asks for none (:mod:`sagim_tf.losses.locality`).
+EXTRA_LOSS_NAMES = ("photorealism", "locality")
 #: Every term G can be trained with, and the default weights: the paper's, extras off.
 ALL_LOSS_NAMES = LOSS_NAMES + EXTRA_LOSS_NAMES
-DEFAULT_LOSS_WEIGHTS = {**PAPER_LOSS_WEIGHTS, "photorealism": 0.0}
+DEFAULT_LOSS_WEIGHTS = {**PAPER_LOSS_WEIGHTS, "photorealism": 0.0, "locality": 0.0}
 
 _LAZY = {
     "color_loss": "sagim_tf.losses.color",
@@ -31,6 +32,8 @@ _LAZY = {
     "discriminator_loss": "sagim_tf.losses.adversarial",
     "feature_mse": "sagim_tf.losses.content",
     "generator_adversarial_loss": "sagim_tf.losses.adversarial",
+    "keep_weight": "sagim_tf.losses.locality",
+    "locality_loss": "sagim_tf.losses.locality",
     "photorealism_loss": "sagim_tf.losses.photorealism",
     "reconstruction_loss": "sagim_tf.losses.reconstruction",
 }

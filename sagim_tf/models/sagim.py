@@ -25,6 +25,7 @@ from sagim_tf.losses import (
     cycle_loss,
     discriminator_loss,
     generator_adversarial_loss,
+    locality_loss,
     photorealism_loss,
     reconstruction_loss,
 )
@@ -278,14 +279,18 @@ class SaGIM(keras.Model):
             terms["content"] = content_loss(self.content_features(edited), phi_image)
         if w["color"] > 0:
             terms["color"] = color_loss(image, edited, guidance, blur=self.color_blur)
-        if w["cycle"] > 0:
+        if w["cycle"] > 0 or w["locality"] > 0:
+            # E(I): the cycle pass's guidance and L_local's reference, a constant
             original_saliency = tf.stop_gradient(self.estimator(image, training=False))
+        if w["cycle"] > 0:
             cycled = self.generator([edited, original_saliency], training=True)
             terms["cycle"] = cycle_loss(phi_image, self.content_features(cycled))
         if w["adv"] > 0:
             terms["adv"] = generator_adversarial_loss(fake_logits)
         if w["photorealism"] > 0:
             terms["photorealism"] = photorealism_loss(image, edited, radius=_photo_radius(image))
+        if w["locality"] > 0:
+            terms["locality"] = locality_loss(image, edited, guidance, original_saliency)
         scale = self.effective_loss_weights()
         total = tf.add_n([scale[name] * value for name, value in terms.items()]) if terms else 0.0
         return terms, total

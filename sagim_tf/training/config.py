@@ -147,6 +147,9 @@ class LossConfig:
         photorealism: float. Weight of L_photo, not in the paper: the mean squared part of
             the edit no local affine colour map explains (:mod:`sagim_tf.losses.photorealism`,
             window radius 2% of the shorter side). Default 0 (off).
+        locality: float. Weight of L_local, not in the paper: the change where the guiding
+            map equals E's map of the photo, i.e. where no change is asked
+            (:mod:`sagim_tf.losses.locality`). Default 0 (off).
         color_kernel_size: int. Side of the color loss' Gaussian filter (odd; paper: 21).
         adv_warmup_steps: int. G steps over which the adv weight ramps up from 0 (paper: 0).
     """
@@ -157,6 +160,7 @@ class LossConfig:
     cycle: float = PAPER_LOSS_WEIGHTS["cycle"]
     adv: float = PAPER_LOSS_WEIGHTS["adv"]
     photorealism: float = DEFAULT_LOSS_WEIGHTS["photorealism"]
+    locality: float = DEFAULT_LOSS_WEIGHTS["locality"]
     color_kernel_size: int = 21
     adv_warmup_steps: int = 0
 
