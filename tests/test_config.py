@@ -336,7 +336,12 @@ def test_registered_experiments():
     assert demo.data.image_size == (72, 96)
     for variant, removed in ABLATION_VARIANTS.items():
         cfg = get_experiment(f"ablation/{variant}")
-        expected = dict(PAPER_LOSS_WEIGHTS, photorealism=0.0, locality=0.0, **({removed: 0.0} if removed else {}))
+        expected = dict(
+            PAPER_LOSS_WEIGHTS,
+            photorealism=0.0,
+            locality=0.0,
+            **({removed: 0.0} if removed else {}),
+        )
         assert cfg.losses.weights() == expected, variant
         assert cfg.run_dir == os.path.join("runs/ablation", variant)
     # A fresh copy each time: no caller can change another's.
