@@ -11,6 +11,7 @@ import numpy as np
 
 from sagim_tf.export import export_savedmodel, load_savedmodel
 from sagim_tf.models.generator import SaGIMGenerator
+from tests.helpers import nudge_operator_head, tiny_estimator
 
 
 def tiny_generator(seed: int = 0):
@@ -22,6 +23,30 @@ def tiny_generator(seed: int = 0):
     g = SaGIMGenerator(base_filters=4, depth=2, num_residual_blocks=1, output_init_stddev=0.3)
     g([np.zeros((1, 8, 8, 3), np.float32), np.zeros((1, 8, 8, 1), np.float32)])
     return g
+
+
+def tiny_operator_generator(seed: int = 0):
+    """A tiny operator-head G (fields every 4 pixels, trained size 64) with non-zero fields."""
+    keras.utils.set_random_seed(seed)
+    g = SaGIMGenerator(
+        base_filters=4,
+        depth=2,
+        num_residual_blocks=1,
+        head="operators",
+        field_stride=4,
+        work_size=64,
+    )
+    g([np.zeros((1, 8, 8, 3), np.float32), np.zeros((1, 8, 8, 1), np.float32)])
+    return nudge_operator_head(g, seed=seed + 1)
+
+
+def masks(b, h, w):
+    """``(emphasize, deemphasize)`` float32 (b, h, w, 1): a block upper left, one lower right."""
+    emphasize = np.zeros((b, h, w, 1), np.float32)
+    deemphasize = np.zeros_like(emphasize)
+    emphasize[:, h // 6 : h // 2, w // 8 : w // 2] = 1.0
+    deemphasize[:, h // 2 :, (2 * w) // 3 :] = 0.9
+    return emphasize, deemphasize
 
 
 def batch(b, h, w, seed=0):
@@ -66,6 +91,17 @@ def readme_rest_request_script() -> str:
 
 
 _SHARED = {}
+
+
+def shared_operator_savedmodel(tmp_path_factory):
+    """A tiny operator-head G exported once per session with a tiny E, so with every
+    signature (``fields`` and ``edit_masks`` too): ``(G, E, version_path, loaded)``."""
+    if "operators" not in _SHARED:
+        g, e = tiny_operator_generator(), tiny_estimator()
+        out = tmp_path_factory.mktemp("shared_operator_export")
+        path = export_savedmodel(g, out, name="sagim", estimator=e)
+        _SHARED["operators"] = (g, e, path, load_savedmodel(path))
+    return _SHARED["operators"]
 
 
 def shared_savedmodel(tmp_path_factory):

@@ -12,17 +12,29 @@ import pytest
 import tensorflow as tf
 
 from sagim_tf.export import export_savedmodel, load_generator, load_savedmodel, write_models_config
-from sagim_tf.export.savedmodel import build_archive, models_config_text, versions
-from sagim_tf.export.signatures import SIGNATURES, get_signature
+from sagim_tf.export.savedmodel import (
+    build_archive,
+    model_signatures,
+    models_config_text,
+    versions,
+)
+from sagim_tf.export.signatures import (
+    REQUIRED_SIGNATURES,
+    SIGNATURES,
+    get_signature,
+    signatures_for,
+)
 from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.utils.io import to_uint8
 from tests.export_helpers import (
     batch,
     readme_rest_request_script,
+    shared_operator_savedmodel,
     shared_savedmodel,
+    tiny_operator_generator,
     trivial_generator,
 )
-from tests.helpers import tiny_sagim
+from tests.helpers import tiny_estimator, tiny_sagim
 
 
 @pytest.fixture(scope="module")
@@ -56,22 +68,42 @@ def test_layout_and_named_signatures(exported):
         assert sig.structured_outputs["edited"].dtype == out_dtype
 
 
-def test_savedmodel_follows_the_signature_table(exported):
-    _, _, loaded = exported
-    assert list(SIGNATURES) == ["serving_default", "edit_uint8"]
+def test_savedmodel_follows_the_signature_table(tmp_path_factory):
+    g, _, _, loaded = shared_operator_savedmodel(tmp_path_factory)
+    assert list(SIGNATURES) == ["serving_default", "edit_uint8", "fields", "edit_masks"]
+    assert REQUIRED_SIGNATURES == ("serving_default", "edit_uint8")
+    assert set(loaded.signatures) == set(SIGNATURES)
     for name, signature in SIGNATURES.items():
         fn = loaded.signatures[name]
         _, inputs = fn.structured_input_signature
-        assert list(signature.inputs) == ["image", "guidance"]
+        assert list(signature.inputs)[0] == "image"
+        assert set(inputs) == set(signature.inputs)
         for key, tensor in signature.inputs.items():
             assert inputs[key].dtype == tf.as_dtype(tensor.dtype)
-            assert inputs[key].shape.as_list() == [None, None, None, tensor.channels]
+            if tensor.is_map:
+                assert inputs[key].shape.as_list() == [None, None, None, tensor.channels]
+            else:  # strength: a scalar or (B,)
+                assert inputs[key].shape.rank is None
+        assert set(fn.structured_outputs) == set(signature.outputs)
         for key, tensor in signature.outputs.items():
             assert fn.structured_outputs[key].dtype == tf.as_dtype(tensor.dtype)
     with pytest.raises(ConfigError, match="edit_uint8"):
         get_signature("predict")
     with pytest.raises(ConfigError, match="unknown signature"):
         build_archive(trivial_generator(), signatures=("serving_default", "predict"))
+
+
+def test_which_signatures_a_model_has():
+    assert signatures_for(False, False) == ("serving_default", "edit_uint8")
+    assert signatures_for(True, False) == ("serving_default", "edit_uint8", "fields")
+    assert signatures_for(False, True) == ("serving_default", "edit_uint8", "edit_masks")
+    assert model_signatures(trivial_generator()) == REQUIRED_SIGNATURES
+    assert model_signatures(tiny_operator_generator())[-1] == "fields"
+    assert model_signatures(trivial_generator(), estimator=tiny_estimator())[-1] == "edit_masks"
+    with pytest.raises(ConfigError, match="operator-head"):
+        build_archive(trivial_generator(), signatures=("fields",))
+    with pytest.raises(ConfigError, match="estimator"):
+        build_archive(trivial_generator(), signatures=("edit_masks",))
 
 
 @pytest.mark.parametrize("shape", [(1, 16, 16), (2, 13, 17), (3, 5, 9), (1, 40, 24)])

@@ -9,6 +9,10 @@ from sagim_tf.utils.errors import ConfigError, SagimError
 NAME = "export"
 HELP = "Export G as a SavedModel for TF Serving and as TFLite files (builtin ops only)."
 
+# Signatures: serving_default and edit_uint8 always; fields for an operator-head G (and a
+# <name>_fields_<fmt>.tflite per TFLite format); edit_masks when an estimator E that can be
+# traced comes with the model (a SaGIM file's own E, or --estimator SPEC).
+
 # The same names and size as sagim_tf.export.tflite's TFLITE_FORMATS and DEFAULT_FIXED_SIZE
 # (tests/test_export_cli.py checks), written out so that `--help` does not import TensorFlow.
 ALL_FORMATS = ("savedmodel", "tflite", "tflite-fp16", "tflite-int8")
@@ -56,6 +60,14 @@ def add_arguments(parser):
         help="replace an existing SavedModel version directory",
     )
     parser.add_argument(
+        "--estimator",
+        default=None,
+        metavar="SPEC",
+        help="estimator E traced into the edit_masks signature (itti-koch, salgan:PATH, "
+        "keras:PATH), or 'none' to leave edit_masks out (default: a SaGIM file's own E; a "
+        "bare G file gets no edit_masks)",
+    )
+    parser.add_argument(
         "--no-check",
         action="store_true",
         help="skip the parity check of each written file against Keras",
@@ -83,20 +95,33 @@ def _size_text(path):
 def run(args) -> int:
     formats = _parse_formats(args.formats)
     # lazy: export imports TensorFlow; `sagim export --help` should not wait for it
+    from sagim_tf.export.loading import load_export_source
     from sagim_tf.export.parity import check_parity
-    from sagim_tf.export.savedmodel import export_savedmodel, write_models_config
+    from sagim_tf.export.savedmodel import (
+        export_savedmodel,
+        model_signatures,
+        write_models_config,
+    )
     from sagim_tf.export.tflite import export_tflite
-    from sagim_tf.models.loading import load_generator
 
-    generator = load_generator(args.model)
+    source = load_export_source(args.model, args.estimator)
+    generator, estimator = source.generator, source.estimator
     written = {}
     if "savedmodel" in formats:
         path = export_savedmodel(
-            generator, args.out, name=args.name, version=args.version, overwrite=args.overwrite
+            generator,
+            args.out,
+            name=args.name,
+            version=args.version,
+            overwrite=args.overwrite,
+            estimator=estimator,
         )
         written["savedmodel"] = [path]
         config = write_models_config(args.out, args.name)
         print(f"savedmodel   {path}  ({_size_text(path)}); TF Serving config: {config}")
+        print(f"signatures   {', '.join(model_signatures(generator, estimator))}")
+        if source.note:
+            print(f"note: {source.note}")
     tflite_formats = [f for f in formats if f != "savedmodel"]
     if tflite_formats:
         files = export_tflite(
@@ -112,12 +137,14 @@ def run(args) -> int:
         written.update(files)
     if not args.no_check:
         try:
-            report = check_parity(generator, written)
+            report = check_parity(generator, written, estimator=estimator)
         except ModuleNotFoundError as exc:  # the TFLite check runs on the `tflite` extra
             raise SagimError(f"{exc}; or skip the check with --no-check") from exc
         parts = [
-            f"{fmt} PSNR {value:.1f} dB" if fmt == "tflite-int8" else f"{fmt} max|diff| {value:.2g}"
-            for fmt, value in report.items()
+            f"{key} PSNR {value:.1f} dB"
+            if key.startswith("tflite-int8")
+            else f"{key} max|diff| {value:.2g}"
+            for key, value in report.items()
         ]
         print("parity with Keras: " + ", ".join(parts))
     return 0

@@ -5,13 +5,17 @@ Layout (what ``tensorflow_model_server --model_base_path=<out>/<name>`` expects)
     <out>/models.config                 TF Serving model config (model_config_list)
     <out>/<name>/<version>/saved_model.pb, variables/
 
-The signatures, ``serving_default`` (float32 in, float32 out) and ``edit_uint8`` (uint8
-image in, uint8 out), are described by the one table in
-:mod:`sagim_tf.export.signatures`; each endpoint here is built from it.
+The signatures are described by the one table in :mod:`sagim_tf.export.signatures`;
+each endpoint here is built from it. Every model gets ``serving_default`` (float32 in,
+float32 out) and ``edit_uint8`` (uint8 image in, uint8 out); an operator-head G also gets
+``fields`` (its raw operator fields), and a model exported with an estimator E that can be
+traced also gets ``edit_masks`` (image, two masks and a strength in; E, the guidance rule
+and the edit inside the graph, :mod:`sagim_tf.export.guidance_graph`).
 
-Both check their inputs inside the graph (batch, height and width of the two inputs agree,
-neither is empty, values are finite and in range). A failed check is an
-``InvalidArgumentError``, which TF Serving answers with gRPC ``INVALID_ARGUMENT``.
+All check their inputs inside the graph (batch, height and width of the map inputs agree,
+the image is not empty, a strength is a scalar or one value per image, values are finite
+and in range; ``edit_masks`` also wants at least one region per image). A failed check is
+an ``InvalidArgumentError``, which TF Serving answers with gRPC ``INVALID_ARGUMENT``.
 The checks cost one comparison pass over the inputs.
 
 A plain ``model.export`` in Keras 3 names the inputs and outputs ``args_0``/``output_0``,
@@ -30,70 +34,110 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from sagim_tf.export.guidance_graph import MASK_THRESHOLD, MaskEditor, check_graph_estimator
 from sagim_tf.export.signatures import (
+    DEEMPHASIZE_KEY,
+    EDIT_MASKS_SIGNATURE,
+    EMPHASIZE_KEY,
+    FIELDS_KEY,
+    FIELDS_SIGNATURE,
     GUIDANCE_KEY,
     IMAGE_KEY,
+    NEEDS_OPERATOR_HEAD,
     OUTPUT_KEY,
-    SIGNATURES,
+    STRENGTH_KEY,
     Signature,
+    TensorKey,
     get_signature,
+    signatures_for,
 )
+from sagim_tf.models.generate import has_operator_head
+from sagim_tf.models.operator_head import field_model
 from sagim_tf.utils.errors import ConfigError, ExportError, InputError
 from sagim_tf.utils.io import write_text
 
 log = logging.getLogger(__name__)
 
 
+def _spec(key: str, tensor: TensorKey, batch=None, height=None, width=None) -> tf.TensorSpec:
+    dtype = tf.as_dtype(tensor.dtype)
+    if tensor.is_map:
+        return tf.TensorSpec([batch, height, width, tensor.channels], dtype, name=key)
+    # a per-image value: a scalar or (B,), so the rank is left open
+    return tf.TensorSpec(None if batch is None else [batch], dtype, name=key)
+
+
 def _specs(signature: Signature, batch=None, height=None, width=None) -> list[tf.TensorSpec]:
-    """The named input specs of ``signature`` (``image`` then ``guidance``)."""
-    return [
-        tf.TensorSpec([batch, height, width, key.channels], tf.as_dtype(key.dtype), name=name)
-        for name, key in signature.inputs.items()
-    ]
+    """The named input specs of ``signature``, in the table's order (``image`` first)."""
+    return [_spec(key, tensor, batch, height, width) for key, tensor in signature.inputs.items()]
 
 
-def _check_in_range(x, hi, name):
+def _check_in_range(x, lo, hi, name):
     # NaN fails both comparisons, so this also rejects non-finite values.
-    ok = tf.reduce_all(tf.logical_and(x >= 0, x <= tf.cast(hi, x.dtype)))
+    ok = tf.reduce_all(tf.logical_and(x >= tf.cast(lo, x.dtype), x <= tf.cast(hi, x.dtype)))
     return tf.debugging.Assert(
-        ok, [f"{name}: values must be finite and lie in [0, {hi:g}]"], name=f"check_{name}_range"
+        ok,
+        [f"{name}: values must be finite and lie in [{lo:g}, {hi:g}]"],
+        name=f"check_{name}_range",
     )
 
 
-def checked_inputs(image, guidance, image_max=1.0):
-    """Attach in-graph checks to ``image`` and ``guidance``; return them unchanged.
+def checked_inputs(signature: Signature, inputs: dict) -> dict:
+    """Attach in-graph checks to a signature's ``inputs``; return them unchanged.
+
+    Every map input must have the image's batch, height and width; a per-image value
+    (``strength``) must be a scalar or hold one value per image; the image must not be
+    empty; every value must be finite and in its range of the table.
 
     Args:
-        image: tensor (B, H, W, 3).
-        guidance: tensor (B, H, W, 1), values in [0, 1].
-        image_max: float. The image's largest allowed value. Defaults to `1.0`.
+        signature: Signature. The table's entry the inputs belong to.
+        inputs: dict of str to tensor. The inputs by key.
 
     Returns:
-        ``(image, guidance)``, which depend on the checks, so the checks run first.
+        A dict of the same tensors, which depend on the checks, so the checks run first.
     """
-    image_shape = tf.shape(image)
-    guidance_shape = tf.shape(guidance)
+    image_shape = tf.shape(inputs[IMAGE_KEY])
     checks = [
-        tf.debugging.assert_equal(
-            image_shape[:3],
-            guidance_shape[:3],
-            message="guidance: batch, height and width must equal the image's",
-            name="check_shapes_agree",
-        ),
         tf.debugging.assert_greater(
             tf.reduce_prod(image_shape[:3]),
             0,
             message="image: is empty (batch, height or width is 0)",
             name="check_not_empty",
-        ),
+        )
     ]
+    for key, tensor in signature.inputs.items():
+        if key == IMAGE_KEY:
+            continue
+        x = inputs[key]
+        if tensor.is_map:
+            checks.append(
+                tf.debugging.assert_equal(
+                    tf.shape(x)[:3],
+                    image_shape[:3],
+                    message=f"{key}: batch, height and width must equal the image's",
+                    name=f"check_{key}_shape",
+                )
+            )
+        else:
+            count = tf.size(x)
+            ok = tf.logical_and(
+                tf.rank(x) <= 1,
+                tf.logical_or(tf.equal(count, 1), tf.equal(count, image_shape[0])),
+            )
+            checks.append(
+                tf.debugging.Assert(
+                    ok,
+                    [f"{key}: must be a scalar or hold one value per image, shape (B,)"],
+                    name=f"check_{key}_shape",
+                )
+            )
     with tf.control_dependencies(checks):
         checks += [
-            _check_in_range(image, image_max, IMAGE_KEY),
-            _check_in_range(guidance, 1.0, GUIDANCE_KEY),
+            _check_in_range(inputs[key], tensor.min_value, tensor.max_value, key)
+            for key, tensor in signature.inputs.items()
         ]
     with tf.control_dependencies(checks):
-        return tf.identity(image), tf.identity(guidance)
+        return {key: tf.identity(x) for key, x in inputs.items()}
 
 
 def to_uint8(x):
@@ -101,14 +145,15 @@ def to_uint8(x):
     return tf.cast(tf.floor(tf.clip_by_value(x, 0.0, 1.0) * 255.0 + 0.5), tf.uint8)
 
 
-def _endpoint(generator, signature: Signature, validate: bool):
-    """The function of one signature: check, scale the image to [0, 1], run G, cast."""
+def _edit_endpoint(generator, signature: Signature, validate: bool):
+    """``serving_default`` / ``edit_uint8``: check, scale the image to [0, 1], run G, cast."""
     image_max = signature.inputs[IMAGE_KEY].max_value
     uint8_out = signature.outputs[OUTPUT_KEY].dtype == "uint8"
 
     def endpoint(image, guidance):
         if validate:
-            image, guidance = checked_inputs(image, guidance, image_max=image_max)
+            checked = checked_inputs(signature, {IMAGE_KEY: image, GUIDANCE_KEY: guidance})
+            image, guidance = checked[IMAGE_KEY], checked[GUIDANCE_KEY]
         if image.dtype != tf.float32:
             image = tf.cast(image, tf.float32)
         if image_max != 1.0:
@@ -119,13 +164,76 @@ def _endpoint(generator, signature: Signature, validate: bool):
     return endpoint
 
 
+def _fields_endpoint(generator, signature: Signature, validate: bool):
+    """``fields``: check, run G's field model; raw fields (B, H, W, 7) in float32."""
+    fields_model = field_model(generator)
+
+    def endpoint(image, guidance):
+        if validate:
+            checked = checked_inputs(signature, {IMAGE_KEY: image, GUIDANCE_KEY: guidance})
+            image, guidance = checked[IMAGE_KEY], checked[GUIDANCE_KEY]
+        fields = fields_model([image, guidance], training=False)
+        return {FIELDS_KEY: tf.cast(fields, tf.float32)}
+
+    return endpoint
+
+
+def _edit_masks_endpoint(generator, estimator, signature: Signature, validate: bool):
+    """``edit_masks``: check, E's map, the guidance rule, the edit (guidance_graph)."""
+    editor = MaskEditor(generator, estimator)
+
+    def endpoint(image, emphasize, deemphasize, strength):
+        inputs = {
+            IMAGE_KEY: image,
+            EMPHASIZE_KEY: emphasize,
+            DEEMPHASIZE_KEY: deemphasize,
+            STRENGTH_KEY: strength,
+        }
+        if validate:
+            inputs = checked_inputs(signature, inputs)
+            has_region = tf.logical_or(
+                tf.reduce_any(inputs[EMPHASIZE_KEY] > MASK_THRESHOLD, axis=[1, 2, 3]),
+                tf.reduce_any(inputs[DEEMPHASIZE_KEY] > MASK_THRESHOLD, axis=[1, 2, 3]),
+            )
+            region_check = tf.debugging.Assert(
+                tf.reduce_all(has_region),
+                [
+                    "emphasize, deemphasize: an image has no region (no pixel above 0.5 in "
+                    "either mask); give at least one region per image"
+                ],
+                name="check_regions",
+            )
+            with tf.control_dependencies([region_check]):
+                inputs = {key: tf.identity(x) for key, x in inputs.items()}
+        batch = tf.shape(inputs[IMAGE_KEY])[0]
+        strength = tf.broadcast_to(tf.reshape(inputs[STRENGTH_KEY], [-1]), [batch])
+        edited = editor(inputs[IMAGE_KEY], inputs[EMPHASIZE_KEY], inputs[DEEMPHASIZE_KEY], strength)
+        return {OUTPUT_KEY: edited}
+
+    return endpoint
+
+
+def model_signatures(generator, estimator=None, operator_head=None) -> tuple[str, ...]:
+    """The signatures a model exports: the edit ones, ``fields`` for an operator-head G,
+    ``edit_masks`` when ``estimator`` is given (see
+    :func:`~sagim_tf.export.signatures.signatures_for`).
+
+    ``operator_head`` None asks :func:`~sagim_tf.models.generate.has_operator_head`.
+    """
+    if operator_head is None:
+        operator_head = has_operator_head(generator)
+    return signatures_for(operator_head, estimator is not None)
+
+
 def build_archive(
     generator,
     validate=True,
     batch=None,
     height=None,
     width=None,
-    signatures=tuple(SIGNATURES),
+    signatures=None,
+    estimator=None,
+    operator_head=None,
 ) -> keras.export.ExportArchive:
     """An :class:`ExportArchive` around ``generator`` with the named signatures.
 
@@ -136,20 +244,44 @@ def build_archive(
         batch: int or None. A fixed batch size; None takes any. Defaults to `None`.
         height: int or None. A fixed height; None takes any. Defaults to `None`.
         width: int or None. A fixed width; None takes any. Defaults to `None`.
-        signatures: sequence of str. Names from
-            :data:`~sagim_tf.export.signatures.SIGNATURES`. Defaults to all of them.
+        signatures: sequence of str or None. Names from
+            :data:`~sagim_tf.export.signatures.SIGNATURES`; None takes every one the model
+            offers (:func:`model_signatures`). Defaults to `None`.
+        estimator: keras.Model or None. E, for ``edit_masks``. Defaults to `None`.
+        operator_head: bool or None. Whether G has the operator head (its ``fields``
+            layer); None asks G. The TFLite export passes True for its plain functional
+            clone of an operator-head G. Defaults to `None`.
 
     Raises:
-        ConfigError: an unknown signature name.
+        ConfigError: an unknown signature name, or one the model cannot offer.
     """
+    offered = model_signatures(generator, estimator, operator_head)
+    if signatures is None:
+        signatures = offered
     chosen = [get_signature(name) for name in signatures]
+    for signature in chosen:
+        if signature.name not in offered:
+            why = (
+                "an operator-head G (head='operators')"
+                if NEEDS_OPERATOR_HEAD in signature.requires
+                else "an estimator E (pass one)"
+            )
+            raise ConfigError(f"signature {signature.name!r} needs {why}")
+    if estimator is not None and EDIT_MASKS_SIGNATURE in signatures:
+        check_graph_estimator(estimator)
     archive = keras.export.ExportArchive()
     archive.track(generator)
+    if estimator is not None and EDIT_MASKS_SIGNATURE in signatures:
+        archive.track(estimator)
     for signature in chosen:
+        if signature.name == FIELDS_SIGNATURE:
+            fn = _fields_endpoint(generator, signature, validate)
+        elif signature.name == EDIT_MASKS_SIGNATURE:
+            fn = _edit_masks_endpoint(generator, estimator, signature, validate)
+        else:
+            fn = _edit_endpoint(generator, signature, validate)
         archive.add_endpoint(
-            signature.name,
-            _endpoint(generator, signature, validate),
-            input_signature=_specs(signature, batch, height, width),
+            signature.name, fn, input_signature=_specs(signature, batch, height, width)
         )
     return archive
 
@@ -181,6 +313,7 @@ def export_savedmodel(
     name: str = "sagim",
     version: int | None = None,
     overwrite: bool = False,
+    estimator=None,
 ) -> str:
     """Write G as ``<out_dir>/<name>/<version>/`` for TF Serving; return that path.
 
@@ -196,9 +329,12 @@ def export_savedmodel(
             highest present. Defaults to `None`.
         overwrite: bool. Replace an existing version directory instead of failing.
             Defaults to `False`.
+        estimator: keras.Model or None. E, traced into the ``edit_masks`` signature; None
+            exports without it. Defaults to `None`.
 
     Raises:
-        ConfigError: a bad name or version, or the version exists and ``overwrite`` is off.
+        ConfigError: a bad name or version, the version exists and ``overwrite`` is off, or
+            ``estimator`` cannot run inside a graph.
         ExportError: TensorFlow cannot trace or write the model.
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
@@ -213,10 +349,13 @@ def export_savedmodel(
     final = os.path.join(base, str(version))
     if os.path.exists(final) and not overwrite:
         raise ConfigError(f"{final} already exists; pass another --version or overwrite")
+    signatures = model_signatures(generator, estimator)
+    if estimator is not None:
+        check_graph_estimator(estimator)
     tmp = tempfile.mkdtemp(dir=base, prefix=f".tmp-{version}-")
     try:
         try:
-            build_archive(generator).write_out(tmp, verbose=False)
+            build_archive(generator, estimator=estimator).write_out(tmp, verbose=False)
         except (TypeError, ValueError, tf.errors.OpError) as exc:
             raise ExportError(f"cannot export the model as a SavedModel: {exc}") from exc
         if os.path.exists(final):
@@ -225,7 +364,7 @@ def export_savedmodel(
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
-    log.info("wrote SavedModel %s (signatures %s)", final, ", ".join(SIGNATURES))
+    log.info("wrote SavedModel %s (signatures %s)", final, ", ".join(signatures))
     return final
 
 

@@ -21,6 +21,15 @@ The files carry one signature, ``serving_default`` of :mod:`sagim_tf.export.sign
 (inputs ``image`` and ``guidance``, output ``edited``, float32), without the in-graph
 checks (TFLite has no builtin ``Assert``); :class:`TFLiteRunner` checks inputs in NumPy.
 
+For an operator-head G each format is also written as a *fields* file,
+``<name>_fields_<fp32|fp16|int8>[_<W>x<H>].tflite``, carrying the ``fields`` signature
+(the same inputs, output ``fields`` float32 (B, H, W, 7), G's raw operator fields at the
+input's resolution): a phone or a browser runs it on the working-size copy of a photo and
+applies the fields to the full-resolution photo itself (settings ``range * tanh(field)``,
+:mod:`sagim_tf.layers.photo_operators`; :func:`sagim_tf.models.generate.apply_fields` is
+the reference). :meth:`TFLiteRunner.fields` runs such a file. The fixed-size fields file
+at the G's working size (``--tflite-size``) is the one a device wants.
+
 Conversion goes through a SavedModel (``TFLiteConverter.from_keras_model`` fails on
 Keras 3) with ``OpsSet.TFLITE_BUILTINS`` only: Flex/Select ops do not run in the pip
 interpreters, so a model that needs one is refused with an
@@ -48,7 +57,15 @@ import numpy as np
 import tensorflow as tf
 
 from sagim_tf.export.savedmodel import build_archive
-from sagim_tf.export.signatures import DEFAULT_SIGNATURE, GUIDANCE_KEY, IMAGE_KEY, OUTPUT_KEY
+from sagim_tf.export.signatures import (
+    DEFAULT_SIGNATURE,
+    FIELDS_KEY,
+    FIELDS_SIGNATURE,
+    GUIDANCE_KEY,
+    IMAGE_KEY,
+    OUTPUT_KEY,
+)
+from sagim_tf.models.generate import has_operator_head
 from sagim_tf.utils.checks import check_image, check_map, parse_size
 from sagim_tf.utils.errors import ConfigError, ExportError, InputError
 from sagim_tf.utils.extras import missing_extra
@@ -63,7 +80,9 @@ TFLITE_FORMATS = {
     "tflite-int8": ("int8", "int8"),
 }
 DEFAULT_FIXED_SIZE = (256, 192)  # width, height: SalGAN's input size
-SIGNATURE = DEFAULT_SIGNATURE  # the one signature a TFLite file carries
+SIGNATURE = DEFAULT_SIGNATURE  # the one signature a G file carries
+#: The suffix of a format's key for its fields files in :func:`export_tflite`'s answer.
+FIELDS_SUFFIX = ":fields"
 
 
 class _ChannelPinnedConv2D(keras.layers.Conv2D):
@@ -143,7 +162,9 @@ def convert_saved_model(
         raise ExportError(f"TFLite conversion failed: {first}") from exc
 
 
-def _write_tflite_savedmodel(generator, directory, input_size=None):
+def _write_tflite_savedmodel(generator, directory, input_size=None, fields=False):
+    """The intermediate SavedModel: G's ``serving_default``, or with ``fields`` (an
+    operator-head G, maybe its functional clone) the ``fields`` signature as well."""
     width, height = input_size if input_size is not None else (None, None)
     batch = 1 if input_size is not None else None
     archive = build_archive(
@@ -152,7 +173,8 @@ def _write_tflite_savedmodel(generator, directory, input_size=None):
         batch=batch,
         height=height,
         width=width,
-        signatures=(SIGNATURE,),
+        signatures=(SIGNATURE, FIELDS_SIGNATURE) if fields else (SIGNATURE,),
+        operator_head=True if fields else None,
     )
     archive.write_out(directory, verbose=False)
 
@@ -161,8 +183,10 @@ def _check_size(input_size):
     return parse_size(input_size, "TFLite size", minimum=1)
 
 
-def convert_to_tflite(generator, weights: str = "float32", input_size=None) -> bytes:
-    """Return G as a TFLite flatbuffer.
+def convert_to_tflite(
+    generator, weights: str = "float32", input_size=None, fields: bool = False
+) -> bytes:
+    """Return G (or, with ``fields``, its field model) as a TFLite flatbuffer.
 
     Args:
         generator: keras.Model. G, ``[image, guidance] -> edited``.
@@ -170,23 +194,31 @@ def convert_to_tflite(generator, weights: str = "float32", input_size=None) -> b
             Defaults to `"float32"`.
         input_size: tuple of two ints or None. ``(width, height)`` for a fixed-size,
             batch-1 model; None takes any size. Defaults to `None`.
+        fields: bool. Convert the ``fields`` signature of an operator-head G instead of
+            the edit. Defaults to `False`.
+
+    Raises:
+        ConfigError: a bad argument, or ``fields`` for a G without the operator head.
     """
     if weights not in ("float32", "float16", "int8"):
         raise ConfigError(f"weights must be float32, float16 or int8, got {weights!r}")
+    if fields and not has_operator_head(generator):
+        raise ConfigError("fields: only an operator-head G (head='operators') has fields")
     input_size = _check_size(input_size)
     tmp = tempfile.mkdtemp(prefix="sagim-tflite-")
     try:
-        _write_tflite_savedmodel(tflite_ready_clone(generator), tmp, input_size)
-        return convert_saved_model(tmp, weights)
+        _write_tflite_savedmodel(tflite_ready_clone(generator), tmp, input_size, fields=fields)
+        return convert_saved_model(tmp, weights, FIELDS_SIGNATURE if fields else SIGNATURE)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def tflite_filename(name: str, fmt: str, input_size=None) -> str:
-    """``<name>_<fp32|fp16|int8>[_<W>x<H>].tflite``."""
+def tflite_filename(name: str, fmt: str, input_size=None, fields: bool = False) -> str:
+    """``<name>[_fields]_<fp32|fp16|int8>[_<W>x<H>].tflite``."""
     tag = TFLITE_FORMATS[fmt][1]
     size = f"_{input_size[0]}x{input_size[1]}" if input_size is not None else ""
-    return f"{name}_{tag}{size}.tflite"
+    kind = "_fields" if fields else ""
+    return f"{name}{kind}_{tag}{size}.tflite"
 
 
 def export_tflite(
@@ -199,8 +231,9 @@ def export_tflite(
     """Write each TFLite format, dynamic and (unless ``fixed_size`` is None) fixed-size.
 
     Files go to ``<out_dir>/tflite/<name>_<fp32|fp16|int8>[_<W>x<H>].tflite``, each
-    written atomically. The two intermediate SavedModels are built once and shared by
-    the formats.
+    written atomically; for an operator-head G also the fields files
+    ``<name>_fields_<fp32|fp16|int8>[_<W>x<H>].tflite``. The two intermediate SavedModels
+    are built once and shared by the formats.
 
     Args:
         generator: keras.Model. G, ``[image, guidance] -> edited``.
@@ -212,7 +245,8 @@ def export_tflite(
             None writes the dynamic files only. Defaults to `(256, 192)`.
 
     Returns:
-        ``{format: [paths]}``, the dynamic file first.
+        ``{format: [paths]}``, the dynamic file first; for an operator-head G also
+        ``{format + ":fields": [paths]}`` (:data:`FIELDS_SUFFIX`).
     """
     unknown = [f for f in formats if f not in TFLITE_FORMATS]
     if unknown:
@@ -221,18 +255,22 @@ def export_tflite(
     target = os.path.join(os.fspath(out_dir), "tflite")
     os.makedirs(target, exist_ok=True)
     clone = tflite_ready_clone(generator)
-    written = {fmt: [] for fmt in formats}
+    fields = has_operator_head(generator)
+    kinds = [(SIGNATURE, "")] + ([(FIELDS_SIGNATURE, FIELDS_SUFFIX)] if fields else [])
+    written = {fmt + suffix: [] for _, suffix in kinds for fmt in formats}
     sizes = [None] + ([fixed_size] if fixed_size is not None else [])
     for size in sizes:
         tmp = tempfile.mkdtemp(prefix="sagim-tflite-")
         try:
-            _write_tflite_savedmodel(clone, tmp, size)
-            for fmt in formats:
-                data = convert_saved_model(tmp, TFLITE_FORMATS[fmt][0])
-                path = os.path.join(target, tflite_filename(name, fmt, size))
-                atomic_write(path, functools.partial(_write_bytes, data=data))
-                log.info("wrote %s (%s)", path, fmt)
-                written[fmt].append(path)
+            _write_tflite_savedmodel(clone, tmp, size, fields=fields)
+            for signature, suffix in kinds:
+                for fmt in formats:
+                    data = convert_saved_model(tmp, TFLITE_FORMATS[fmt][0], signature)
+                    filename = tflite_filename(name, fmt, size, fields=bool(suffix))
+                    path = os.path.join(target, filename)
+                    atomic_write(path, functools.partial(_write_bytes, data=data))
+                    log.info("wrote %s (%s%s)", path, fmt, suffix)
+                    written[fmt + suffix].append(path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return written
@@ -244,7 +282,11 @@ def _write_bytes(path, data: bytes) -> None:
 
 
 class TFLiteRunner:
-    """Run a TFLite G through ``ai_edge_litert``'s signature runner.
+    """Run a TFLite G, or an operator-head G's fields file, through ``ai_edge_litert``.
+
+    A G file (``sagim_fp32.tflite``, signature ``serving_default``) is run with
+    :meth:`edit`; a fields file (``sagim_fields_fp32.tflite``, signature ``fields``) with
+    :meth:`fields`. :attr:`signature` says which one this is.
 
     Args:
         model: str, path or bytes. A ``.tflite`` file, or its contents.
@@ -276,7 +318,9 @@ class TFLiteRunner:
             kwargs["model_path"] = self.path
         try:
             self.interpreter = Interpreter(**kwargs)
-            self.runner = self.interpreter.get_signature_runner(SIGNATURE)
+            names = self.interpreter.get_signature_list()
+            self.signature = FIELDS_SIGNATURE if FIELDS_SIGNATURE in names else SIGNATURE
+            self.runner = self.interpreter.get_signature_runner(self.signature)
         except (ValueError, RuntimeError) as exc:
             raise InputError(
                 f"{self.path or 'model'}: cannot open as a SaGIM TFLite G ({exc})"
@@ -286,15 +330,15 @@ class TFLiteRunner:
             raise InputError(
                 f"TFLite inputs are {sorted(details)}; expected {sorted([IMAGE_KEY, GUIDANCE_KEY])}"
             )
+        self._output_key = FIELDS_KEY if self.signature == FIELDS_SIGNATURE else OUTPUT_KEY
         signature = tuple(int(d) for d in details[IMAGE_KEY]["shape_signature"])
         self.dynamic = any(d < 0 for d in signature)
         self.input_size = None if self.dynamic else (signature[2], signature[1])  # (W, H)
 
     def _run(self, image, guidance):
-        return self.runner(**{IMAGE_KEY: image, GUIDANCE_KEY: guidance})[OUTPUT_KEY]
+        return self.runner(**{IMAGE_KEY: image, GUIDANCE_KEY: guidance})[self._output_key]
 
-    def edit(self, image, guidance) -> np.ndarray:
-        """Edit ``image`` under ``guidance``; shapes and ranges as for G; returns float32."""
+    def _call(self, image, guidance) -> np.ndarray:
         image = check_image(image)
         guidance = check_map(guidance, like=image)
         single = image.ndim == 3
@@ -314,3 +358,25 @@ class TFLiteRunner:
             )
         out = np.asarray(out, dtype=np.float32)
         return out[0] if single else out
+
+    def edit(self, image, guidance) -> np.ndarray:
+        """Edit ``image`` under ``guidance``; shapes and ranges as for G; returns float32."""
+        if self.signature != SIGNATURE:
+            raise InputError(
+                f"{self.path or 'model'} is a fields file (signature {self.signature!r}); "
+                "call .fields() and apply them, or open the G file for .edit()"
+            )
+        return self._call(image, guidance)
+
+    def fields(self, image, guidance) -> np.ndarray:
+        """An operator-head G's raw fields (H, W, 7) or (B, H, W, 7) from a fields file.
+
+        Apply them with :func:`sagim_tf.models.generate.apply_fields` (settings are
+        ``range * tanh(field)``, :mod:`sagim_tf.layers.photo_operators`).
+        """
+        if self.signature != FIELDS_SIGNATURE:
+            raise InputError(
+                f"{self.path or 'model'} is a G file (signature {self.signature!r}), not a "
+                "fields file; open <name>_fields_<fmt>.tflite (written for an operator-head G)"
+            )
+        return self._call(image, guidance)
