@@ -4,8 +4,11 @@ import json
 import logging
 import os
 
+import pytest
+
 from sagim_tf.cli import main
 from sagim_tf.training.experiments import get_experiment
+from sagim_tf.utils.errors import ConfigError
 from sagim_tf.workflows import demo
 
 
@@ -22,6 +25,35 @@ def test_demo_config_is_the_registered_experiment(tmp_path):
     )
     assert cfg.run_dir == os.path.join(str(tmp_path), "run")
     assert cfg.data.dir == os.path.join(str(tmp_path), "sam")
+    assert cfg.generator.head == registered.generator.head == "operators"
+    assert cfg.losses.locality > 0
+    # the comparison run: the same setup, only the head and its folder differ
+    residual = demo.demo_config(str(tmp_path), image_size=(48, 64), head="residual")
+    assert residual.generator.head == "residual" and residual.losses == cfg.losses
+    assert residual.run_dir == os.path.join(str(tmp_path), "residual")
+    with pytest.raises(ConfigError, match="head"):
+        demo.demo_config(str(tmp_path), head="pixels")
+
+
+def _aggregate(c1, non_affine_share, cast, psnr):
+    judges = {j: {"c1": c1} for j in demo.UNSEEN_JUDGES}
+    return {
+        "judges": judges,
+        "non_affine": non_affine_share,
+        "colour_cast_outside": cast,
+        "psnr": psnr,
+    }
+
+
+def test_compare_heads_keeps_the_operator_head_unless_it_loses_too_much_c1():
+    res = _aggregate(80.0, 0.02, 10.0, 20.0)
+    close = demo.compare_heads({"sagim": _aggregate(76.0, 0.004, 4.0, 22.5), "sagim-residual": res})
+    assert close["pick"] == "operators" and "4.0 points below" in close["reason"]
+    assert close["c1_drop"] == 4.0 and close["psnr_gain"] == 2.5
+    # ratios of the operator head's realism measures to the residual head's (float division)
+    assert abs(close["non_affine_ratio"] - 0.2) < 1e-12 and abs(close["cast_ratio"] - 0.4) < 1e-12
+    far = demo.compare_heads({"sagim": _aggregate(70.0, 0.004, 4.0, 22.5), "sagim-residual": res})
+    assert far["pick"] == "residual" and "10.0 points below" in far["reason"]
 
 
 def test_departures_give_the_run_step_count():
@@ -42,8 +74,10 @@ def test_demo_runs_end_to_end_and_reports(tmp_path, caplog):
             base_filters=4,
             photo_max_side=64,
         )
+    assert result["head"] in ("operators", "residual") and result["comparison"] is not None
     stages = [m for m in caplog.messages if m.startswith("[")]
-    assert [m[:5] for m in stages] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
+    # training is one stage per head: the operator head, then the residual head
+    assert [m[:5] for m in stages] == ["[1/5]", "[2/5]", "[3/5]", "[3/5]", "[4/5]", "[5/5]"]
     paths = result["paths"]
     for key in ("report", "trained G", "full model (G, D, E)", "evaluation tables"):
         assert os.path.isfile(paths[key]), key
@@ -53,6 +87,10 @@ def test_demo_runs_end_to_end_and_reports(tmp_path, caplog):
         "spectral-residual C2",
         "fine-grained C1",
         "| sagim |",
+        "| sagim-residual |",
+        "| operator-rule |",
+        "non-affine",
+        "Operator head against residual head",
         "| wsr |",
         "| hag |",
         "| oha |",
@@ -63,7 +101,17 @@ def test_demo_runs_end_to_end_and_reports(tmp_path, caplog):
     # The step count in the report is the run's own, not a fixed figure.
     assert f"this run's {result['g_steps']} G steps" in report
     assert f"- G steps: {result['g_steps']} (batch 4, 64x48, width x height)" in report
-    assert set(result["aggregates"]) >= {"identity", "sagim", "sagim-binary", "wsr", "hag", "oha"}
+    assert set(result["aggregates"]) >= {
+        "identity",
+        "sagim",
+        "sagim-binary",
+        "sagim-residual",
+        "sagim-residual-binary",
+        "wsr",
+        "hag",
+        "oha",
+        "operator-rule",
+    }
     assert len(result["photos"]) == 4
     for row in result["photos"]:
         assert os.path.isfile(row["figure"])
@@ -72,8 +120,12 @@ def test_demo_runs_end_to_end_and_reports(tmp_path, caplog):
     assert saved["g_steps"] == result["g_steps"] >= 1
     assert saved["config"]["data"]["image_size"] == {"height": 48, "width": 64}
     assert os.listdir(os.path.join(out, "run", "logs"))
+    assert os.path.isfile(os.path.join(out, "residual", "sagim.keras"))
+    assert saved["g_steps_by_head"]["residual"] >= 1
 
 
 def test_demo_rejects_bad_options(capsys):
     assert main(["demo", "--minutes", "0"]) == 2
     assert "--minutes" in capsys.readouterr().err
+    assert main(["demo", "--heads", "residual"]) == 2
+    assert "--heads" in capsys.readouterr().err
