@@ -181,3 +181,58 @@ def test_resumed_run_equals_uninterrupted_run(sam, tmp_path):
         whole_cfg, os.path.join(whole_cfg.run_dir, "checkpoints", whole_state["weights"])
     )
     _assert_snapshots_close(resumed, whole, atol=1e-5)
+
+
+def test_sigterm_stops_after_the_step_saves_and_the_same_command_resumes(sam, tmp_path):
+    """SIGTERM: the step in flight finishes, the checkpoint and .keras files are written,
+    the process says so and exits 143; the same command resumes from that G step."""
+    run_dir = tmp_path / "run"
+    config_path = write_config(
+        tmp_path / "tiny.yaml",
+        _config(sam, run_dir, losses={"cycle": 0.0, "content": 0.0}),
+    )
+    checkpoint_dir = os.path.join(str(run_dir), "checkpoints")
+    proc = subprocess.Popen(
+        _command(config_path),
+        cwd=str(tmp_path),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            state = _read_state(checkpoint_dir)
+            if state and state["epoch"] >= 1:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "training ended before it could be stopped"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, out + err
+    assert "stopped by SIGTERM after G step" in err and "Run the same command" in err, err
+    stopped_at = int(err.split("stopped by SIGTERM after G step ")[1].split(";")[0])
+    state = _read_state(checkpoint_dir)
+    # the checkpoint holds the step the process stopped at, not an earlier epoch's
+    assert state["g_iterations"] == stopped_at >= STEPS
+    for name in ("generator.keras", "sagim.keras"):
+        assert os.path.isfile(os.path.join(str(run_dir), name)), name
+
+    result = subprocess.run(
+        _command(config_path),
+        cwd=str(tmp_path),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"G step {stopped_at}" in result.stderr, result.stderr
+    final = _read_state(checkpoint_dir)
+    assert final["epoch"] == EPOCHS
+    assert final["g_iterations"] == stopped_at + (EPOCHS - state["epoch"]) * STEPS

@@ -16,7 +16,7 @@ import sagim_tf.models.sagim as trainer
 from sagim_tf.losses import LOSS_NAMES
 from sagim_tf.training import run as training
 from sagim_tf.training.callbacks import latest_checkpoint
-from sagim_tf.training.config import config_from_dict, load_config
+from sagim_tf.training.config import config_from_dict, load_config, read_config_file
 from sagim_tf.training.run import make_datasets, run_training
 from sagim_tf.utils.errors import ConfigError, SagimError
 from tests.train_helpers import IMAGE_SIZE, tiny_config, write_config
@@ -276,3 +276,15 @@ def test_a_run_dir_with_an_old_config_is_named(tiny_sam, tmp_path):
     with pytest.raises(ConfigError, match="holds a config.yaml this version cannot read") as info:
         run_training(config_from_dict(data))
     assert "{height: H, width: W}" in str(info.value)
+
+
+def test_a_run_that_never_checkpointed_takes_the_corrected_config(tiny_sam, tmp_path):
+    """A run that failed before its first checkpoint does not block the corrected command."""
+    from sagim_tf.training.run import prepare_run_dir
+
+    data_dir, spec = tiny_sam
+    first = config_from_dict(tiny_config(data_dir, spec, tmp_path / "run"))
+    prepare_run_dir(first)  # as a run that then failed before its first epoch ended
+    corrected = config_from_dict(tiny_config(data_dir, spec, tmp_path / "run", losses={"adv": 0.0}))
+    prepare_run_dir(corrected)
+    assert config_from_dict(read_config_file(tmp_path / "run" / "config.yaml")) == corrected

@@ -7,7 +7,9 @@ beside it for comparison (``--heads operators`` skips the second).
 
 from __future__ import annotations
 
-from sagim_tf.utils.errors import ConfigError
+import sys
+
+from sagim_tf.utils.errors import ConfigError, Preempted
 
 NAME = "demo"
 HELP = "run the pipeline end to end on generated data: build SAM, train, evaluate, edit, report"
@@ -58,15 +60,19 @@ def run(args) -> int:
         run_demo,
     )  # lazy: TensorFlow only once the options are checked
 
-    out = run_demo(
-        args.out,
-        minutes=args.minutes,
-        images=args.images,
-        image_size=tuple(args.image_size),
-        seed=args.seed,
-        eval_limit=args.eval_limit,
-        heads=heads,
-    )
+    try:
+        out = run_demo(
+            args.out,
+            minutes=args.minutes,
+            images=args.images,
+            image_size=tuple(args.image_size),
+            seed=args.seed,
+            eval_limit=args.eval_limit,
+            heads=heads,
+        )
+    except Preempted as exc:
+        print(f"sagim demo: {exc}", file=sys.stderr)
+        return Preempted.EXIT_CODE
     print()
     print(out["table"])
     print()

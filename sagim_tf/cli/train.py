@@ -6,10 +6,13 @@ then validated; ``--list-experiments`` names the registered experiments.
 
 from __future__ import annotations
 
+import sys
+
 import yaml
 
 from sagim_tf.training.config import to_dict
 from sagim_tf.training.experiments import list_experiments, load_experiment
+from sagim_tf.utils.errors import Preempted
 
 NAME = "train"
 HELP = "train SaGIM on a SAM dataset from a named experiment and/or a YAML/JSON config (resumes)"
@@ -55,7 +58,11 @@ def run(args) -> int:
         run_training,
     )  # lazy: TensorFlow only when training, not for --print-config
 
-    summary = run_training(cfg)
+    try:
+        summary = run_training(cfg)
+    except Preempted as exc:
+        print(f"sagim train: {exc}", file=sys.stderr)
+        return Preempted.EXIT_CODE
     print(f"Run folder:      {summary['run_dir']}")
     print(f"G steps:         {summary['g_steps']}")
     for key, path in summary["outputs"].items():

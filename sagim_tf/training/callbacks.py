@@ -1,4 +1,5 @@
-"""Training callbacks: per-epoch checkpoints for resume, image grids, and a NaN guard."""
+"""Training callbacks: per-epoch checkpoints for resume, image grids, a NaN guard, a time
+budget and a SIGTERM handler that stops after the current step."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import glob
 import json
 import logging
 import os
+import signal
+import threading
 import time
 
 import keras
@@ -133,6 +136,43 @@ class TimeBudget(keras.callbacks.Callback):
         if time.monotonic() - self._start > self.seconds:
             self.model.stop_training = True
             self.stopped_early = True
+
+
+# ---------------------------------------------------------------------------- preemption
+class Preemption(keras.callbacks.Callback):
+    """On SIGTERM, stop training at the end of the current step instead of dying mid-step.
+
+    While ``fit`` runs, SIGTERM only sets a flag (Python runs the handler between
+    TensorFlow calls, so the step in flight completes); the next batch end sets
+    ``stop_training``, Keras ends the epoch as it does for :class:`TimeBudget` (the
+    epoch-end checkpoint is written), and the caller reads :attr:`signalled` to write the
+    model files and exit 143. The previous handler is restored when training ends. Outside
+    the main thread (where Python cannot install handlers) it does nothing.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.signalled = False
+        self.step = None
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.signalled = True
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.signalled and not self.model.stop_training:
+            self.model.stop_training = True
+            self.step = g_step(self.model)
+            logger.warning("SIGTERM: stopping after G step %d; writing a checkpoint", self.step)
+
+    def on_train_end(self, logs=None):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
 
 # ---------------------------------------------------------------------------- image grid

@@ -36,6 +36,7 @@ from sagim_tf.training.callbacks import (
     EpochCheckpoint,
     ImageGrid,
     NaNGuard,
+    Preemption,
     TimeBudget,
     g_step,
     latest_checkpoint,
@@ -47,7 +48,7 @@ from sagim_tf.training.config import (
     save_config,
     to_dict,
 )
-from sagim_tf.utils.errors import ConfigError, InputError, SagimError
+from sagim_tf.utils.errors import ConfigError, InputError, Preempted, SagimError
 from sagim_tf.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,11 @@ def _config_differences(a: dict, b: dict, prefix=()):
 
 
 def prepare_run_dir(cfg: ExperimentConfig) -> str:
-    """Create the run folder and save the config; on resume, refuse a different config."""
+    """Create the run folder and save the config; on resume, refuse a different config.
+
+    A folder whose run has no checkpoint yet (it failed before its first epoch ended)
+    takes the new config: there is nothing to resume, so nothing to protect.
+    """
     run_dir = cfg.run_dir
     path = os.path.join(run_dir, "config.yaml")
     if os.path.isfile(path):
@@ -230,6 +235,11 @@ def prepare_run_dir(cfg: ExperimentConfig) -> str:
             for k, old, new in _config_differences(saved, to_dict(cfg))
             if k not in RESUMABLE_CHANGES
         ]
+        if diffs and latest_checkpoint(os.path.join(run_dir, "checkpoints")) is None:
+            # A run that failed before its first checkpoint holds nothing to resume: its
+            # config must not block the corrected command.
+            log.info("run_dir %r has no checkpoint yet; replacing its config.yaml", run_dir)
+            diffs = []
         if diffs:
             shown = "; ".join(f"{k}: {old!r} -> {new!r}" for k, old, new in diffs[:5])
             raise ConfigError(
@@ -295,8 +305,10 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
                 g_step(model),
             )
         guard = NaNGuard()
+        preemption = Preemption()
         callbacks = [
             guard,
+            preemption,
             EpochCheckpoint(checkpoint_dir, keep=cfg.train.keep_checkpoints, enabled=chief),
             keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs"), update_freq="epoch"),
         ]
@@ -353,6 +365,12 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
         if chief:
             with open(os.path.join(run_dir, "history.json"), "a", encoding="utf-8") as f:
                 f.write(json.dumps({"initial_epoch": initial_epoch, "history": history}) + "\n")
+        if preemption.signalled:
+            raise Preempted(
+                f"stopped by SIGTERM after G step {summary['g_steps']}; the checkpoint and "
+                f"the model files in {run_dir!r} are written. Run the same command to resume.",
+                summary,
+            )
         summary["model_object"] = model
         return summary
     finally:
