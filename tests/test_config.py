@@ -332,7 +332,8 @@ def test_registered_experiments():
     assert paper.train.epochs == 100 and paper.data.image_size == (192, 256)
     demo = get_experiment("demo-cpu")
     assert (demo.losses.adv, demo.losses.content, demo.data.guidance) == (0.0, 20.0, "mixed")
-    assert demo.generator.base_filters == 16 and demo.train.time_budget_minutes == 7.0
+    assert demo.generator.base_filters == 16 and demo.train.time_budget_minutes == 5.0
+    assert (demo.generator.head, demo.losses.locality) == ("operators", 40.0)
     assert demo.data.image_size == (72, 96)
     for variant, removed in ABLATION_VARIANTS.items():
         cfg = get_experiment(f"ablation/{variant}")
@@ -405,3 +406,21 @@ def test_cli_experiment(tmp_path):
     assert "demo-cpu" in result.stderr and "Traceback" not in result.stderr
     result = run_sagim(["train", "--list-experiments"])
     assert result.returncode == 0 and result.stdout.split() == list_experiments()
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("g_optimizer.beta_1=5", "g_optimizer.beta_1: must lie in [0, 1)"),
+        ("d_optimizer.beta_2=1.0", "d_optimizer.beta_2: must lie in [0, 1)"),
+        ("g_optimizer.learning_rate=.inf", "g_optimizer.learning_rate: must be finite"),
+        ("g_optimizer.learning_rate=0", "g_optimizer.learning_rate: must be finite and > 0"),
+        ("g_optimizer.weight_decay=-1", "g_optimizer.weight_decay"),
+        ("d_optimizer.clipnorm=0", "d_optimizer.clipnorm"),
+        ("data.image_size={height: 8, width: 8}", "each side must be at least 11"),
+    ],
+)
+def test_value_ranges_are_checked_before_any_work(override, needle):
+    with pytest.raises(ConfigError) as info:
+        load_experiment("paper", None, [override])
+    assert needle in str(info.value)

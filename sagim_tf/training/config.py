@@ -451,8 +451,27 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
             f"losses.color_kernel_size: must be odd, got {config.losses.color_kernel_size}"
         )
     for opt in ("g_optimizer", "d_optimizer"):
-        if getattr(config, opt).learning_rate <= 0:
-            raise ConfigError(f"{opt}.learning_rate: must be > 0")
+        o = getattr(config, opt)
+        if not math.isfinite(o.learning_rate) or o.learning_rate <= 0:
+            raise ConfigError(f"{opt}.learning_rate: must be finite and > 0, got {o.learning_rate}")
+        for key in ("beta_1", "beta_2"):
+            value = getattr(o, key)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{opt}.{key}: must lie in [0, 1), got {value}")
+        if not math.isfinite(o.weight_decay) or o.weight_decay < 0:
+            raise ConfigError(f"{opt}.weight_decay: must be finite and >= 0, got {o.weight_decay}")
+        if o.clipnorm is not None and not (math.isfinite(o.clipnorm) and o.clipnorm > 0):
+            raise ConfigError(f"{opt}.clipnorm: must be None or finite and > 0, got {o.clipnorm}")
+    # The colour loss' blur mirror-pads by half its kernel (reflection needs more pixels
+    # than that), and G's U-Net halves the size ``depth`` times.
+    need = max(config.losses.color_kernel_size // 2 + 1, 2**config.generator.depth)
+    if min(size) < need:
+        raise ConfigError(
+            f"data.image_size: {tuple(size)} is too small; each side must be at least {need} "
+            f"(losses.color_kernel_size {config.losses.color_kernel_size} mirror-pads by "
+            f"{config.losses.color_kernel_size // 2}, and G halves the size "
+            f"{config.generator.depth} times)"
+        )
     if config.train.steps_per_epoch < 0 or config.data.val_steps < 0:
         raise ConfigError("train.steps_per_epoch and data.val_steps must be >= 0")
     if config.train.time_budget_minutes < 0:
