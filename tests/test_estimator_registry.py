@@ -65,6 +65,23 @@ def test_keras_spec_errors(tmp_path):
         build_estimator(f"keras:{empty}")
 
 
+def test_keras_spec_refuses_a_model_of_the_wrong_shape(tmp_path):
+    two_channels = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 1)])
+    two_channels.save(tmp_path / "two.keras")
+    with pytest.raises(InputError, match=r"to \(1, 64, 64, 2\); an estimator must return one"):
+        build_estimator(f"keras:{tmp_path / 'two.keras'}")
+    pooled = keras.Sequential(
+        [keras.Input((48, 40, 3)), keras.layers.Conv2D(1, 1), keras.layers.MaxPooling2D()]
+    )
+    pooled.save(tmp_path / "pooled.keras")  # a fixed input size is probed as declared
+    with pytest.raises(InputError, match=r"maps a \(1, 48, 40, 3\) image to \(1, 24, 20, 1\)"):
+        build_estimator(f"keras:{tmp_path / 'pooled.keras'}")
+    grey = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 1)])
+    grey.save(tmp_path / "grey.keras")
+    with pytest.raises(InputError, match=r"expected images \(B, H, W, 3\)"):
+        build_estimator(f"keras:{tmp_path / 'grey.keras'}")
+
+
 def test_jit_compile_chooses_the_xla_form():
     assert build_estimator("itti-koch").antialias is True
     assert build_estimator("itti-koch", jit_compile=True).antialias is False

@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 from sagim_tf.utils.checks import check_keras_file
 from sagim_tf.utils.errors import ConfigError, InputError
@@ -87,7 +88,38 @@ def build_keras_estimator(path: str):
             f"keras estimator {path!r}: could not be loaded ({type(exc).__name__}: {exc})"
         ) from exc
     model.trainable = False
+    _check_estimator_shape(model, path)
     return model
+
+
+def _check_estimator_shape(model, path: str, probe: int = 64) -> None:
+    """Run ``model`` once on a small black image; refuse it unless it maps (1, H, W, 3) to
+    (1, H, W, 1). Fixed input sizes the model declares are used as given."""
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):  # a subclassed model declares no input shape
+        shape = (None, None, None, 3)
+    if isinstance(shape, list):
+        raise InputError(f"keras estimator {path!r}: takes {len(shape)} inputs; expected one image")
+    if len(shape) != 4 or shape[-1] not in (None, 3):
+        raise InputError(
+            f"keras estimator {path!r}: input shape {shape}; expected images (B, H, W, 3)"
+        )
+    height, width = (int(d) if d else probe for d in shape[1:3])
+    try:
+        out = model(np.zeros((1, height, width, 3), np.float32), training=False)
+    except Exception as exc:  # a user's model can fail in any layer
+        raise InputError(
+            f"keras estimator {path!r}: fails on a (1, {height}, {width}, 3) image "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    got = tuple(int(d) for d in keras.ops.shape(out))
+    if got != (1, height, width, 1):
+        raise InputError(
+            f"keras estimator {path!r}: maps a (1, {height}, {width}, 3) image to {got}; an "
+            f"estimator must return one saliency channel of the image's size, "
+            f"(1, {height}, {width}, 1)"
+        )
 
 
 register_estimator(
