@@ -23,7 +23,7 @@ FLOORS = [
     ["sagim_tf.training"],
     ["sagim_tf.evaluation"],
     ["sagim_tf.export"],
-    ["sagim_tf.serving"],
+    ["sagim_tf.serving", "sagim_tf.app"],
     ["sagim_tf.workflows"],
     ["sagim_tf.cli"],
 ]

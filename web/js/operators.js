@@ -1,0 +1,244 @@
+// The operator head's edit, applied by the page at any resolution.
+//
+// The same arithmetic as sagim_tf.layers.photo_operators (coefficients, then
+// apply_coefficients) and sagim_tf.models.generate.apply_fields: the coefficients are
+// computed on G's field grid, interpolated bilinearly to the photo (OpenCV's INTER_LINEAR,
+// half-pixel centres), then per pixel: white balance and exposure gains, contrast (then
+// clipped), tone, saturation, and local detail against a 7-tap Gaussian blur (sigma 1.5,
+// reflect-101 borders); the result is clipped to [0, 1]. The photo is processed in strips
+// of rows with a 3-row halo for the blur, so a 12-megapixel photo never needs a float copy.
+import { linearTaps, toByte } from "./imaging.js";
+import { reflect101 } from "./guidance.js";
+
+export const NUM_FIELDS = 7;
+const HALO = 3;
+
+// Raw fields (Float32Array, count x 7) -> coefficients (count x 7) at `strength`:
+// settings are strength * range * tanh(field), which is what Python's scale_fields gives.
+export function coefficientsFromFields(fields, ranges, luma, strength = 1) {
+  const count = fields.length / NUM_FIELDS;
+  const coef = new Float32Array(fields.length);
+  for (let i = 0; i < count; i++) {
+    const f = i * NUM_FIELDS;
+    const p = (k) => strength * ranges[k] * Math.tanh(fields[f + k]);
+    const temperature = p(0);
+    const tint = p(1);
+    const ev = p(2);
+    let gr = Math.exp(temperature);
+    let gg = Math.exp(-tint);
+    let gb = Math.exp(-temperature);
+    const neutral = 1 + (luma[0] * gr + luma[1] * gg + luma[2] * gb) - (luma[0] + luma[1] + luma[2]);
+    const exposure = Math.pow(2, ev);
+    gr = (gr / neutral) * exposure;
+    gg = (gg / neutral) * exposure;
+    gb = (gb / neutral) * exposure;
+    coef[f] = gr;
+    coef[f + 1] = gg;
+    coef[f + 2] = gb;
+    coef[f + 3] = Math.pow(2, p(3)) - 1;
+    coef[f + 4] = p(4);
+    coef[f + 5] = Math.pow(2, p(5)) - 1;
+    coef[f + 6] = p(6);
+  }
+  return coef;
+}
+
+// Normalised Gaussian taps of odd `size` (sagim_tf.layers.gaussian_blur.gaussian_kernel_1d).
+export function detailTaps(size, sigma) {
+  const taps = new Float32Array(size);
+  let sum = 0;
+  for (let i = 0; i < size; i++) {
+    const r = i - (size - 1) / 2;
+    taps[i] = Math.exp(-0.5 * (r / sigma) * (r / sigma));
+    sum += taps[i];
+  }
+  for (let i = 0; i < size; i++) taps[i] /= sum;
+  return taps;
+}
+
+const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// Apply coefficients on a (gridWidth x gridHeight) grid to `src`, writing `dst` (the same
+// size; rgba8 or rgb32, see imaging.js). `options.onProgress(fraction)` is called between
+// strips, and the event loop gets a turn every `options.yieldMs` ms so that the page stays
+// responsive; returns a promise.
+export async function applyCoefficients(src, coef, gridWidth, gridHeight, dst, options = {}) {
+  const { luma, detailSize = 7, detailSigma = 1.5, stripRows = 64, onProgress = null, yieldMs = 50 } = options;
+  const W = src.width;
+  const H = src.height;
+  const taps = detailTaps(detailSize, detailSigma);
+  const radius = (detailSize - 1) / 2;
+  if (radius > HALO) throw new Error("detail blur wider than the strip halo");
+  const cols = linearTaps(W, gridWidth);
+  const rows = linearTaps(H, gridHeight);
+  // coefficients interpolated across once: planes[(gridRow * 7 + k) * W + x]
+  const planes = new Float32Array(gridHeight * NUM_FIELDS * W);
+  for (let r = 0; r < gridHeight; r++) {
+    for (let k = 0; k < NUM_FIELDS; k++) {
+      const base = (r * NUM_FIELDS + k) * W;
+      for (let x = 0; x < W; x++) {
+        const a = coef[(r * gridWidth + cols.first[x]) * NUM_FIELDS + k];
+        const b = coef[(r * gridWidth + cols.second[x]) * NUM_FIELDS + k];
+        const t = cols.weight[x];
+        planes[base + x] = t === 0 ? a : a * (1 - t) + b * t;
+      }
+    }
+  }
+  const maxRows = Math.min(H, stripRows + 2 * HALO);
+  const X = new Float32Array(maxRows * 3 * W); // operators 1-4, [row][channel][x]
+  const T = new Float32Array(maxRows * 3 * W); // X blurred across
+  const D = new Float32Array(maxRows * W); // detail amounts
+  const C = new Float32Array(NUM_FIELDS * W); // one row of coefficients
+  const srcRows = new Int32Array(detailSize);
+  const rowBase = new Int32Array(detailSize);
+  const [l0, l1, l2] = luma;
+  const inBytes = src.kind === "rgba8";
+  const outBytes = dst.kind === "rgba8";
+  const s = src.data;
+  const o = dst.data;
+  let last = performance.now();
+  for (let r0 = 0; r0 < H; r0 += stripRows) {
+    const r1 = Math.min(H, r0 + stripRows);
+    const a0 = Math.max(0, r0 - HALO);
+    const a1 = Math.min(H, r1 + HALO);
+    for (let y = a0; y < a1; y++) {
+      const j = y - a0;
+      const t = rows.weight[y];
+      const p0 = rows.first[y] * NUM_FIELDS * W;
+      const p1 = rows.second[y] * NUM_FIELDS * W;
+      for (let k = 0; k < NUM_FIELDS; k++) {
+        const b0 = p0 + k * W;
+        const b1 = p1 + k * W;
+        const dstK = k * W;
+        if (t === 0) for (let x = 0; x < W; x++) C[dstK + x] = planes[b0 + x];
+        else for (let x = 0; x < W; x++) C[dstK + x] = planes[b0 + x] * (1 - t) + planes[b1 + x] * t;
+      }
+      for (let x = 0; x < W; x++) {
+        const i = y * W + x;
+        let r;
+        let g;
+        let b;
+        if (inBytes) {
+          r = s[i * 4] / 255;
+          g = s[i * 4 + 1] / 255;
+          b = s[i * 4 + 2] / 255;
+        } else {
+          r = s[i * 3];
+          g = s[i * 3 + 1];
+          b = s[i * 3 + 2];
+        }
+        // white balance and exposure
+        r *= C[x];
+        g *= C[W + x];
+        b *= C[2 * W + x];
+        // contrast, clipped
+        const ct = C[3 * W + x];
+        r = Math.min(1, Math.max(0, r + (r - 0.5) * ct));
+        g = Math.min(1, Math.max(0, g + (g - 0.5) * ct));
+        b = Math.min(1, Math.max(0, b + (b - 0.5) * ct));
+        // tone
+        const tone = C[4 * W + x];
+        r += tone * r * (1 - r);
+        g += tone * g * (1 - g);
+        b += tone * b * (1 - b);
+        // saturation around Rec. 601 luma
+        const sat = C[5 * W + x];
+        const Y = l0 * r + l1 * g + l2 * b;
+        r += (r - Y) * sat;
+        g += (g - Y) * sat;
+        b += (b - Y) * sat;
+        const base = j * 3 * W + x;
+        X[base] = r;
+        X[base + W] = g;
+        X[base + 2 * W] = b;
+        D[j * W + x] = C[6 * W + x];
+      }
+      // blur across, reflected edges
+      for (let ch = 0; ch < 3; ch++) {
+        const base = (j * 3 + ch) * W;
+        for (let x = 0; x < W; x++) {
+          let acc = 0;
+          if (x >= radius && x < W - radius) {
+            for (let k = 0; k < detailSize; k++) acc += taps[k] * X[base + x + k - radius];
+          } else {
+            for (let k = 0; k < detailSize; k++) acc += taps[k] * X[base + reflect101(x + k - radius, W)];
+          }
+          T[base + x] = acc;
+        }
+      }
+    }
+    // blur down, detail, clip, write
+    for (let y = r0; y < r1; y++) {
+      const j = y - a0;
+      for (let k = 0; k < detailSize; k++) srcRows[k] = reflect101(y + k - radius, H) - a0;
+      for (let ch = 0; ch < 3; ch++) {
+        const base = (j * 3 + ch) * W;
+        for (let k = 0; k < detailSize; k++) rowBase[k] = (srcRows[k] * 3 + ch) * W;
+        for (let x = 0; x < W; x++) {
+          let blur = 0;
+          for (let k = 0; k < detailSize; k++) blur += taps[k] * T[rowBase[k] + x];
+          const v = X[base + x];
+          const out = Math.min(1, Math.max(0, v + D[j * W + x] * (v - blur)));
+          const i = y * W + x;
+          if (outBytes) o[i * 4 + ch] = toByte(out);
+          else o[i * 3 + ch] = out;
+        }
+      }
+      if (outBytes) for (let x = 0; x < W; x++) o[(y * W + x) * 4 + 3] = 255;
+    }
+    if (performance.now() - last > yieldMs) {
+      if (onProgress) onProgress(r1 / H);
+      await nextFrame();
+      last = performance.now();
+    }
+  }
+  if (onProgress) onProgress(1);
+  return dst;
+}
+
+// The residual head's edit at any size: src + bilinear(residual), clipped (the residual is
+// G's change at the working size, rgb32-like Float32Array gridWidth x gridHeight x 3).
+export async function applyResidual(src, residual, gridWidth, gridHeight, dst, options = {}) {
+  const { onProgress = null, yieldMs = 50 } = options;
+  const W = src.width;
+  const H = src.height;
+  const cols = linearTaps(W, gridWidth);
+  const rows = linearTaps(H, gridHeight);
+  const across = new Float32Array(gridHeight * W * 3);
+  for (let r = 0; r < gridHeight; r++) {
+    for (let x = 0; x < W; x++) {
+      const t = cols.weight[x];
+      for (let ch = 0; ch < 3; ch++) {
+        const a = residual[(r * gridWidth + cols.first[x]) * 3 + ch];
+        const b = residual[(r * gridWidth + cols.second[x]) * 3 + ch];
+        across[(r * W + x) * 3 + ch] = t === 0 ? a : a * (1 - t) + b * t;
+      }
+    }
+  }
+  const inBytes = src.kind === "rgba8";
+  const outBytes = dst.kind === "rgba8";
+  let last = performance.now();
+  for (let y = 0; y < H; y++) {
+    const t = rows.weight[y];
+    const q0 = rows.first[y] * W * 3;
+    const q1 = rows.second[y] * W * 3;
+    for (let x = 0; x < W; x++) {
+      const i = y * W + x;
+      for (let ch = 0; ch < 3; ch++) {
+        const a = across[q0 + x * 3 + ch];
+        const d = t === 0 ? a : a * (1 - t) + across[q1 + x * 3 + ch] * t;
+        const v = (inBytes ? src.data[i * 4 + ch] / 255 : src.data[i * 3 + ch]) + d;
+        if (outBytes) dst.data[i * 4 + ch] = toByte(v);
+        else dst.data[i * 3 + ch] = Math.min(1, Math.max(0, v));
+      }
+      if (outBytes) dst.data[i * 4 + 3] = 255;
+    }
+    if (performance.now() - last > yieldMs) {
+      if (onProgress) onProgress((y + 1) / H);
+      await nextFrame();
+      last = performance.now();
+    }
+  }
+  if (onProgress) onProgress(1);
+  return dst;
+}
