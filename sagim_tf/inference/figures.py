@@ -26,12 +26,19 @@ def _rgb_u8(x) -> np.ndarray:
     return (np.clip(np.asarray(x, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+#: The longest side a figure panel may have, in pixels: a panorama or a sliver of an image
+#: is drawn smaller rather than as a figure hundreds of thousands of pixels wide.
+MAX_PANEL_SIDE = 768
+
+
 def figure_panel_size(height: int, width: int, panel_height: int | None = None) -> tuple[int, int]:
     """(height, width) of each figure panel: the image's aspect, ``panel_height`` high
-    (default: the image's height, kept between 128 and 384 pixels)."""
+    (default: the image's height, kept between 128 and 384 pixels), both sides then
+    shrunk together so that neither exceeds :data:`MAX_PANEL_SIDE` (at least 1 pixel)."""
     ph = int(panel_height) if panel_height else int(min(max(height, 128), 384))
-    pw = max(1, round(width * ph / float(height)))
-    return ph, pw
+    pw = width * ph / float(height)
+    shrink = min(1.0, MAX_PANEL_SIDE / max(ph, pw))
+    return max(1, round(ph * shrink)), max(1, round(pw * shrink))
 
 
 def diverging(x, limit: float = 1.0) -> np.ndarray:
