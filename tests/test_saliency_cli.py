@@ -53,6 +53,29 @@ def test_bad_options(photo, tmp_path, capsys):
     assert main(["saliency", str(path), *args]) == 2
     assert "unknown estimator" in capsys.readouterr().err
     assert main(["saliency", str(path), "--out", str(tmp_path / "m.xyz")]) == 2
-    assert "unknown image extension" in capsys.readouterr().err
+    assert "Pillow cannot write '.xyz' images" in capsys.readouterr().err
     assert main(["saliency", str(path), "--alpha", "2", "--out", str(tmp_path / "m.png")]) == 2
     assert "--alpha" in capsys.readouterr().err
+
+
+def test_outputs_are_checked_before_any_work(photo, tmp_path, capsys, monkeypatch):
+    path, _ = photo
+    before = path.read_bytes()
+    # the map on top of its own input: refused, the input kept byte for byte
+    assert main(["saliency", str(path), "--out", str(path)]) == 2
+    assert "is an input" in capsys.readouterr().err and path.read_bytes() == before
+    # the overlay on top of the map
+    out = tmp_path / "m.png"
+    assert main(["saliency", str(path), "--out", str(out), "--overlay", str(out)]) == 2
+    assert "--out and --overlay are the same file" in capsys.readouterr().err
+    # a format Pillow reads but cannot write, found before the estimator runs
+    assert main(["saliency", str(path), "--out", str(tmp_path / "m.psd")]) == 2
+    assert "Pillow cannot write '.psd' images" in capsys.readouterr().err
+    # a folder that cannot be written, and a "folder" that is a file
+    monkeypatch.setattr("os.access", lambda *a, **k: False)
+    assert main(["saliency", str(path), "--out", str(tmp_path / "ro" / "m.png")]) == 2
+    assert "is not writable" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["saliency", str(path), "--out", str(path / "m.png")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["chelsea.png"]

@@ -11,9 +11,9 @@ import os
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from sagim_tf.estimators import build_estimator
+from sagim_tf.utils.checks import check_distinct_outputs, check_output_path
 from sagim_tf.utils.errors import ConfigError
 from sagim_tf.utils.io import load_image, save_image
 
@@ -61,14 +61,16 @@ def default_overlay_path(out: str) -> str:
 def run(args) -> int:
     if not 0.0 <= args.alpha <= 1.0:
         raise ConfigError(f"--alpha must lie in [0, 1], got {args.alpha}")
-    for path in [args.out] + ([args.overlay] if args.overlay else []):
-        if os.path.splitext(path)[1].lower() not in Image.registered_extensions():
-            raise ConfigError(f"{path}: unknown image extension (use .png or .jpg)")
+    # Every output is checked before any work: not the input, writable, a format to write.
+    overlay_path = args.overlay or default_overlay_path(args.out)
+    outputs = [(args.out, "--out"), (overlay_path, "--overlay")]
+    for path, what in outputs:
+        check_output_path(path, what, inputs=[args.image], image=True)
+    check_distinct_outputs(outputs)
 
     image = load_image(args.image)  # raises InputError for missing or corrupt files
     estimator = build_estimator(args.estimator)
     saliency = np.asarray(estimator(image[None]))[0]
-    overlay_path = args.overlay or default_overlay_path(args.out)
     save_image(args.out, saliency)
     save_image(overlay_path, overlay_heatmap(image, saliency, args.alpha))
     kind = (

@@ -140,3 +140,62 @@ def parse_size(value, what: str = "size", minimum: int = 1) -> tuple[int, int] |
         bound = "positive" if minimum == 1 else f">= {minimum}"
         raise ConfigError(f"{what}: width and height must be {bound}, got {w}x{h}")
     return w, h
+
+
+def same_file(a, b) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (links followed; either may not exist)."""
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_output_path(path, what: str, inputs=(), image: bool = False) -> str:
+    """``path`` as a string, checked before any work to be a safe place to write.
+
+    It must not be one of the ``inputs`` (never overwrite what the command reads), nor a
+    folder; its folder must exist (or be creatable) and be writable; with ``image``, its
+    extension must name a format Pillow can *write* (``.psd`` reads but does not write).
+    Each failure is an :class:`~sagim_tf.utils.errors.InputError` naming ``what``.
+
+    Args:
+        path: str or path-like. The output path.
+        what: str. The option or output it is, for messages (``"--out"``).
+        inputs: paths the command reads.
+        image: bool. Whether an image is written there. Defaults to False.
+    """
+    path = os.fspath(path)
+    for source in inputs:
+        if source is not None and same_file(path, source):
+            raise InputError(f"{what} {path!r} is an input ({source!r}); refusing to overwrite it")
+    if os.path.isdir(path):
+        raise InputError(f"{what} {path!r} is a directory; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InputError(f"{what} {path!r}: {existing!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path!r}: folder {existing!r} is not writable")
+    if image:
+        from PIL import Image  # lazy: only the image outputs need Pillow's format table
+
+        Image.init()
+        ext = os.path.splitext(path)[1].lower()
+        fmt = Image.registered_extensions().get(ext)
+        if fmt is None or fmt not in Image.SAVE:
+            raise InputError(
+                f"{what} {path!r}: Pillow cannot write {ext or 'files without an extension'!r} "
+                "images; use .png or .jpg"
+            )
+    return path
+
+
+def check_distinct_outputs(outputs) -> None:
+    """Refuse two outputs that name one file: ``outputs`` is a sequence of (path, what)."""
+    outputs = [(os.fspath(p), w) for p, w in outputs if p is not None]
+    for i, (a, wa) in enumerate(outputs):
+        for b, wb in outputs[i + 1 :]:
+            if same_file(a, b):
+                raise InputError(f"{wa} and {wb} are the same file {a!r}")
