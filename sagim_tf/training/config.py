@@ -444,8 +444,9 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     if stride < 1 or stride & (stride - 1):
         raise ConfigError(f"generator.field_stride: must be a power of 2, got {stride}")
     for key in (*ALL_LOSS_NAMES, "adv_warmup_steps"):
-        if getattr(config.losses, key) < 0:
-            raise ConfigError(f"losses.{key}: must be >= 0, got {getattr(config.losses, key)}")
+        value = getattr(config.losses, key)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"losses.{key}: must be finite and >= 0, got {value}")
     if config.losses.color_kernel_size % 2 == 0:
         raise ConfigError(
             f"losses.color_kernel_size: must be odd, got {config.losses.color_kernel_size}"
@@ -474,9 +475,10 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         )
     if config.train.steps_per_epoch < 0 or config.data.val_steps < 0:
         raise ConfigError("train.steps_per_epoch and data.val_steps must be >= 0")
-    if config.train.time_budget_minutes < 0:
+    if not math.isfinite(config.train.time_budget_minutes) or config.train.time_budget_minutes < 0:
         raise ConfigError(
-            f"train.time_budget_minutes: must be >= 0, got {config.train.time_budget_minutes}"
+            "train.time_budget_minutes: must be finite and >= 0 (0: no budget), got "
+            f"{config.train.time_budget_minutes}"
         )
     return config
 
