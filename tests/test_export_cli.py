@@ -8,10 +8,17 @@ import pytest
 
 from sagim_tf.cli import build_parser, main
 from sagim_tf.cli import export as export_cli
+from sagim_tf.export.loading import load_export_source
 from sagim_tf.export.parity import check_parity
 from sagim_tf.export.tflite import DEFAULT_FIXED_SIZE, TFLITE_FORMATS
+from sagim_tf.models.generator import SaGIMGenerator
 from sagim_tf.utils.errors import ExportError
-from tests.export_helpers import README, shared_savedmodel, tiny_generator
+from tests.export_helpers import (
+    README,
+    shared_savedmodel,
+    tiny_generator,
+    tiny_operator_generator,
+)
 from tests.helpers import tiny_sagim
 
 
@@ -46,6 +53,66 @@ def test_export_savedmodel_and_tflite_with_parity_check(model_path, tmp_path, ca
     assert 'name: "sagim"' in (out / "models.config").read_text()
     assert sorted(os.listdir(out / "tflite")) == ["sagim_fp32.tflite", "sagim_fp32_32x24.tflite"]
     assert "parity with Keras: savedmodel" in text and "tflite max|diff|" in text
+    assert "signatures   serving_default, edit_uint8\n" in text
+    assert "holds only G, so edit_masks is skipped; pass --estimator" in text
+
+
+@pytest.fixture(scope="module")
+def sagim_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sagim_model") / "sagim.keras"
+    model = tiny_sagim()
+    model.build()
+    model.save(path)
+    return path
+
+
+def test_which_estimator_an_export_gets(sagim_path, model_path):
+    source = load_export_source(sagim_path)
+    assert source.estimator is not None and source.note == ""  # the SaGIM's own E
+    assert isinstance(source.generator, SaGIMGenerator)
+    none = load_export_source(sagim_path, "none")
+    assert none.estimator is None and "--estimator none" in none.note
+    bare = load_export_source(model_path)
+    assert bare.estimator is None and "--estimator SPEC" in bare.note
+    assert load_export_source(model_path, "itti-koch").estimator.name == "itti_koch"
+
+
+def test_export_a_sagim_file_adds_edit_masks_with_its_own_estimator(sagim_path, tmp_path, capsys):
+    out = tmp_path / "export"
+    argv = ["export", "--model", str(sagim_path), "--out", str(out), "--formats", "savedmodel"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "signatures   serving_default, edit_uint8, edit_masks" in text
+    assert "savedmodel:edit_masks max|diff|" in text
+
+
+@pytest.mark.slow
+def test_export_an_operator_head_g_with_itti_koch(tmp_path, capsys):
+    tiny_operator_generator().save(tmp_path / "g.keras")
+    out = tmp_path / "export"
+    argv = ["export", "--model", str(tmp_path / "g.keras"), "--out", str(out)]
+    argv += ["--formats", "savedmodel,tflite", "--tflite-size", "32", "24"]
+    assert main(argv + ["--estimator", "itti-koch"]) == 0
+    text = capsys.readouterr().out
+    assert "signatures   serving_default, edit_uint8, fields, edit_masks" in text
+    assert sorted(os.listdir(out / "tflite")) == [
+        "sagim_fields_fp32.tflite",
+        "sagim_fields_fp32_32x24.tflite",
+        "sagim_fp32.tflite",
+        "sagim_fp32_32x24.tflite",
+    ]
+    for key in ("savedmodel:fields", "savedmodel:edit_masks", "tflite:fields"):
+        assert f"{key} max|diff|" in text
+
+
+def test_an_estimator_that_cannot_be_in_a_graph_is_an_error(model_path, tmp_path, capsys):
+    argv = ["export", "--model", model_path, "--out", str(tmp_path / "export")]
+    assert main(argv + ["--estimator", "spectral-residual"]) == 2
+    err = capsys.readouterr().err
+    assert "--estimator spectral-residual" in err and "cannot be inside a SavedModel" in err
+    assert main(argv + ["--estimator", "no-such-estimator"]) == 2
+    assert "unknown estimator" in capsys.readouterr().err
+    assert not (tmp_path / "export" / "sagim").exists()
 
 
 @pytest.mark.slow

@@ -1,16 +1,20 @@
 """The ``edit_masks`` signature: the guidance rule in the graph and the whole edit, against
 the NumPy rule (``guidance_from_boxes``) and ``edit_image``."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from sagim_tf.estimators import ResizingEstimator, build_estimator
 from sagim_tf.export import export_savedmodel, load_savedmodel
 from sagim_tf.export.guidance_graph import (
+    MaskEditor,
     check_graph_estimator,
     gaussian_smooth,
     guidance_from_masks,
     scale_fields,
+    traceable_resize,
 )
 from sagim_tf.export.parity import edit_masks_reference
 from sagim_tf.export.signatures import SIGNATURES
@@ -216,3 +220,27 @@ def test_an_estimator_outside_tensorflow_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="NumpyJudge"):
         export_savedmodel(tiny_generator(), tmp_path, estimator=NumpyJudge())
     assert not (tmp_path / "sagim" / "1").exists()
+
+
+def _resizing_estimator():
+    inp = keras.Input((24, 32, 3))
+    out = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inp)
+    return ResizingEstimator(keras.Model(inp, out), native_size=(32, 24))
+
+
+@pytest.mark.parametrize("spec", ["itti-koch", "resizing"])
+def test_estimators_that_resize_inside_trace_at_any_size(spec):
+    estimator = build_estimator(spec) if spec == "itti-koch" else _resizing_estimator()
+    original = keras.ops.image.resize
+    check_graph_estimator(estimator)  # traces it at an unknown (B, H, W)
+    assert keras.ops.image.resize is original  # the work-around is undone after the trace
+    editor = MaskEditor(tiny_generator(), estimator)
+    with traceable_resize():
+        saliency = tf.function(
+            editor.saliency, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)]
+        ).get_concrete_function()
+    for shape in [(1, 17, 23), (2, 40, 56)]:
+        image, _ = batch(*shape, seed=1)
+        expected = np.clip(np.asarray(estimator(image, training=False)), 0.0, 1.0)
+        # the same float32 ops traced against eager
+        np.testing.assert_allclose(saliency(image).numpy(), expected, atol=1e-6)

@@ -35,7 +35,7 @@ def exported(tmp_path_factory):
 def files(exported, tmp_path_factory):
     g = exported[0]
     out = tmp_path_factory.mktemp("fields_tflite")
-    written = export_tflite(g, out, formats=("tflite", "tflite-int8"), fixed_size=None)
+    written = export_tflite(g, out, formats=("tflite",), fixed_size=None)
     return g, {key: paths[0] for key, paths in written.items()}
 
 
@@ -88,16 +88,13 @@ def test_fields_tflite_files_are_named_and_builtin_only(files):
     _, paths = files
     assert {key: os.path.basename(p) for key, p in paths.items()} == {
         "tflite": "sagim_fp32.tflite",
-        "tflite-int8": "sagim_int8.tflite",
         "tflite:fields": "sagim_fields_fp32.tflite",
-        "tflite-int8:fields": "sagim_fields_int8.tflite",
     }
-    for key in ("tflite:fields", "tflite-int8:fields"):
-        ops = {d["op_name"] for d in Interpreter(model_path=paths[key])._get_ops_details()}
-        assert "CONV_2D" in ops
-        assert not [op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE")]
-        runner = TFLiteRunner(paths[key])
-        assert runner.signature == "fields" and runner.dynamic
+    ops = {d["op_name"] for d in Interpreter(model_path=paths["tflite:fields"])._get_ops_details()}
+    assert "CONV_2D" in ops
+    assert not [op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "DELEGATE")]
+    runner = TFLiteRunner(paths["tflite:fields"])
+    assert runner.signature == "fields" and runner.dynamic
     assert TFLiteRunner(paths["tflite"]).signature == "serving_default"
     assert tflite_filename("sagim", "tflite-fp16", (64, 48), fields=True) == (
         "sagim_fields_fp16_64x48.tflite"
@@ -119,10 +116,11 @@ def test_tflite_fields_match_keras(files, shape):
 
 
 def test_int8_fields_edit_psnr(files):
-    _, paths = files
+    g, paths = files
     image, guidance = batch(2, 24, 32, seed=8)
+    int8_file = TFLiteRunner(convert_to_tflite(g, "int8", fields=True))
     fp32 = _apply_each(image, TFLiteRunner(paths["tflite:fields"]).fields(image, guidance))
-    int8 = _apply_each(image, TFLiteRunner(paths["tflite-int8:fields"]).fields(image, guidance))
+    int8 = _apply_each(image, int8_file.fields(image, guidance))
     assert psnr(int8, fp32) >= INT8_MIN_PSNR
 
 
@@ -140,7 +138,7 @@ def test_parity_check_covers_the_fields(exported, files):
     _, paths = files
     written = {"savedmodel": [path], **{key: [p] for key, p in paths.items()}}
     report = check_parity(g, written)
-    assert {"savedmodel:fields", "tflite:fields", "tflite-int8:fields"} <= set(report)
+    assert {"savedmodel", "savedmodel:fields", "tflite", "tflite:fields"} <= set(report)
     assert report["savedmodel:fields"] <= SAVEDMODEL_TOL and report["tflite:fields"] <= FP32_TOL
 
 

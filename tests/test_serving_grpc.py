@@ -30,7 +30,15 @@ from sagim_tf.serving.server import ModelManager
 from sagim_tf.serving.tensors import from_tensor_proto, to_tensor_proto
 from sagim_tf.utils.errors import InputError
 from sagim_tf.utils.io import to_uint8
-from tests.export_helpers import batch, free_port, readme_python, shared_savedmodel, tiny_generator
+from tests.export_helpers import (
+    batch,
+    free_port,
+    masks,
+    readme_python,
+    shared_operator_savedmodel,
+    shared_savedmodel,
+    tiny_generator,
+)
 
 MAX_PIXELS = 20_000
 MAX_REQUEST_MB = 1
@@ -50,6 +58,26 @@ def served(tmp_path_factory):
         max_pixels=MAX_PIXELS,
         max_request_mb=MAX_REQUEST_MB,
         poll_interval=0.5,
+    )
+    server.start()
+    client = SagimServingClient("127.0.0.1", server.port, timeout=60)
+    client.wait_ready(20)
+    yield g, loaded, server, client
+    client.close()
+    server.stop(grace=1)
+
+
+@pytest.fixture(scope="module")
+def served_full(tmp_path_factory):
+    """A server on an export with every signature (operator-head G, tiny E)."""
+    g, e, path, loaded = shared_operator_savedmodel(tmp_path_factory)
+    server = SagimServer(
+        os.path.dirname(path),
+        port=free_port(),
+        host="127.0.0.1",
+        max_pixels=MAX_PIXELS,
+        max_request_mb=MAX_REQUEST_MB,
+        poll_interval=0,
     )
     server.start()
     client = SagimServingClient("127.0.0.1", server.port, timeout=60)
@@ -448,3 +476,117 @@ def test_readme_client_example_runs(served, capsys):
     exec(code.replace('"localhost", 8500', f'"127.0.0.1", {server.port}'), scope)
     assert scope["edited"].shape == scope["image"].shape and scope["edited8"].dtype == np.uint8
     assert "edit_uint8" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------ fields and edit_masks
+
+
+def test_fields_over_grpc_equal_in_process(served_full):
+    _, loaded, _, client = served_full
+    image, guidance = batch(2, 13, 17, seed=5)
+    fields = client.fields(image, guidance)
+    local = loaded.signatures["fields"](image=image, guidance=guidance)["fields"].numpy()
+    assert fields.shape == (2, 13, 17, 7) and fields.dtype == np.float32
+    np.testing.assert_array_equal(fields, local)
+    single = client.fields(image[0], guidance[0, ..., 0])
+    local_one = loaded.signatures["fields"](image=image[:1], guidance=guidance[:1])["fields"]
+    np.testing.assert_array_equal(single, local_one.numpy()[0])  # batch 1: its own kernels
+
+
+def test_edit_masks_over_grpc_equal_in_process(served_full):
+    _, loaded, _, client = served_full
+    image, _ = batch(2, 12, 20, seed=6)
+    emphasize, deemphasize = masks(2, 12, 20)
+    strength = np.array([1.0, 0.5], np.float32)
+    edited = client.edit_masks(image, emphasize, deemphasize, strength=strength)
+    local = loaded.signatures["edit_masks"](
+        image=image, emphasize=emphasize, deemphasize=deemphasize, strength=strength
+    )["edited"].numpy()
+    assert edited.dtype == np.float32 and edited.shape == image.shape
+    np.testing.assert_array_equal(edited, local)
+    # one image, a boolean (H, W) mask, no de-emphasized region, one strength
+    one = client.edit_masks(image[0], emphasize=emphasize[0, ..., 0] > 0.5, strength=0.5)
+    no_region = np.zeros_like(deemphasize[:1])
+    local_one = loaded.signatures["edit_masks"](
+        image=image[:1], emphasize=emphasize[:1], deemphasize=no_region, strength=np.float32(0.5)
+    )["edited"].numpy()[0]
+    np.testing.assert_array_equal(one, local_one)
+    # strength 0 with the operator head: the photo itself
+    np.testing.assert_array_equal(client.edit_masks(image, emphasize, strength=0.0), image)
+
+
+def test_metadata_lists_the_optional_signatures(served_full):
+    _, _, _, client = served_full
+    signatures = client.metadata()["signatures"]
+    assert set(signatures) == {"serving_default", "edit_uint8", "fields", "edit_masks"}
+    assert signatures["fields"]["outputs"] == {"fields": ("float32", (-1, -1, -1, 7))}
+    inputs = signatures["edit_masks"]["inputs"]
+    assert inputs["emphasize"] == ("float32", (-1, -1, -1, 1))
+    assert inputs["strength"] == ("float32", None)  # a scalar or (B,)
+
+
+def test_an_export_without_the_optional_signatures_still_serves(served):
+    _, _, _, client = served
+    image, guidance = batch(1, 8, 8)
+    assert set(client.metadata()["signatures"]) == {"serving_default", "edit_uint8"}
+    with pytest.raises(ServingInvalidArgumentError, match="'fields' not found.*operator head"):
+        client.fields(image, guidance)
+    with pytest.raises(ServingInvalidArgumentError, match="'edit_masks' not found.*estimator"):
+        client.edit_masks(image, emphasize=guidance > 0.5)
+    assert client.edit(image, guidance).shape == image.shape
+
+
+def _masks_request(shape=(2, 8, 8), strength=0.5):
+    image, _ = batch(*shape)
+    emphasize, deemphasize = masks(*shape)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "sagim"
+    request.model_spec.signature_name = "edit_masks"
+    for key, value in (
+        ("image", image),
+        ("emphasize", emphasize),
+        ("deemphasize", deemphasize),
+        ("strength", np.asarray(strength, np.float32)),
+    ):
+        request.inputs[key].CopyFrom(to_tensor_proto(value))
+    return request
+
+
+MASK_CASES = {
+    "strength_above_one": ("strength", lambda r: np.float32(1.5), "strength: values"),
+    "nan_strength": ("strength", lambda r: np.float32(np.nan), "strength: values"),
+    "strength_count": ("strength", lambda r: np.full(3, 0.5, np.float32), "holds 3 values"),
+    "strength_rank": ("strength", lambda r: np.full((2, 1), 0.5, np.float32), "scalar"),
+    "mask_above_one": ("emphasize", lambda r: r * 2, "emphasize: values"),
+    "nan_mask": ("deemphasize", lambda r: r * np.nan, "deemphasize: values"),
+    "mask_size": ("emphasize", lambda r: r[:, :5], "emphasize: batch, height and width"),
+    "uint8_mask": ("emphasize", lambda r: to_uint8(r), "emphasize: expects dtype float32"),
+    "no_region": ("emphasize", lambda r: np.zeros_like(r), "no region"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MASK_CASES))
+def test_bad_edit_masks_requests_get_invalid_argument(served_full, case):
+    _, _, _, client = served_full
+    request = _masks_request()
+    key, change, message = MASK_CASES[case]
+    if case == "no_region":
+        _set(request, "deemphasize", np.zeros((2, 8, 8, 1), np.float32))
+    _set(request, key, change(from_tensor_proto(request.inputs[key])))
+    with pytest.raises(grpc.RpcError) as info:
+        client.stub.Predict(request, timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+    assert message in info.value.details()
+    response = client.stub.Predict(_masks_request(), timeout=30)
+    assert response.outputs["edited"].tensor_shape.dim[1].size == 8
+
+
+def test_edit_masks_client_errors(served_full):
+    _, _, _, client = served_full
+    image, guidance = batch(1, 8, 8)
+    with pytest.raises(InputError, match="give an emphasize mask"):
+        client.edit_masks(image)
+    with pytest.raises(InputError, match="does not match"):
+        client.edit_masks(image, emphasize=guidance[:, :5])
+    with pytest.raises(ServingInvalidArgumentError, match="strength"):
+        client.edit_masks(image, emphasize=guidance, strength=2.0)

@@ -94,9 +94,10 @@ def run(args) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         port = server.start()
+        signatures = ", ".join(server.manager.model.signatures)
         print(
             f"sagim serve: model '{name}' version {server.version} from {base} "
-            f"listening on {args.host}:{port}",
+            f"listening on {args.host}:{port} (signatures: {signatures})",
             flush=True,
         )
         while not stop.wait(0.5):

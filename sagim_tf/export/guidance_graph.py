@@ -3,7 +3,9 @@
 A serving client without E cannot build a guiding map; ``edit_masks`` takes the photo,
 an emphasize mask, a de-emphasize mask and a strength, and does the rest in the graph:
 
-1. ``S = clip(E(image), 0, 1)``, E's map (B, H, W, 1);
+1. ``S = clip(E(image), 0, 1)``, E's map (B, H, W, 1) (traced under
+   :func:`traceable_resize`, which works around a Keras 3.15 regression that kept
+   Itti-Koch and SalGAN from tracing at an unknown size);
 2. :func:`guidance_from_masks`: the rule of :func:`sagim_tf.guidance.guidance_from_boxes`
    with one region of each kind per image (mask pixels above 0.5; a mask with none means
    "no region of that kind"), in TensorFlow ops:
@@ -42,8 +44,13 @@ target = guidance_from_masks(saliency, emphasize, np.zeros_like(saliency))  # (1
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import weakref
+
 import keras
 import tensorflow as tf
+from keras import ops
 
 from sagim_tf.guidance import (
     DEFAULT_LOWER_FACTOR,
@@ -162,14 +169,56 @@ def scale_fields(fields, strength):
     return tf.where(a == 1.0, fields, tf.atanh(a * tf.tanh(fields)))
 
 
-def check_graph_estimator(estimator, what: str = "the estimator") -> None:
-    """Refuse an estimator that cannot run inside a TensorFlow graph.
+_RESIZE_LOCK = threading.RLock()
+#: Estimators whose trace at an unknown size succeeded (weak: they are not kept alive).
+_TRACEABLE: weakref.WeakSet = weakref.WeakSet()
 
-    A Keras model or layer (Itti-Koch, SalGAN, ``keras:PATH``, a SaGIM's own E) can; the
-    OpenCV judges (``spectral-residual``, ``fine-grained``) run in NumPy and cannot.
+
+@contextlib.contextmanager
+def traceable_resize():
+    """While tracing, let ``keras.ops.image.resize`` take a size that is a tensor.
+
+    Keras 3.15's ``ops.image.resize`` checks ``size[0] <= 0`` in Python, which fails when
+    the size is a symbolic tensor (a regression of keras-team/keras#22079, undone upstream
+    by keras-team/keras#23315). Itti-Koch and SalGAN's :class:`~sagim_tf.estimators.
+    ResizingEstimator` resize their maps back to the input's size that way, so they could
+    not be traced at an unknown image size. Inside this block a tensor size goes straight
+    to ``tf.image.resize``, which is what Keras' TensorFlow backend calls for a plain
+    resize (same arithmetic); every other call is Keras' own. Only the traced graph is
+    affected: a SavedModel runs without Keras' Python code.
+    """
+    with _RESIZE_LOCK:
+        original = ops.image.resize
+
+        def resize(images, size, interpolation="bilinear", antialias=False, **kwargs):
+            plain = (  # none of the crop, pad or channels-first options
+                not kwargs.get("crop_to_aspect_ratio")
+                and not kwargs.get("pad_to_aspect_ratio")
+                and kwargs.get("data_format") in (None, "channels_last")
+            )
+            if plain and any(tf.is_tensor(v) for v in size):
+                return tf.image.resize(images, size, method=interpolation, antialias=antialias)
+            return original(
+                images, size, interpolation=interpolation, antialias=antialias, **kwargs
+            )
+
+        ops.image.resize = resize
+        try:
+            yield
+        finally:
+            ops.image.resize = original
+
+
+def check_graph_estimator(estimator, what: str = "the estimator") -> None:
+    """Refuse an estimator that cannot run inside a TensorFlow graph at any image size.
+
+    A Keras model (Itti-Koch, SalGAN, ``keras:PATH``, a SaGIM's own E) can (traced under
+    :func:`traceable_resize`); the OpenCV judges (``spectral-residual``, ``fine-grained``)
+    run in NumPy and cannot.
 
     Raises:
-        ConfigError: ``estimator`` is not a Keras layer or model.
+        ConfigError: ``estimator`` is not a Keras layer, or its trace at an unknown
+            (B, H, W) fails (the message carries TensorFlow's reason).
     """
     if not isinstance(estimator, keras.layers.Layer):
         raise ConfigError(
@@ -177,6 +226,20 @@ def check_graph_estimator(estimator, what: str = "the estimator") -> None:
             "it cannot be inside a SavedModel graph; the edit_masks signature needs a Keras "
             "estimator such as itti-koch, salgan:PATH or keras:PATH"
         )
+    if estimator in _TRACEABLE:
+        return
+    spec = tf.TensorSpec([None, None, None, 3], tf.float32)
+    try:
+        with traceable_resize():
+            tf.function(lambda x: estimator(x, training=False)).get_concrete_function(spec)
+    except Exception as exc:  # any tracing failure: say which, and refuse
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(
+            f"{what} ({type(estimator).__name__}) cannot be traced into a graph at an "
+            f"unknown image size ({type(exc).__name__}: {first}); the edit_masks signature "
+            "needs one that can"
+        ) from exc
+    _TRACEABLE.add(estimator)
 
 
 class MaskEditor:
@@ -200,7 +263,10 @@ class MaskEditor:
             self.blur = GaussianBlur(DETAIL_KERNEL_SIZE, DETAIL_SIGMA)
 
     def saliency(self, image):
-        """``clip(E(image), 0, 1)`` as float32 (B, H, W, 1); E must keep the image's size."""
+        """``clip(E(image), 0, 1)`` as float32 (B, H, W, 1); E must keep the image's size.
+
+        Trace it under :func:`traceable_resize` (the exporter does).
+        """
         out = tf.cast(self.estimator(image, training=False), tf.float32)
         check = tf.debugging.assert_equal(
             tf.shape(out),

@@ -34,7 +34,11 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from sagim_tf.export.guidance_graph import MASK_THRESHOLD, MaskEditor, check_graph_estimator
+from sagim_tf.export.guidance_graph import (
+    MASK_THRESHOLD,
+    MaskEditor,
+    traceable_resize,
+)
 from sagim_tf.export.signatures import (
     DEEMPHASIZE_KEY,
     EDIT_MASKS_SIGNATURE,
@@ -53,7 +57,7 @@ from sagim_tf.export.signatures import (
 )
 from sagim_tf.models.generate import has_operator_head
 from sagim_tf.models.operator_head import field_model
-from sagim_tf.utils.errors import ConfigError, ExportError, InputError
+from sagim_tf.utils.errors import ConfigError, ExportError, InputError, SagimError
 from sagim_tf.utils.io import write_text
 
 log = logging.getLogger(__name__)
@@ -267,22 +271,24 @@ def build_archive(
                 else "an estimator E (pass one)"
             )
             raise ConfigError(f"signature {signature.name!r} needs {why}")
-    if estimator is not None and EDIT_MASKS_SIGNATURE in signatures:
-        check_graph_estimator(estimator)
-    archive = keras.export.ExportArchive()
-    archive.track(generator)
-    if estimator is not None and EDIT_MASKS_SIGNATURE in signatures:
-        archive.track(estimator)
-    for signature in chosen:
-        if signature.name == FIELDS_SIGNATURE:
-            fn = _fields_endpoint(generator, signature, validate)
-        elif signature.name == EDIT_MASKS_SIGNATURE:
-            fn = _edit_masks_endpoint(generator, estimator, signature, validate)
-        else:
-            fn = _edit_endpoint(generator, signature, validate)
-        archive.add_endpoint(
-            signature.name, fn, input_signature=_specs(signature, batch, height, width)
-        )
+    with traceable_resize():  # E's resizes to the input's size (see guidance_graph)
+        endpoints = []  # built first: MaskEditor refuses an E that cannot be traced
+        for signature in chosen:
+            if signature.name == FIELDS_SIGNATURE:
+                fn = _fields_endpoint(generator, signature, validate)
+            elif signature.name == EDIT_MASKS_SIGNATURE:
+                fn = _edit_masks_endpoint(generator, estimator, signature, validate)
+            else:
+                fn = _edit_endpoint(generator, signature, validate)
+            endpoints.append((signature, fn))
+        archive = keras.export.ExportArchive()
+        archive.track(generator)
+        if estimator is not None and EDIT_MASKS_SIGNATURE in signatures:
+            archive.track(estimator)
+        for signature, fn in endpoints:
+            archive.add_endpoint(
+                signature.name, fn, input_signature=_specs(signature, batch, height, width)
+            )
     return archive
 
 
@@ -350,12 +356,13 @@ def export_savedmodel(
     if os.path.exists(final) and not overwrite:
         raise ConfigError(f"{final} already exists; pass another --version or overwrite")
     signatures = model_signatures(generator, estimator)
-    if estimator is not None:
-        check_graph_estimator(estimator)
     tmp = tempfile.mkdtemp(dir=base, prefix=f".tmp-{version}-")
     try:
         try:
-            build_archive(generator, estimator=estimator).write_out(tmp, verbose=False)
+            with traceable_resize():  # in case writing traces E again
+                build_archive(generator, estimator=estimator).write_out(tmp, verbose=False)
+        except SagimError:  # our own checks (an estimator that cannot be traced) say why
+            raise
         except (TypeError, ValueError, tf.errors.OpError) as exc:
             raise ExportError(f"cannot export the model as a SavedModel: {exc}") from exc
         if os.path.exists(final):

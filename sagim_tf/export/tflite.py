@@ -162,9 +162,9 @@ def convert_saved_model(
         raise ExportError(f"TFLite conversion failed: {first}") from exc
 
 
-def _write_tflite_savedmodel(generator, directory, input_size=None, fields=False):
-    """The intermediate SavedModel: G's ``serving_default``, or with ``fields`` (an
-    operator-head G, maybe its functional clone) the ``fields`` signature as well."""
+def _write_tflite_savedmodel(generator, directory, input_size=None, signatures=(SIGNATURE,)):
+    """The intermediate SavedModel with the named signatures (``fields`` for an
+    operator-head G, maybe its functional clone)."""
     width, height = input_size if input_size is not None else (None, None)
     batch = 1 if input_size is not None else None
     archive = build_archive(
@@ -173,8 +173,8 @@ def _write_tflite_savedmodel(generator, directory, input_size=None, fields=False
         batch=batch,
         height=height,
         width=width,
-        signatures=(SIGNATURE, FIELDS_SIGNATURE) if fields else (SIGNATURE,),
-        operator_head=True if fields else None,
+        signatures=tuple(signatures),
+        operator_head=True if FIELDS_SIGNATURE in signatures else None,
     )
     archive.write_out(directory, verbose=False)
 
@@ -207,8 +207,9 @@ def convert_to_tflite(
     input_size = _check_size(input_size)
     tmp = tempfile.mkdtemp(prefix="sagim-tflite-")
     try:
-        _write_tflite_savedmodel(tflite_ready_clone(generator), tmp, input_size, fields=fields)
-        return convert_saved_model(tmp, weights, FIELDS_SIGNATURE if fields else SIGNATURE)
+        signature = FIELDS_SIGNATURE if fields else SIGNATURE
+        _write_tflite_savedmodel(tflite_ready_clone(generator), tmp, input_size, (signature,))
+        return convert_saved_model(tmp, weights, signature)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -262,7 +263,7 @@ def export_tflite(
     for size in sizes:
         tmp = tempfile.mkdtemp(prefix="sagim-tflite-")
         try:
-            _write_tflite_savedmodel(clone, tmp, size, fields=fields)
+            _write_tflite_savedmodel(clone, tmp, size, [signature for signature, _ in kinds])
             for signature, suffix in kinds:
                 for fmt in formats:
                     data = convert_saved_model(tmp, TFLITE_FORMATS[fmt][0], signature)

@@ -2,7 +2,10 @@
 
 Built on tensorflow-serving-api's ``PredictionServiceStub``, so it talks to the official
 ``tensorflow_model_server`` and to our own server alike. Inputs are prepared for the
-signatures of :mod:`sagim_tf.export.signatures`.
+signatures of :mod:`sagim_tf.export.signatures`: :meth:`SagimServingClient.edit` calls
+``serving_default`` or ``edit_uint8``, :meth:`~SagimServingClient.fields` calls ``fields``
+(operator-head models) and :meth:`~SagimServingClient.edit_masks` calls ``edit_masks``
+(models exported with an estimator; no E needed on the client).
 
 Example:
 
@@ -12,6 +15,7 @@ from sagim_tf.serving import SagimServingClient
 with SagimServingClient("127.0.0.1", 8500) as client:
     edited = client.edit(image, guidance)  # float32 in [0, 1]
     edited8 = client.edit(image, guidance, signature="edit_uint8")  # uint8
+    edited = client.edit_masks(image, emphasize=mask, strength=0.8)  # E runs on the server
     client.metadata()["signatures"]["serving_default"]
 ```
 """
@@ -27,10 +31,16 @@ from tensorflow_serving.apis import (
 )
 
 from sagim_tf.export.signatures import (
+    DEEMPHASIZE_KEY,
     DEFAULT_SIGNATURE,
+    EDIT_MASKS_SIGNATURE,
+    EMPHASIZE_KEY,
+    FIELDS_KEY,
+    FIELDS_SIGNATURE,
     GUIDANCE_KEY,
     IMAGE_KEY,
     OUTPUT_KEY,
+    STRENGTH_KEY,
     get_signature,
 )
 from sagim_tf.serving.errors import (
@@ -152,7 +162,9 @@ class SagimServingClient:
     def _prepare(image, guidance, signature):
         image_dtype = np.dtype(get_signature(signature).inputs[IMAGE_KEY].dtype)
         image = np.asarray(image)
-        guidance = np.asarray(guidance)
+        if image.ndim not in (3, 4):
+            raise InputError(f"image: expected (H, W, 3) or (B, H, W, 3), got {image.shape}")
+        guidance = np.asarray(0.0 if guidance is None else guidance)
         if guidance.ndim == image.ndim - 1:
             guidance = guidance[..., None]
         if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
@@ -201,20 +213,100 @@ class SagimServingClient:
         if single:
             image, guidance = image[None], guidance[None]
         outputs, _ = self.predict({IMAGE_KEY: image, GUIDANCE_KEY: guidance}, signature)
-        if OUTPUT_KEY not in outputs:
+        return self._output(outputs, OUTPUT_KEY, single)
+
+    def _output(self, outputs: dict, key: str, single: bool) -> np.ndarray:
+        if key not in outputs:
             raise ServingError(
-                f"Predict on {self.target}: the response has no {OUTPUT_KEY!r} output "
+                f"Predict on {self.target}: the response has no {key!r} output "
                 f"(got {sorted(outputs)})"
             )
-        edited = outputs[OUTPUT_KEY]
-        return edited[0] if single else edited
+        return outputs[key][0] if single else outputs[key]
+
+    def fields(self, image, guidance) -> np.ndarray:
+        """An operator-head G's raw fields of ``image`` under ``guidance`` (``fields``).
+
+        Send G's working-size copy of the photo; apply the fields to the full-size photo
+        with :func:`sagim_tf.models.generate.apply_fields` (or your own port of
+        :mod:`sagim_tf.layers.photo_operators`: setting = range * tanh(field)).
+
+        Args:
+            image: array. (H, W, 3) or (B, H, W, 3), float in [0, 1] or uint8.
+            guidance: array. (H, W), (H, W, 1) or batched, float in [0, 1].
+
+        Returns:
+            float32 (H, W, 7) or (B, H, W, 7). A model with a residual head has no
+            ``fields`` signature: the server answers INVALID_ARGUMENT
+            (:class:`ServingInvalidArgumentError`).
+        """
+        image, guidance = self._prepare(image, guidance, FIELDS_SIGNATURE)
+        single = image.ndim == 3
+        if single:
+            image, guidance = image[None], guidance[None]
+        outputs, _ = self.predict({IMAGE_KEY: image, GUIDANCE_KEY: guidance}, FIELDS_SIGNATURE)
+        return self._output(outputs, FIELDS_KEY, single)
+
+    def edit_masks(self, image, emphasize=None, deemphasize=None, strength=1.0) -> np.ndarray:
+        """Edit ``image`` from region masks; E and the guidance rule run on the server.
+
+        Calls ``edit_masks``: the server computes E's map, the guiding map of
+        :func:`sagim_tf.guidance.guidance_from_boxes` with the masks as regions, and the
+        edit. Give at least one mask.
+
+        Args:
+            image: array. (H, W, 3) or (B, H, W, 3), float in [0, 1] or uint8.
+            emphasize: array or None. The region(s) to draw the eye to: (H, W), (H, W, 1)
+                or batched, bool or float in [0, 1] (pixels above 0.5 are inside); None
+                for no such region. Defaults to `None`.
+            deemphasize: array or None. The region(s) to tone down, the same way.
+                Defaults to `None`.
+            strength: float or array. A in [0, 1], one for all images or one per image.
+                Defaults to `1.0`.
+
+        Returns:
+            float32 (H, W, 3) or (B, H, W, 3) in [0, 1].
+
+        Raises:
+            InputError: no mask given, or an input of the wrong shape.
+            ServingInvalidArgumentError: the server refused a value (a mask or strength
+                outside [0, 1], NaN, an image without any region).
+        """
+        if emphasize is None and deemphasize is None:
+            raise InputError("edit_masks: give an emphasize mask, a deemphasize mask or both")
+        image = self._prepare(image, None, EDIT_MASKS_SIGNATURE)[0]
+        single = image.ndim == 3
+        masks = {}
+        for key, mask in ((EMPHASIZE_KEY, emphasize), (DEEMPHASIZE_KEY, deemphasize)):
+            if mask is None:
+                mask = np.zeros(image.shape[:-1] + (1,), np.float32)
+            mask = np.asarray(mask)
+            if mask.ndim == image.ndim - 1:
+                mask = mask[..., None]
+            if mask.shape != image.shape[:-1] + (1,):
+                raise InputError(
+                    f"{key}: shape {mask.shape} does not match the image's "
+                    f"{image.shape[:-1]} (give (H, W) or (H, W, 1) per image)"
+                )
+            masks[key] = mask.astype(np.float32, copy=False)
+        strength = np.asarray(strength, np.float32)
+        if strength.ndim > 1:
+            raise InputError(
+                f"strength: expected a number or one per image (B,), got shape {strength.shape}"
+            )
+        if single:
+            image = image[None]
+            masks = {key: mask[None] for key, mask in masks.items()}
+        inputs = {IMAGE_KEY: image, **masks, STRENGTH_KEY: strength}
+        outputs, _ = self.predict(inputs, EDIT_MASKS_SIGNATURE)
+        return self._output(outputs, OUTPUT_KEY, single)
 
     def metadata(self) -> dict:
         """The served model's name, version and signatures.
 
         Returns:
             ``{"name", "version", "signatures": {sig: {"inputs"|"outputs": {key: (dtype,
-            shape)}}}}``, with -1 for an unknown dimension.
+            shape)}}}}``, with -1 for an unknown dimension and None for an unknown rank
+            (``strength`` of ``edit_masks``, a scalar or (B,)).
         """
         request = get_model_metadata_pb2.GetModelMetadataRequest()
         self._spec(request.model_spec)
@@ -228,7 +320,12 @@ class SagimServingClient:
 
         def describe(infos):
             return {
-                key: (dtype_name(info.dtype), tuple(int(d.size) for d in info.tensor_shape.dim))
+                key: (
+                    dtype_name(info.dtype),
+                    None
+                    if info.tensor_shape.unknown_rank
+                    else tuple(int(d.size) for d in info.tensor_shape.dim),
+                )
                 for key, info in infos.items()
             }
 

@@ -7,13 +7,14 @@ against both. What it does:
 * serves the highest numeric version under ``--model-base-path`` and polls the directory,
   loading a newer (or, if the served one was removed, the newest remaining) version
   without a restart; in-flight requests finish on the version they started with;
-* ``Predict`` on the signatures of :mod:`sagim_tf.export.signatures` (``serving_default``
-  and ``edit_uint8``), and ``GetModelMetadata`` with the ``signature_def`` field, as TF
-  Serving answers it;
+* ``Predict`` on the signatures of :mod:`sagim_tf.export.signatures` the served version
+  has: always ``serving_default`` and ``edit_uint8``, and ``fields`` / ``edit_masks`` where
+  the export wrote them (an old export without them still serves); ``GetModelMetadata``
+  with the ``signature_def`` field, as TF Serving answers it;
 * checks every request before inference -- input names, dtypes, ranks, channel counts,
-  matching batch/height/width, a pixel budget, a request-size budget, finite values in
-  range -- and answers ``INVALID_ARGUMENT`` with a message naming the problem, then goes
-  on serving;
+  matching batch/height/width, a per-image ``strength`` that is a scalar or (B,), a pixel
+  budget, a request-size budget, finite values in range -- and answers
+  ``INVALID_ARGUMENT`` with a message naming the problem, then goes on serving;
 * bounds concurrency: a thread pool for RPCs, a cap on queued RPCs (beyond it gRPC
   answers ``RESOURCE_EXHAUSTED``) and a semaphore on concurrent inferences;
 * stops gracefully: new RPCs are refused, in-flight ones get ``grace`` seconds.
@@ -43,9 +44,8 @@ from tensorflow_serving.apis import (
 from sagim_tf.export.savedmodel import load_savedmodel, versions
 from sagim_tf.export.signatures import (
     DEFAULT_SIGNATURE,
-    GUIDANCE_KEY,
     IMAGE_KEY,
-    OUTPUT_KEY,
+    REQUIRED_SIGNATURES,
     SIGNATURES,
 )
 from sagim_tf.serving.options import MB, channel_options
@@ -71,25 +71,33 @@ class _Reject(Exception):
 class ServedModel:
     """One loaded version: the SavedModel's signatures and its SignatureDefMap.
 
+    ``signatures`` holds the table's signatures this version has: the required ones
+    (``serving_default``, ``edit_uint8``) and whichever optional ones (``fields``,
+    ``edit_masks``) its export wrote.
+
     Args:
         base_path: str. The model's base path, holding numeric version directories.
         version: int. The version to load.
 
     Raises:
-        InputError: the version cannot be loaded or lacks a signature of the table.
+        InputError: the version cannot be loaded or lacks a required signature.
     """
 
     def __init__(self, base_path: str, version: int):
         self.version = int(version)
         self.path = os.path.join(base_path, str(version))
         self.loaded = load_savedmodel(self.path)
-        missing = [s for s in SIGNATURES if s not in self.loaded.signatures]
+        missing = [s for s in REQUIRED_SIGNATURES if s not in self.loaded.signatures]
         if missing:
             raise InputError(
                 f"{self.path}: SavedModel lacks signature(s) {missing}; "
                 "export it with `sagim export`"
             )
-        self.signatures = {name: self.loaded.signatures[name] for name in SIGNATURES}
+        self.signatures = {
+            name: self.loaded.signatures[name]
+            for name in SIGNATURES
+            if name in self.loaded.signatures
+        }
         proto = saved_model_pb2.SavedModel()
         with open(os.path.join(self.path, "saved_model.pb"), "rb") as f:
             proto.ParseFromString(f.read())
@@ -235,11 +243,17 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
             raise _Reject(grpc.StatusCode.INVALID_ARGUMENT, "version labels are not supported here")
         return model
 
-    def _check_request(self, request, signature):
+    def _check_request(self, request, signature, model: ServedModel):
         invalid = grpc.StatusCode.INVALID_ARGUMENT
-        if signature not in SIGNATURES:
+        if signature not in model.signatures:
+            why = ""
+            if signature in SIGNATURES and SIGNATURES[signature].requires:
+                needs = " and ".join(SIGNATURES[signature].requires).replace("_", " ")
+                why = f" (exported only for a model with an {needs})"
             raise _Reject(
-                invalid, f"signature {signature!r} not found; available: {sorted(SIGNATURES)}"
+                invalid,
+                f"signature {signature!r} not found in version {model.version}{why}; "
+                f"available: {sorted(model.signatures)}",
             )
         size = request.ByteSize()
         if size > self.max_request_bytes:
@@ -248,7 +262,8 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
                 f"request of {size / MB:.1f} MB exceeds this server's "
                 f"{self.max_request_bytes / MB:g} MB limit",
             )
-        spec = SIGNATURES[signature].inputs
+        table = SIGNATURES[signature]
+        spec = table.inputs
         names = set(request.inputs)
         if names != set(spec):
             missing, extra = sorted(set(spec) - names), sorted(names - set(spec))
@@ -258,11 +273,12 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
             raise _Reject(
                 invalid, f"{'; '.join(parts)}; signature {signature!r} takes {sorted(spec)}"
             )
-        bad_filter = sorted(set(request.output_filter) - {OUTPUT_KEY})
+        bad_filter = sorted(set(request.output_filter) - set(table.outputs))
         if bad_filter:
             raise _Reject(
                 invalid,
-                f"unknown output(s) {bad_filter} in output_filter; the output is {OUTPUT_KEY!r}",
+                f"unknown output(s) {bad_filter} in output_filter; signature {signature!r} "
+                f"has {sorted(table.outputs)}",
             )
         shapes = {}
         for key, tensor in spec.items():
@@ -277,20 +293,33 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
                 shape = proto_shape(proto)
             except ValueError as exc:
                 raise _Reject(invalid, f"{key}: {exc}") from None
-            if len(shape) != 4 or shape[-1] != tensor.channels:
+            if tensor.is_map and (len(shape) != 4 or shape[-1] != tensor.channels):
                 raise _Reject(
                     invalid, f"{key}: expects shape (B, H, W, {tensor.channels}), got {shape}"
                 )
+            if not tensor.is_map and len(shape) > 1:
+                raise _Reject(
+                    invalid, f"{key}: expects a scalar or one value per image (B,), got {shape}"
+                )
             shapes[key] = shape
-        if shapes[IMAGE_KEY][:3] != shapes[GUIDANCE_KEY][:3]:
-            raise _Reject(
-                invalid,
-                f"guidance: batch, height and width {shapes[GUIDANCE_KEY][:3]} "
-                f"must equal the image's {shapes[IMAGE_KEY][:3]}",
-            )
-        pixels = int(np.prod(shapes[IMAGE_KEY][:3], dtype=np.int64))
+        image_shape = shapes[IMAGE_KEY]
+        for key, tensor in spec.items():
+            shape = shapes[key]
+            if tensor.is_map and shape[:3] != image_shape[:3]:
+                raise _Reject(
+                    invalid,
+                    f"{key}: batch, height and width {shape[:3]} "
+                    f"must equal the image's {image_shape[:3]}",
+                )
+            if not tensor.is_map and shape and shape[0] not in (1, image_shape[0]):
+                raise _Reject(
+                    invalid,
+                    f"{key}: holds {shape[0]} values for a batch of {image_shape[0]} images; "
+                    "send one value, or one per image",
+                )
+        pixels = int(np.prod(image_shape[:3], dtype=np.int64))
         if pixels == 0:
-            raise _Reject(invalid, f"image: is empty, shape {shapes[IMAGE_KEY]}")
+            raise _Reject(invalid, f"image: is empty, shape {image_shape}")
         if pixels > self.max_pixels:
             raise _Reject(
                 invalid,
@@ -298,17 +327,17 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
             )
         arrays = {}
         for key, tensor in spec.items():
-            hi = tensor.max_value
+            lo, hi = tensor.min_value, tensor.max_value
             try:
                 arr = from_tensor_proto(request.inputs[key])
             except ValueError as exc:
                 raise _Reject(invalid, f"{key}: malformed tensor: {exc}") from None
-            if arr.dtype == np.float32:
+            if arr.dtype == np.float32 and arr.size:
                 lo_v, hi_v = float(np.min(arr)), float(np.max(arr))
-                if not (np.isfinite(lo_v) and np.isfinite(hi_v)) or lo_v < 0 or hi_v > hi:
+                if not (np.isfinite(lo_v) and np.isfinite(hi_v)) or lo_v < lo or hi_v > hi:
                     raise _Reject(
                         invalid,
-                        f"{key}: values must be finite and lie in [0, {hi:g}], "
+                        f"{key}: values must be finite and lie in [{lo:g}, {hi:g}], "
                         f"found range [{lo_v:.4g}, {hi_v:.4g}]",
                     )
             arrays[key] = arr
@@ -325,7 +354,7 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
     def _predict(self, request, context):
         model = self._resolve(request.model_spec)
         signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        arrays = self._check_request(request, signature)
+        arrays = self._check_request(request, signature, model)
         remaining = context.time_remaining()
         wait = None if remaining is None else max(0.0, remaining)
         if not self._slots.acquire(timeout=wait):
@@ -335,7 +364,9 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
             )
         try:
             fn = model.signatures[signature]
-            out = fn(**{k: tf.constant(v) for k, v in arrays.items()})[OUTPUT_KEY].numpy()
+            outputs = fn(**{k: tf.constant(v) for k, v in arrays.items()})
+            wanted = list(request.output_filter) or list(SIGNATURES[signature].outputs)
+            out = {key: outputs[key].numpy() for key in wanted}
         except tf.errors.InvalidArgumentError as exc:
             raise _Reject(grpc.StatusCode.INVALID_ARGUMENT, exc.message) from None
         except Exception as exc:
@@ -349,7 +380,8 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
         response.model_spec.name = self.model_name
         response.model_spec.version.value = model.version
         response.model_spec.signature_name = signature
-        response.outputs[OUTPUT_KEY].CopyFrom(to_tensor_proto(out))
+        for key, value in out.items():
+            response.outputs[key].CopyFrom(to_tensor_proto(value))
         return response
 
     def GetModelMetadata(self, request, context):
