@@ -82,7 +82,7 @@ def _child(args) -> dict:
             box = (w * 0.3, h * 0.2, w * 0.6, h * 0.6)
 
             def once(src=src, dst=dst, box=box):
-                image = load_image(src)
+                image = load_image(src, dtype=np.uint8)  # as `sagim edit` reads it
                 result = edit_image(editor, image, emphasize=[box], max_side=max_side)
                 save_image(dst, result["edited"])
 

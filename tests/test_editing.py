@@ -16,7 +16,7 @@ from sagim_tf.inference.figures import figure_panel_size, write_edit_figure
 from sagim_tf.models.generate import generate, make_generate_function
 from sagim_tf.models.loading import load_generator, load_model
 from sagim_tf.utils.errors import ConfigError, InputError
-from sagim_tf.utils.io import load_image, load_map
+from sagim_tf.utils.io import load_image, load_map, save_image, to_uint8
 from tests.helpers import tiny_estimator, tiny_sagim
 
 H, W = 37, 53  # odd sizes on purpose
@@ -334,6 +334,33 @@ def test_edit_image_max_side_keeps_full_resolution(editor):
     np.testing.assert_allclose(same["edited"], full["edited"], atol=1e-6)
     # The near-identity tiny G changes little, so the full-resolution detail survives.
     assert np.abs(small["edited"] - image).mean() < 0.1
+
+
+def test_edit_image_of_a_uint8_photo_gives_a_uint8_edit(editor):
+    rng = np.random.default_rng(6)
+    photo = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    target = rng.uniform(0, 1, (H, W, 1)).astype(np.float32)
+    as_uint8 = edit_image(editor, photo, guidance=target)
+    as_float = edit_image(editor, photo / np.float32(255), guidance=target)
+    assert as_uint8["edited"].dtype == np.uint8
+    np.testing.assert_array_equal(as_uint8["edited"], to_uint8(as_float["edited"]))
+    np.testing.assert_array_equal(as_uint8["saliency_after"], as_float["saliency_after"])
+    with pytest.raises(InputError, match="one image"):
+        edit_image(editor, photo[..., :2], guidance=target)
+
+
+def test_load_image_as_uint8_and_save_image_of_uint8(files, tmp_path):
+    as_uint8 = load_image(files["rgb"], dtype=np.uint8)
+    assert as_uint8.dtype == np.uint8 and as_uint8.shape == (H, W, 3)
+    as_float = load_image(files["rgb"])
+    assert as_float.dtype == np.float32
+    np.testing.assert_array_equal(as_float, as_uint8.astype(np.float32) / 255.0)
+    path = save_image(tmp_path / "copy.png", as_uint8)
+    np.testing.assert_array_equal(load_image(path, dtype=np.uint8), as_uint8)
+    grey = save_image(tmp_path / "grey.png", as_uint8[..., :1])
+    np.testing.assert_array_equal(load_map(grey)[..., 0], as_uint8[..., 0] / np.float32(255))
+    with pytest.raises(ConfigError, match="dtype"):
+        load_image(files["rgb"], dtype=np.float64)
 
 
 def test_editor_from_model_and_unrelated_model():

@@ -6,11 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from sagim_tf.inference.editor import Editor, edit_image
+from sagim_tf.inference.editor import Editor, edit_image, resize_image, resize_map
 from sagim_tf.layers.photo_operators import NUM_OPERATORS
 from sagim_tf.models.generate import apply_fields, predict_fields, scale_fields
 from sagim_tf.models.generator import SaGIMGenerator
 from sagim_tf.utils.errors import ConfigError
+from sagim_tf.utils.io import to_uint8
 from tests.helpers import nudge_operator_head, tiny_estimator
 from tests.test_case import run_model_saving_test, run_serialization_test
 
@@ -91,6 +92,75 @@ def test_fields_from_a_small_copy_edit_the_full_size_photo_smoothly():
     # smooth fields (1e-5 here; 1e-3 is still far below one 8-bit level, 4e-3)
     full = cv2.resize(fields, (128, 96), interpolation=cv2.INTER_LINEAR)
     np.testing.assert_allclose(out, apply_fields(big, full), atol=1e-3)
+
+
+@pytest.mark.parametrize("strip_rows", [1, 5, 48, 512])
+def test_the_strip_apply_is_the_2d_resize_of_the_coefficients_then_the_operators(strip_rows):
+    """apply_fields (coefficients across once, down per strip, NumPy/OpenCV operators, halo
+    rows) against the plain definition: OpenCV's 2-D resize of the coefficients, then
+    apply_coefficients in TensorFlow on the whole photo."""
+    from sagim_tf.layers.gaussian_blur import GaussianBlur
+    from sagim_tf.layers.photo_operators import (
+        DETAIL_KERNEL_SIZE,
+        DETAIL_SIGMA,
+        apply_coefficients,
+        coefficients,
+    )
+
+    rng = np.random.default_rng(strip_rows)
+    fields = rng.normal(0, 1, (7, 9, NUM_OPERATORS)).astype(np.float32)
+    big, _ = _inputs(61, 83, seed=3)
+    coef = cv2.resize(np.asarray(coefficients(fields[None]))[0], (83, 61))
+    blur = GaussianBlur(DETAIL_KERNEL_SIZE, DETAIL_SIGMA)
+    want = np.asarray(apply_coefficients(big[None], coef[None], blur))[0]
+    # float32 rounding only: interpolation order (across, then down), blur and luma sums
+    np.testing.assert_allclose(apply_fields(big, fields, strip_rows=strip_rows), want, atol=1e-5)
+
+
+def test_a_uint8_photo_gives_the_float_edit_rounded():
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    fields = rng.normal(0, 1, (6, 9, NUM_OPERATORS)).astype(np.float32)
+    out = apply_fields(photo, fields, strip_rows=16)
+    assert out.dtype == np.uint8 and out.shape == photo.shape
+    np.testing.assert_array_equal(out, to_uint8(apply_fields(photo / np.float32(255), fields)))
+    zero = apply_fields(photo, np.zeros_like(fields))
+    assert zero.dtype == np.uint8 and np.array_equal(zero, photo)
+    with pytest.raises(ConfigError, match="strip_rows"):
+        apply_fields(photo, fields, strip_rows=0)
+
+
+def test_edit_image_of_a_uint8_photo_is_the_float_edit_rounded():
+    img, _ = _inputs(120, 168)
+    photo = to_uint8(img)
+    editor = Editor(nudge_operator_head(_g(work_size=48)), tiny_estimator())
+    box = [(20, 20, 80, 70)]
+    as_uint8 = edit_image(editor, photo, emphasize=box)
+    as_float = edit_image(editor, photo / np.float32(255), emphasize=box)
+    assert as_uint8["edited"].dtype == np.uint8
+    np.testing.assert_array_equal(as_uint8["edited"], to_uint8(as_float["edited"]))
+    np.testing.assert_array_equal(as_uint8["saliency_after"], as_float["saliency_after"])
+    np.testing.assert_array_equal(as_uint8["fields"], as_float["fields"])
+
+
+def test_the_map_after_is_es_map_of_gs_own_edit_and_maps_are_made_when_read():
+    img, _ = _inputs(120, 168)
+    editor = Editor(nudge_operator_head(_g(work_size=48)), tiny_estimator())
+    out = edit_image(editor, img, emphasize=[(20, 20, 80, 70)])
+    names = ["edited", "guidance", "target", "saliency_before", "saliency_after", "fields"]
+    assert list(out) == names
+    assert "made when read: [guidance, target, saliency_before, saliency_after]" in repr(out)
+    small = resize_image(img, 34, 48)
+    after = editor.saliency(apply_fields(small, out["fields"]))
+    np.testing.assert_array_equal(out["saliency_after"], resize_map(after, 120, 168))
+    assert out["guidance"] is out["target"] and "made when read: [saliency_before]" in repr(out)
+    plain = dict(out)
+    assert plain["saliency_before"].shape == (120, 168, 1) and len(plain) == len(out) == 6
+    out["note"] = "mine"
+    del out["target"]
+    assert list(out)[-1] == "note" and "target" not in out and out.get("target") is None
+    with pytest.raises(KeyError):
+        out["nothing"]
 
 
 def test_strength_scales_the_settings_and_zero_is_the_photo():

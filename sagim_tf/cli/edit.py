@@ -229,7 +229,8 @@ def run(args) -> int:
             if _same_file(a, b):
                 raise InputError(f"{wa} and {wb} are the same file {a!r}")
 
-    image = load_image(args.image)
+    # uint8 as decoded: the edit stays uint8 to the encoder (no float copy of a big photo)
+    image = load_image(args.image, dtype=np.uint8)
     h, w = image.shape[:2]
     target = None
     if args.guidance:

@@ -14,8 +14,10 @@ Images are float32 RGB (H, W, 3) in [0, 1]; maps are float32 (H, W, 1) in [0, 1]
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 import cv2
@@ -42,6 +44,7 @@ from sagim_tf.models.loading import load_model
 from sagim_tf.models.sagim import SaGIM
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.utils.io import to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +145,7 @@ def resize_map(x, height: int, width: int) -> np.ndarray:
         return m[..., None].astype(np.float32)
     interp = cv2.INTER_AREA if m.shape[0] > height and m.shape[1] > width else cv2.INTER_LINEAR
     out = cv2.resize(m.astype(np.float32), (int(width), int(height)), interpolation=interp)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)[..., None]
+    return np.clip(out, 0.0, 1.0, out=out)[..., None]
 
 
 def resize_image(x: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -162,6 +165,97 @@ def work_shape(height: int, width: int, max_side: int | None) -> tuple[int, int]
 
 
 # ---------------------------------------------------------------------------- editing
+class EditResult(MutableMapping):
+    """What :func:`edit_image` returns: a dict-like mapping of name -> array.
+
+    Entries may be given as zero-argument functions (``lazy``) that make them when they
+    are first read, after which they are kept like any other; iteration, ``len``, ``in``,
+    ``get``, ``dict(result)`` and item assignment behave as for a dict. The operator head
+    uses this for its maps at the photo's size, so an edit that only needs ``edited``
+    does not resize them (at 12 megapixels, three float32 maps of 48 MB each).
+
+    Args:
+        values: dict. Entries already made, in order.
+        lazy: dict. name -> function making that entry, after ``values``'s.
+        **more: entries made, after ``lazy``'s.
+    """
+
+    def __init__(self, values=None, lazy=None, **more):
+        self._values = dict(values or {})
+        self._lazy = {k: v for k, v in (lazy or {}).items() if k not in self._values}
+        self._keys = list(self._values) + list(self._lazy)
+        for key, value in more.items():
+            self[key] = value
+
+    def __getitem__(self, key):
+        if key not in self._values:
+            if key not in self._lazy:
+                raise KeyError(key)
+            self._values[key] = self._lazy.pop(key)()
+        return self._values[key]
+
+    def __setitem__(self, key, value):
+        if key not in self._values and key not in self._lazy:
+            self._keys.append(key)
+        self._lazy.pop(key, None)
+        self._values[key] = value
+
+    def __delitem__(self, key):
+        if key not in self._values and key not in self._lazy:
+            raise KeyError(key)
+        self._values.pop(key, None)
+        self._lazy.pop(key, None)
+        self._keys.remove(key)
+
+    def __iter__(self):
+        return iter(list(self._keys))
+
+    def __len__(self):
+        return len(self._keys)
+
+    def __repr__(self):
+        made = ", ".join(k for k in self._keys if k in self._values)
+        lazy = ", ".join(k for k in self._keys if k in self._lazy)
+        return f"EditResult(made: [{made}], made when read: [{lazy}])"
+
+
+def _checked_photo(image) -> np.ndarray:
+    """One photo (H, W, 3): uint8 as it is (every value is a pixel), else checked float32."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = check_image(arr)
+    if arr.ndim != 3 or arr.shape[-1] != 3 or arr.size == 0:
+        raise InputError(f"image: expected one image (H, W, 3), got shape {arr.shape}")
+    return arr
+
+
+def _small_copy(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A float32 copy in [0, 1] of a float or uint8 photo at (height, width) <= its size.
+
+    A uint8 photo is read as ``k / 255`` a strip at a time and shrunk across, then down
+    (OpenCV's area resize is separable, so this is :func:`resize_image` of the float photo
+    up to float32 rounding), without a float copy of the whole photo.
+    """
+    h, w = image.shape[:2]
+    if image.dtype != np.uint8:
+        if (height, width) == (h, w):
+            return image
+        return np.clip(resize_image(image, height, width), 0.0, 1.0)
+    if (height, width) == (h, w):
+        return image.astype(np.float32) / np.float32(255.0)
+    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR  # as resize_image
+    across = np.empty((h, width, 3), np.float32)
+    strip = np.empty((min(h, 64), w, 3), np.float32)
+    for r0 in range(0, h, len(strip)):
+        rows = image[r0 : r0 + len(strip)]
+        part = np.divide(rows, np.float32(255.0), out=strip[: len(rows)])
+        across[r0 : r0 + len(rows)] = cv2.resize(
+            part, (width, len(rows)), interpolation=interp
+        ).reshape(len(rows), width, 3)
+    down = cv2.resize(across, (width, height), interpolation=interp)
+    return np.clip(down.reshape(height, width, 3), 0.0, 1.0)
+
+
 def _checked_target(guidance, height: int, width: int) -> np.ndarray:
     """A user's target map, checked to be one (H, W, 1) map of the image's size."""
     target = check_map(guidance, "guidance")
@@ -182,7 +276,7 @@ def edit_image(
     strength: float = 1.0,
     max_side: int | None = None,
     **box_options,
-) -> dict:
+) -> EditResult:
     """Edit one photo so that E's map of it moves toward a guiding map.
 
     Give either ``guidance`` (a target map of the image's size) or boxes
@@ -194,7 +288,8 @@ def edit_image(
     ``max_side`` (default: ``G.work_size``, the size it was trained at; the log says so),
     under the full target, and predicts operator fields; ``strength`` scales the operator
     settings (0 returns the photo bit for bit) and the fields are applied to the photo at
-    its own resolution. E's maps are computed on the small copy and resized.
+    its own resolution. E's maps are computed on the small copy (the map after on G's
+    own edit of it, the fields applied at their own size) and resized.
 
     **Residual head** (the paper's G): G receives ``blend_guidance(E(I), target,
     strength)``. It is fully convolutional and runs at the photo's own size by default.
@@ -204,7 +299,9 @@ def edit_image(
 
     Args:
         editor: from :func:`load_editor` or :meth:`Editor.from_model`.
-        image: (H, W, 3) float in [0, 1] (uint8 is scaled).
+        image: (H, W, 3) float in [0, 1], or uint8 (read as ``k / 255``): then the edit
+            is uint8 too, so a decoded photo is edited and encoded without a float copy
+            at full size (the operator head).
         guidance: (H, W) or (H, W, 1) target map in [0, 1], or None when boxes are given.
         emphasize, deemphasize: lists of boxes ``(x0, y0, x1, y1)`` in pixels.
         strength: A in [0, 1].
@@ -212,16 +309,17 @@ def edit_image(
             ``G.work_size`` for the operator head).
 
     Returns:
-        dict with float32 arrays at the input's size: ``edited`` (H, W, 3),
-        ``guidance`` (the map G used, (H, W, 1)), ``target`` (the unblended
-        target), ``saliency_before`` = E(I) and ``saliency_after`` = E(edited); with the
-        operator head also ``fields``, the raw fields applied (h, w, 7) at G's working
-        size, already scaled by ``strength``.
+        An :class:`EditResult` (a dict-like mapping) of arrays at the input's size:
+        ``edited`` (H, W, 3), float32 in [0, 1], or for a uint8 photo uint8, the float
+        edit rounded as :func:`~sagim_tf.utils.io.to_uint8` rounds; float32 maps
+        ``guidance`` (the map G used, (H, W, 1)), ``target`` (the unblended target),
+        ``saliency_before`` = E(I) and ``saliency_after`` = E(edited); with the operator
+        head also ``fields``, the raw fields applied (h, w, 7) at G's working size,
+        already scaled by ``strength``. The operator head's maps are resized to the
+        photo's size when first read.
     """
-    image = check_image(image)
-    if image.ndim != 3:
-        raise InputError(f"image: expected one image (H, W, 3), got shape {image.shape}")
-    h, w = image.shape[:2]
+    photo = _checked_photo(image)
+    h, w = photo.shape[:2]
     a = check_strength(strength)
     has_boxes = bool(emphasize) or bool(deemphasize)
     if (guidance is None) == (not has_boxes):
@@ -231,8 +329,9 @@ def edit_image(
 
     if has_operator_head(editor.generator):
         return _edit_with_operators(
-            editor, image, guidance, emphasize or (), deemphasize or (), a, max_side, box_options
+            editor, photo, guidance, emphasize or (), deemphasize or (), a, max_side, box_options
         )
+    image = check_image(photo) if photo.dtype == np.uint8 else photo
     before = editor.saliency(image)
     if guidance is not None:
         target = _checked_target(guidance, h, w)
@@ -249,13 +348,15 @@ def edit_image(
         residual = resize_image(small_edit - small, h, w)
         edited = np.clip(image + residual, 0.0, 1.0).astype(np.float32)
     after = editor.saliency(edited)
-    return {
-        "edited": edited,
-        "guidance": used,
-        "target": target.astype(np.float32),
-        "saliency_before": before,
-        "saliency_after": after,
-    }
+    return EditResult(
+        {
+            "edited": to_uint8(edited) if photo.dtype == np.uint8 else edited,
+            "guidance": used,
+            "target": target.astype(np.float32),
+            "saliency_before": before,
+            "saliency_after": after,
+        }
+    )
 
 
 def _scaled_region(region, sx: float, sy: float, height: int, width: int):
@@ -270,7 +371,7 @@ def _scaled_region(region, sx: float, sy: float, height: int, width: int):
 
 def _edit_with_operators(
     editor, image, guidance, emphasize, deemphasize, strength, max_side, box_options
-) -> dict:
+) -> EditResult:
     """:func:`edit_image` for an operator-head G: fields at the work size, applied at full size."""
     generator = editor.generator
     h, w = image.shape[:2]
@@ -286,7 +387,7 @@ def _edit_with_operators(
             w,
             h,
         )
-    small = image if (wh, ww) == (h, w) else np.clip(resize_image(image, wh, ww), 0.0, 1.0)
+    small = _small_copy(image, wh, ww)
     before = editor.saliency(small)
     if guidance is not None:
         target = _checked_target(guidance, h, w)
@@ -308,18 +409,21 @@ def _edit_with_operators(
             **options,
         )
     fields = scale_fields(predict_fields(generator, small, target_small), strength)
-    edited = apply_fields(image, fields)
-    edited_small = edited if (wh, ww) == (h, w) else np.clip(resize_image(edited, wh, ww), 0, 1)
-    after = editor.saliency(edited_small)
-    if guidance is not None:
-        target_full = target
+    # E's map after the edit, on G's own edit of its copy (the fields at their own size)
+    # rather than on the full-size edit shrunk again: the same edit, without a second
+    # pass over every pixel of the photo
+    edited_small = apply_fields(small, fields)
+    if (wh, ww) != (h, w):
+        edited = apply_fields(image, fields)
     else:
-        target_full = target_small if (wh, ww) == (h, w) else resize_map(target_small, h, w)
-    return {
-        "edited": edited,
-        "guidance": target_full,
-        "target": target_full,
-        "saliency_before": resize_map(before, h, w),
-        "saliency_after": resize_map(after, h, w),
-        "fields": fields,
-    }
+        edited = to_uint8(edited_small) if image.dtype == np.uint8 else edited_small
+    after = editor.saliency(edited_small)
+    # maps at the photo's size are made when first read (at 12 MP, 48 MB each)
+    if guidance is not None:
+        made, lazy = {"edited": edited, "guidance": target, "target": target}, {}
+    else:
+        target_full = functools.cache(lambda: resize_map(target_small, h, w))
+        made, lazy = {"edited": edited}, {"guidance": target_full, "target": target_full}
+    lazy["saliency_before"] = lambda: resize_map(before, h, w)
+    lazy["saliency_after"] = lambda: resize_map(after, h, w)
+    return EditResult(made, lazy=lazy, fields=fields)
