@@ -68,17 +68,21 @@ def _antialiased_resize_as_matmul():
         yield
 
 
-def estimator_function(estimator, width: int, height: int):
-    """E's traced ``tf.function`` ``image (1, height, width, 3) -> {"saliency": (1, height,
-    width, 1)}``; trace it with :func:`_antialiased_resize_as_matmul` active."""
+def _write_savedmodel(estimator, width: int, height: int, directory: str) -> None:
+    """E's SavedModel with one endpoint ``image (1, height, width, 3) -> {"saliency": (1,
+    height, width, 1)}``, traced and written with :func:`_antialiased_resize_as_matmul`
+    active (an ``ExportArchive`` tracks E's weights, which a plain ``tf.Module`` misses)."""
     spec = tf.TensorSpec((1, height, width, 3), tf.float32, name=IMAGE_KEY)
 
-    @tf.function(input_signature=[spec])
     def saliency(image):
         out = tf.cast(estimator(image, training=False), tf.float32)
         return {SALIENCY_KEY: tf.clip_by_value(out, 0.0, 1.0)}
 
-    return saliency
+    with _antialiased_resize_as_matmul():
+        archive = keras.export.ExportArchive()
+        archive.track(estimator)
+        archive.add_endpoint(name=SIGNATURE, fn=saliency, input_signature=[spec])
+        archive.write_out(directory, verbose=False)
 
 
 def estimator_to_tflite(estimator, size) -> bytes:
@@ -89,14 +93,9 @@ def estimator_to_tflite(estimator, size) -> bytes:
         ConfigError: a bad size.
     """
     width, height = parse_size(size, "estimator size", minimum=1)
-    function = estimator_function(estimator, width, height)
-    module = tf.Module()
-    module.estimator = estimator
     tmp = tempfile.mkdtemp(prefix="sagim-app-e-")
     try:
-        with _antialiased_resize_as_matmul():  # E is traced (and saved) under the patch
-            concrete = function.get_concrete_function()
-            tf.saved_model.save(module, tmp, signatures={SIGNATURE: concrete})
+        _write_savedmodel(estimator, width, height, tmp)
         try:
             return convert_saved_model(tmp, "float32", SIGNATURE)
         except ExportError as exc:

@@ -137,10 +137,11 @@ async function openFile(file) {
     showError(`"${file.name}" could not be read as an image: it is not an image, it is damaged, or this browser cannot decode its format.`);
     return;
   }
-  const megapixels = (bitmap.width * bitmap.height) / 1e6;
+  const { width, height } = bitmap;
+  const megapixels = (width * height) / 1e6;
   if (megapixels > state.limits.maxMegapixels) {
     bitmap.close();
-    showError(`This photo is ${bitmap.width}×${bitmap.height} (${megapixels.toFixed(1)} megapixels), too large for this device: the limit is ${state.limits.maxMegapixels} megapixels. Choose a smaller photo or shrink it first.`);
+    showError(`This photo is ${width}×${height} (${megapixels.toFixed(1)} megapixels), too large for this device: the limit is ${state.limits.maxMegapixels} megapixels. Choose a smaller photo or shrink it first.`);
     return;
   }
   try {
@@ -152,7 +153,7 @@ async function openFile(file) {
     state.photo = { name: file.name || "photo", width: bitmap.width, height: bitmap.height, bitmap, preview, small: new Map() };
   } catch (error) {
     bitmap.close();
-    showError(`This photo (${bitmap.width}×${bitmap.height}) is too large for this device's memory. Choose a smaller photo.`);
+    showError(`This photo (${width}×${height}) is too large for this device's memory. Choose a smaller photo.`);
     return;
   }
   state.strokes = [];
@@ -427,7 +428,7 @@ async function runEdit() {
     hooks.lastRun = { width: w, height: h, head: cfg.head, strength, small: small.data, saliency, here, away, target, guidance: guidanceUsed, output, smallEdited: smallEdited.data, saliencyAfter };
     await drawView(false);
     drawOverlay();
-    setMessage(`Edited in ${Math.round(t3 - t0)} ms. Hold "original" to compare; Download saves it at full size.`);
+    setMessage(`Edited in ${Math.round(t3 - t0)} ms. Hold “Hold to compare” for the original.`);
   } catch (error) {
     showError(error.message || String(error));
     setMessage("The edit did not run; the photo is unchanged.");
