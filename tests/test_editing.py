@@ -363,6 +363,33 @@ def test_load_image_as_uint8_and_save_image_of_uint8(files, tmp_path):
         load_image(files["rgb"], dtype=np.float64)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"quality": 95, "subsampling": 0},
+        {"quality": 75, "subsampling": 1},
+        {"quality": 90, "subsampling": 2, "progressive": True},
+        {"quality": 60, "subsampling": 2, "optimize": True},
+    ],
+)
+def test_jpeg_decode_by_opencv_is_pillows(tmp_path, options):
+    """load_image decodes complete 8-bit RGB JPEGs with OpenCV; the pixels must be Pillow's."""
+    import skimage.data
+
+    photo = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((203, 157)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # an orientation tag: both decoders ignore it
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(photo).save(path, exif=exif, **options)
+    with Image.open(path) as img:
+        want = np.asarray(img.convert("RGB"))
+    np.testing.assert_array_equal(load_image(path, dtype=np.uint8), want)
+    # a truncated file is refused, as Pillow refuses it
+    path.write_bytes(path.read_bytes()[:-300])
+    with pytest.raises(InputError, match="truncated"):
+        load_image(path)
+
+
 def test_editor_from_model_and_unrelated_model():
     model = tiny_sagim()
     ed = Editor.from_model(model)
