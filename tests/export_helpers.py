@@ -77,11 +77,11 @@ def trivial_generator(seed: int = 0):
 README = pathlib.Path(__file__).resolve().parent.parent / "export" / "README.md"
 
 
-def readme_python(heading: str) -> str:
-    """The first ```python block under ``## heading`` in export/README.md."""
+def readme_python(heading: str, index: int = 0) -> str:
+    """The ``index``-th ```python block under ``## heading`` in export/README.md."""
     text = README.read_text(encoding="utf-8")
-    section = text.split(f"## {heading}\n", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)[index]
 
 
 def readme_rest_request_script() -> str:

@@ -15,7 +15,12 @@ from sagim_tf.layers.photo_operators import NUM_OPERATORS, OPERATOR_NAMES
 from sagim_tf.models.generate import apply_fields
 from sagim_tf.models.operator_head import field_model
 from sagim_tf.utils.errors import ConfigError, InputError
-from tests.export_helpers import batch, shared_operator_savedmodel, tiny_generator
+from tests.export_helpers import (
+    batch,
+    readme_python,
+    shared_operator_savedmodel,
+    tiny_generator,
+)
 
 # The SavedModel against eager Keras: the same float32 ops, traced and reordered.
 SAVEDMODEL_TOL = 1e-5
@@ -151,3 +156,14 @@ def test_fixed_size_fields_file(exported):
     assert np.abs(runner.fields(image, guidance) - expected).max() <= FP32_TOL
     with pytest.raises(ConfigError, match="operator-head"):
         convert_to_tflite(tiny_generator(), fields=True)
+
+
+def test_readme_fields_example_runs(files):
+    _, paths = files
+    code = readme_python("On device", index=1)
+    path = "export/tflite/sagim_fields_fp32.tflite"
+    assert path in code
+    scope = {}
+    exec(code.replace(path, paths["tflite:fields"]), scope)
+    assert scope["edited"].shape == scope["photo"].shape
+    assert np.abs(scope["edited"] - scope["photo"]).max() > 0.01

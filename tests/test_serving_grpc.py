@@ -590,3 +590,13 @@ def test_edit_masks_client_errors(served_full):
         client.edit_masks(image, emphasize=guidance[:, :5])
     with pytest.raises(ServingInvalidArgumentError, match="strength"):
         client.edit_masks(image, emphasize=guidance, strength=2.0)
+
+
+def test_readme_client_example_runs_edit_masks(served_full, capsys):
+    _, _, server, _ = served_full
+    code = readme_python("gRPC client")
+    assert "client.edit_masks(" in code
+    scope = {}
+    exec(code.replace('"localhost", 8500', f'"127.0.0.1", {server.port}'), scope)
+    assert "emphasize" in scope and scope["edited"].shape == scope["image"].shape
+    assert "edit_masks" in capsys.readouterr().out
