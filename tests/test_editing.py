@@ -390,6 +390,24 @@ def test_jpeg_decode_by_opencv_is_pillows(tmp_path, options):
         load_image(path)
 
 
+@pytest.mark.parametrize("quality", [95, 80])
+def test_jpeg_encode_by_opencv_is_pillows(tmp_path, quality):
+    """save_image encodes RGB JPEGs with OpenCV; the file must be the one Pillow writes."""
+    import io
+
+    import skimage.data
+
+    photo = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((211, 149)))
+    path = save_image(tmp_path / "photo.jpg", photo, quality=quality)
+    want = io.BytesIO()
+    Image.fromarray(photo).save(want, format="JPEG", quality=quality)
+    with open(path, "rb") as f:
+        assert f.read() == want.getvalue()
+    as_float = save_image(tmp_path / "float.jpg", photo / np.float32(255), quality=quality)
+    with open(as_float, "rb") as f:
+        assert f.read() == want.getvalue()
+
+
 def test_editor_from_model_and_unrelated_model():
     model = tiny_sagim()
     ed = Editor.from_model(model)
