@@ -168,6 +168,21 @@ def test_parity_check_refuses_a_file_of_another_model(tmp_path_factory):
         check_parity(tiny_generator(seed=1), {"savedmodel": [path]})
 
 
+def test_a_version_that_fails_parity_is_not_published(model_path, tmp_path, capsys, monkeypatch):
+    from sagim_tf.export import parity
+
+    # a threshold below any difference: every file fails the check
+    monkeypatch.setitem(parity.TOLERANCES, "savedmodel", -1.0)
+    out = tmp_path / "export"
+    argv = ["export", "--model", model_path, "--out", str(out), "--formats", "savedmodel"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "version 1 was not published" in err and "savedmodel max |diff|" in err
+    assert os.listdir(out / "sagim") == []  # nothing a server could load, nothing hidden
+    assert main(argv + ["--no-check"]) == 0  # the operator's explicit choice
+    assert os.listdir(out / "sagim") == ["1"]
+
+
 def _readme_commands():
     """Each ``sagim ...`` command in export/README.md's shell blocks, as an argv list."""
     blocks = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.S)

@@ -24,7 +24,7 @@ from sagim_tf.export.signatures import (
     get_signature,
     signatures_for,
 )
-from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.utils.errors import ConfigError, ExportError, InputError
 from sagim_tf.utils.io import to_uint8
 from tests.export_helpers import (
     batch,
@@ -190,6 +190,58 @@ def test_versions_increment_and_refuse_overwrite(tmp_path):
         export_savedmodel(g, out, name="bad/name")
     with pytest.raises(ConfigError):
         export_savedmodel(g, out, name="sagim", version=0)
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_exported_version_is_readable_by_other_users(tmp_path, umask_022):
+    # a non-root TF Serving container must read it: 0755 folders and 0644 files, not the
+    # 0700 of the temporary folder it was written in
+    path = export_savedmodel(trivial_generator(), tmp_path, name="sagim")
+    modes = {}
+    for root, _dirs, files in os.walk(path):
+        modes[root] = os.stat(root).st_mode & 0o777
+        for f in files:
+            modes[os.path.join(root, f)] = os.stat(os.path.join(root, f)).st_mode & 0o777
+    assert os.path.join(path, "variables") in modes
+    wrong = {p: oct(m) for p, m in modes.items() if m != (0o755 if os.path.isdir(p) else 0o644)}
+    assert not wrong, wrong
+
+
+def test_a_version_is_published_only_after_its_check_passes(tmp_path):
+    g, base = trivial_generator(), tmp_path / "sagim"
+    seen = []
+
+    def refuse(path):
+        seen.append(sorted(os.listdir(path)))
+        assert os.path.basename(path).startswith(".tmp-1-")  # hidden, not yet a version
+        assert versions(base) == [1] * (len(seen) - 1)  # nothing new while it is checked
+        raise ExportError("the exported files differ from the Keras model")
+
+    with pytest.raises(ExportError, match="version 1 was not published.*differ"):
+        export_savedmodel(g, tmp_path, name="sagim", check=refuse)
+    assert "saved_model.pb" in seen[0] and "variables" in seen[0]
+    assert os.listdir(base) == []  # no version, no leftover temporary folder
+    path = export_savedmodel(g, tmp_path, name="sagim", check=lambda p: None)
+    assert versions(base) == [1] and path.endswith(os.path.join("sagim", "1"))
+    before = {f: os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)}
+    with pytest.raises(ExportError, match="not published"):  # overwrite keeps the old one
+        export_savedmodel(
+            trivial_generator(seed=1),
+            tmp_path,
+            name="sagim",
+            version=1,
+            overwrite=True,
+            check=refuse,
+        )
+    assert {f: os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)} == before
+    assert sorted(os.listdir(base)) == ["1"]
+    load_savedmodel(path)
 
 
 def test_models_config(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from sagim_tf.utils.errors import ConfigError, SagimError
+from sagim_tf.utils.errors import ConfigError, ExportError, SagimError
 
 NAME = "export"
 HELP = "Export G as a SavedModel for TF Serving and as TFLite files (builtin ops only)."
@@ -106,8 +106,17 @@ def run(args) -> int:
 
     source = load_export_source(args.model, args.estimator)
     generator, estimator = source.generator, source.estimator
-    written = {}
+    report = {}
+
+    def parity(written):
+        try:
+            report.update(check_parity(generator, written, estimator=estimator))
+        except ModuleNotFoundError as exc:  # the TFLite check runs on the `tflite` extra
+            raise SagimError(f"{exc}; or skip the check with --no-check") from exc
+
     if "savedmodel" in formats:
+        # the version is checked under its hidden temporary name and published only if the
+        # check passes: a failed or killed export leaves no servable version
         path = export_savedmodel(
             generator,
             args.out,
@@ -115,8 +124,8 @@ def run(args) -> int:
             version=args.version,
             overwrite=args.overwrite,
             estimator=estimator,
+            check=None if args.no_check else (lambda tmp: parity({"savedmodel": [tmp]})),
         )
-        written["savedmodel"] = [path]
         config = write_models_config(args.out, args.name)
         print(f"savedmodel   {path}  ({_size_text(path)}); TF Serving config: {config}")
         print(f"signatures   {', '.join(model_signatures(generator, estimator))}")
@@ -134,12 +143,12 @@ def run(args) -> int:
         for fmt, paths in files.items():
             for path in paths:
                 print(f"{fmt:<12} {path}  ({_size_text(path)})")
-        written.update(files)
-    if not args.no_check:
-        try:
-            report = check_parity(generator, written, estimator=estimator)
-        except ModuleNotFoundError as exc:  # the TFLite check runs on the `tflite` extra
-            raise SagimError(f"{exc}; or skip the check with --no-check") from exc
+        if not args.no_check:
+            try:
+                parity(files)
+            except ExportError as exc:
+                raise ExportError(f"{exc}; the TFLite files stay written") from exc
+    if report:
         parts = [
             f"{key} PSNR {value:.1f} dB"
             if key.startswith("tflite-int8")

@@ -121,7 +121,8 @@ def check_parity(generator, written: dict, seed: int = 0, estimator=None) -> dic
         formats, PSNR in dB for the int8 ones.
 
     Raises:
-        ExportError: a file is beyond its threshold (the files stay written).
+        ExportError: a file is beyond its threshold (callers say whether the files were
+            kept: ``sagim export`` publishes no SavedModel version that fails).
     """
     rng = np.random.default_rng(seed)
     image = rng.uniform(0, 1, (*PARITY_SHAPE, 3)).astype(np.float32)
@@ -176,9 +177,10 @@ def check_parity(generator, written: dict, seed: int = 0, estimator=None) -> dic
     if failures:
         batch = "x".join(str(d) for d in PARITY_SHAPE)
         raise ExportError(
-            "the files were written but differ from the Keras model beyond the parity "
+            "the exported files differ from the Keras model beyond the parity "
             f"thresholds on a random {batch} batch: "
             + "; ".join(failures)
-            + " (use them knowingly, or export only the formats that pass)"
+            + " (export only the formats that pass, or skip the check with --no-check and "
+            "use the files knowingly)"
         )
     return report

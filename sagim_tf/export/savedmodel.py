@@ -313,6 +313,20 @@ def next_version(base_path) -> int:
     return max(existing, default=0) + 1
 
 
+def _publishable_modes(path) -> None:
+    """Give a tree written under ``mkdtemp`` (mode 0700) the usual modes: directories
+    0777 and files 0666 less the umask (0755/0644 under the common umask 022), so that a
+    TF Serving container running as another user can read the version."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
+    for root, dirs, files in os.walk(path):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o777 & ~umask)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o666 & ~umask)
+
+
 def export_savedmodel(
     generator,
     out_dir,
@@ -320,11 +334,15 @@ def export_savedmodel(
     version: int | None = None,
     overwrite: bool = False,
     estimator=None,
+    check=None,
 ) -> str:
     """Write G as ``<out_dir>/<name>/<version>/`` for TF Serving; return that path.
 
-    The version directory appears atomically (written under a hidden name, then renamed),
-    so a server polling ``<out_dir>/<name>`` never loads a half-written version.
+    The version is written under a hidden name beside it (``<name>/.tmp-<version>-*``),
+    given the usual modes (0755/0644 under umask 022), checked by ``check`` when one is
+    given, and only then renamed to ``<version>``: a server polling ``<out_dir>/<name>``
+    never sees a half-written or unchecked version, and an export that fails or is killed
+    leaves no version behind (at most a hidden ``.tmp-*`` folder, which no server loads).
 
     Args:
         generator: keras.Model. G, ``[image, guidance] -> edited`` (load one with
@@ -337,11 +355,14 @@ def export_savedmodel(
             Defaults to `False`.
         estimator: keras.Model or None. E, traced into the ``edit_masks`` signature; None
             exports without it. Defaults to `None`.
+        check: callable or None. ``check(path)`` on the written, not yet published version
+            (``sagim export`` runs the parity check of :mod:`sagim_tf.export.parity`); an
+            exception from it publishes nothing. Defaults to `None`.
 
     Raises:
         ConfigError: a bad name or version, the version exists and ``overwrite`` is off, or
             ``estimator`` cannot run inside a graph.
-        ExportError: TensorFlow cannot trace or write the model.
+        ExportError: TensorFlow cannot trace or write the model, or ``check`` refused it.
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
         raise ConfigError(f"model name {name!r}: use letters, digits, '_', '.', '-'")
@@ -357,6 +378,7 @@ def export_savedmodel(
         raise ConfigError(f"{final} already exists; pass another --version or overwrite")
     signatures = model_signatures(generator, estimator)
     tmp = tempfile.mkdtemp(dir=base, prefix=f".tmp-{version}-")
+    old = None
     try:
         try:
             with traceable_resize():  # in case writing traces E again
@@ -365,12 +387,27 @@ def export_savedmodel(
             raise
         except (TypeError, ValueError, tf.errors.OpError) as exc:
             raise ExportError(f"cannot export the model as a SavedModel: {exc}") from exc
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.rename(tmp, final)
+        _publishable_modes(tmp)
+        if check is not None:
+            try:
+                check(tmp)
+            except SagimError as exc:
+                raise ExportError(
+                    f"version {version} was not published under {base}: {exc}"
+                ) from exc
+        if os.path.exists(final):  # overwrite: move the old one aside, then swap in
+            old = tempfile.mkdtemp(dir=base, prefix=f".old-{version}-")
+            os.rename(final, os.path.join(old, "version"))
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:  # another export published this version meanwhile
+            if old is not None and not os.path.exists(final):
+                os.rename(os.path.join(old, "version"), final)
+            raise ConfigError(f"{final} cannot be published: {exc}") from exc
     finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (tmp, old):
+            if leftover and os.path.exists(leftover):
+                shutil.rmtree(leftover, ignore_errors=True)
     log.info("wrote SavedModel %s (signatures %s)", final, ", ".join(signatures))
     return final
 
