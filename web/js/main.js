@@ -4,6 +4,7 @@ import { blendGuidance, guidanceFromMasks } from "./guidance.js";
 import { makeImage, resizeToFloat } from "./imaging.js";
 import { loadModel, loadRuntime, runModel } from "./models.js";
 import { applyCoefficients, applyResidual, coefficientsFromFields } from "./operators.js";
+import { applyCoefficientsParallel } from "./parallel.js";
 
 const $ = (id) => document.getElementById(id);
 const PREVIEW_SIDE = 1600; // the on-screen copy's longer side (the download is full size)
@@ -402,8 +403,9 @@ async function runEdit() {
       guidanceUsed = target;
       output = await runModel(models.g, { [cfg.inputs.image]: [small.data, imageShape], [cfg.inputs.guidance]: [target, mapShape] }, cfg.outputs.g);
       const coef = coefficientsFromFields(output, op.ranges, op.luma, strength);
-      edit = (src, dst, options) => applyCoefficients(src, coef, w, h, dst, { ...applyOptions, ...options });
-      await edit(small, smallEdited);
+      // on several cores for photo-sized images (the working-size copy is done here)
+      edit = (src, dst, options) => applyCoefficientsParallel(src, coef, w, h, dst, { ...applyOptions, ...options });
+      await applyCoefficients(small, coef, w, h, smallEdited, applyOptions);
     } else {
       guidanceUsed = blendGuidance(saliency, target, strength);
       output = await runModel(models.g, { [cfg.inputs.image]: [small.data, imageShape], [cfg.inputs.guidance]: [guidanceUsed, mapShape] }, cfg.outputs.g);
@@ -442,9 +444,8 @@ async function runEdit() {
 async function renderFull() {
   const t0 = performance.now();
   const full = { ...pixelsOf(state.photo.bitmap, state.photo.width, state.photo.height), kind: "rgba8" };
-  const dst = { width: full.width, height: full.height, data: full.data, kind: "rgba8" }; // in place, strip by strip
-  const copy = { ...full, data: full.data.slice() };
-  await state.result.edit(copy, dst, { onProgress: (f) => setProgress(0.05 + 0.85 * f) });
+  const dst = makeImage(full.width, full.height, "rgba8");
+  await state.result.edit(full, dst, { onProgress: (f) => setProgress(0.05 + 0.85 * f) });
   const t1 = performance.now();
   const canvas = new OffscreenCanvas(full.width, full.height);
   canvas.getContext("2d").putImageData(new ImageData(dst.data, full.width, full.height), 0, 0);

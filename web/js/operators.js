@@ -11,7 +11,7 @@ import { linearTaps, toByte } from "./imaging.js";
 import { reflect101 } from "./guidance.js";
 
 export const NUM_FIELDS = 7;
-const HALO = 3;
+const HALO = 3; // rows of context for the detail blur (7 taps)
 
 // Raw fields (Float32Array, count x 7) -> coefficients (count x 7) at `strength`:
 // settings are strength * range * tanh(field), which is what Python's scale_fields gives.
@@ -62,13 +62,19 @@ const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
 // size; rgba8 or rgb32, see imaging.js). `options.onProgress(fraction)` is called between
 // strips, and the event loop gets a turn every `options.yieldMs` ms so that the page stays
 // responsive; returns a promise.
+//
+// A band of the photo (for a worker): with `options.rows = {start, stop, height, srcStart}`
+// only rows [start, stop) of a photo `height` rows high are made; `src` then holds the
+// photo's rows from `srcStart` (at least 3 above `start` and below `stop`, where the
+// photo has them) and `dst` the rows [start, stop).
 export async function applyCoefficients(src, coef, gridWidth, gridHeight, dst, options = {}) {
   const { luma, detailSize = 7, detailSigma = 1.5, stripRows = 64, onProgress = null, yieldMs = 50 } = options;
   const W = src.width;
-  const H = src.height;
+  const band = options.rows || { start: 0, stop: src.height, height: src.height, srcStart: 0 };
+  const H = band.height;
+  if (detailSize !== 7) throw new Error(`the detail blur has 7 taps here, got ${detailSize}`);
   const taps = detailTaps(detailSize, detailSigma);
-  const radius = (detailSize - 1) / 2;
-  if (radius > HALO) throw new Error("detail blur wider than the strip halo");
+  const [k0, k1, k2, k3] = taps;
   const cols = linearTaps(W, gridWidth);
   const rows = linearTaps(H, gridHeight);
   // coefficients interpolated across once: planes[(gridRow * 7 + k) * W + x]
@@ -89,16 +95,14 @@ export async function applyCoefficients(src, coef, gridWidth, gridHeight, dst, o
   const T = new Float32Array(maxRows * 3 * W); // X blurred across
   const D = new Float32Array(maxRows * W); // detail amounts
   const C = new Float32Array(NUM_FIELDS * W); // one row of coefficients
-  const srcRows = new Int32Array(detailSize);
-  const rowBase = new Int32Array(detailSize);
   const [l0, l1, l2] = luma;
   const inBytes = src.kind === "rgba8";
   const outBytes = dst.kind === "rgba8";
   const s = src.data;
   const o = dst.data;
   let last = performance.now();
-  for (let r0 = 0; r0 < H; r0 += stripRows) {
-    const r1 = Math.min(H, r0 + stripRows);
+  for (let r0 = band.start; r0 < band.stop; r0 += stripRows) {
+    const r1 = Math.min(band.stop, r0 + stripRows);
     const a0 = Math.max(0, r0 - HALO);
     const a1 = Math.min(H, r1 + HALO);
     for (let y = a0; y < a1; y++) {
@@ -114,7 +118,7 @@ export async function applyCoefficients(src, coef, gridWidth, gridHeight, dst, o
         else for (let x = 0; x < W; x++) C[dstK + x] = planes[b0 + x] * (1 - t) + planes[b1 + x] * t;
       }
       for (let x = 0; x < W; x++) {
-        const i = y * W + x;
+        const i = (y - band.srcStart) * W + x;
         let r;
         let g;
         let b;
@@ -153,41 +157,47 @@ export async function applyCoefficients(src, coef, gridWidth, gridHeight, dst, o
         X[base + 2 * W] = b;
         D[j * W + x] = C[6 * W + x];
       }
-      // blur across, reflected edges
+      // blur across, reflected edges; the taps are symmetric (k0 = k6, k1 = k5, k2 = k4)
       for (let ch = 0; ch < 3; ch++) {
         const base = (j * 3 + ch) * W;
         for (let x = 0; x < W; x++) {
-          let acc = 0;
-          if (x >= radius && x < W - radius) {
-            for (let k = 0; k < detailSize; k++) acc += taps[k] * X[base + x + k - radius];
+          if (x >= 3 && x < W - 3) {
+            const q = base + x;
+            T[q] = k0 * (X[q - 3] + X[q + 3]) + k1 * (X[q - 2] + X[q + 2]) + k2 * (X[q - 1] + X[q + 1]) + k3 * X[q];
           } else {
-            for (let k = 0; k < detailSize; k++) acc += taps[k] * X[base + reflect101(x + k - radius, W)];
+            let acc = 0;
+            for (let k = 0; k < 7; k++) acc += taps[k] * X[base + reflect101(x + k - 3, W)];
+            T[base + x] = acc;
           }
-          T[base + x] = acc;
         }
       }
     }
     // blur down, detail, clip, write
     for (let y = r0; y < r1; y++) {
       const j = y - a0;
-      for (let k = 0; k < detailSize; k++) srcRows[k] = reflect101(y + k - radius, H) - a0;
+      const d = j * W;
+      const out0 = (y - band.start) * W;
       for (let ch = 0; ch < 3; ch++) {
         const base = (j * 3 + ch) * W;
-        for (let k = 0; k < detailSize; k++) rowBase[k] = (srcRows[k] * 3 + ch) * W;
+        const u0 = ((reflect101(y - 3, H) - a0) * 3 + ch) * W;
+        const u1 = ((reflect101(y - 2, H) - a0) * 3 + ch) * W;
+        const u2 = ((reflect101(y - 1, H) - a0) * 3 + ch) * W;
+        const u4 = ((reflect101(y + 1, H) - a0) * 3 + ch) * W;
+        const u5 = ((reflect101(y + 2, H) - a0) * 3 + ch) * W;
+        const u6 = ((reflect101(y + 3, H) - a0) * 3 + ch) * W;
         for (let x = 0; x < W; x++) {
-          let blur = 0;
-          for (let k = 0; k < detailSize; k++) blur += taps[k] * T[rowBase[k] + x];
+          const blur = k0 * (T[u0 + x] + T[u6 + x]) + k1 * (T[u1 + x] + T[u5 + x]) + k2 * (T[u2 + x] + T[u4 + x]) + k3 * T[base + x];
           const v = X[base + x];
-          const out = Math.min(1, Math.max(0, v + D[j * W + x] * (v - blur)));
-          const i = y * W + x;
-          if (outBytes) o[i * 4 + ch] = toByte(out);
-          else o[i * 3 + ch] = out;
+          let out = v + D[d + x] * (v - blur);
+          out = out < 0 ? 0 : out > 1 ? 1 : out;
+          if (outBytes) o[(out0 + x) * 4 + ch] = (out * 255 + 0.5) | 0; // floor(255 x + 0.5)
+          else o[(out0 + x) * 3 + ch] = out;
         }
       }
-      if (outBytes) for (let x = 0; x < W; x++) o[(y * W + x) * 4 + 3] = 255;
+      if (outBytes) for (let x = 0; x < W; x++) o[(out0 + x) * 4 + 3] = 255;
     }
     if (performance.now() - last > yieldMs) {
-      if (onProgress) onProgress(r1 / H);
+      if (onProgress) onProgress((r1 - band.start) / (band.stop - band.start));
       await nextFrame();
       last = performance.now();
     }
