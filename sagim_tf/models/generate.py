@@ -14,7 +14,6 @@ photo at its own resolution, strip by strip.
 
 from __future__ import annotations
 
-import functools
 import os
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -273,13 +272,6 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
         cv2.merge([done[:, 0], done[:, 1], done[:, 2]], out[r0:r1])
 
 
-@functools.lru_cache(maxsize=1)
-def _coefficients_step():
-    """:func:`~sagim_tf.layers.photo_operators.coefficients` compiled once for any grid."""
-    spec = tf.TensorSpec((1, None, None, NUM_OPERATORS), tf.float32)
-    return tf.function(coefficients, input_signature=(spec,))
-
-
 def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarray:
     """Apply operator fields of any resolution to a photo at its own resolution.
 
@@ -289,10 +281,10 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarra
     (OpenCV's ``INTER_LINEAR``: across once, then down strip by strip); the operators are
     applied with NumPy and OpenCV over strips of ``strip_rows`` rows with a halo for the
     detail blur, on up to :data:`_APPLY_THREADS` threads. A 12-megapixel photo costs a
-    few multiply-adds per pixel in cache-sized pieces and never holds its coefficients at
-    full size. At the fields' own size this is G's own output (float32 rounding aside); at
-    another size it interpolates the coefficients where G's graph interpolates the raw
-    fields (the same smooth edit, not the same bits).
+    few multiply-adds per pixel (about 0.4 s of one core) and never holds its
+    coefficients at full size. At the fields' own size this is G's own output (float32
+    rounding aside); at another size it interpolates the coefficients where G's graph
+    interpolates the raw fields (the same smooth edit, not the same bits).
 
     Args:
         image: (H, W, 3) float32 in [0, 1], or uint8. A uint8 photo is read as ``k / 255``
@@ -328,7 +320,8 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarra
     height, width = image.shape[:2]
     if not np.any(fields):
         return image.copy()
-    coef = np.asarray(_coefficients_step()(fields[None]), np.float32)[0]
+    # eager: a compiled step would save a few ms per call but cost a trace per process
+    coef = np.asarray(coefficients(fields[None]), np.float32)[0]
     if coef.shape[1] != width:
         # across first; OpenCV's bilinear resize is separable, so interpolating down per
         # strip afterwards is its 2-D resize up to float32 rounding
