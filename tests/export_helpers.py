@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 import socket
+import subprocess
 
 import keras
 import numpy as np
@@ -62,6 +63,20 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def self_signed_pair(directory, name: str = "cert") -> tuple[str, str]:
+    """A self-signed certificate for localhost and 127.0.0.1 and its key, made by
+    ``openssl``: ``(cert_path, key_path)`` under ``directory``."""
+    cert, key = (str(pathlib.Path(directory) / f"{name}.{ext}") for ext in ("pem", "key"))
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        + ["-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", key, "-out", cert]
+        + ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 def trivial_generator(seed: int = 0):

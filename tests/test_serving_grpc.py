@@ -15,10 +15,13 @@ import pytest
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2
 
+from sagim_tf.cli import build_parser
+from sagim_tf.cli import serve as serve_cli
 from sagim_tf.export import export_savedmodel
 from sagim_tf.serving import (
     SagimServer,
     SagimServingClient,
+    ServingBusyError,
     ServingError,
     ServingInvalidArgumentError,
     ServingNotFoundError,
@@ -26,15 +29,22 @@ from sagim_tf.serving import (
     ServingUnavailableError,
 )
 from sagim_tf.serving import server as server_module
+from sagim_tf.serving.options import (
+    DEFAULT_HOST,
+    DEFAULT_LARGE_PIXELS,
+    DEFAULT_MAX_PIXELS,
+    is_loopback,
+)
 from sagim_tf.serving.server import ModelManager
 from sagim_tf.serving.tensors import from_tensor_proto, to_tensor_proto
-from sagim_tf.utils.errors import InputError
+from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.utils.io import to_uint8
 from tests.export_helpers import (
     batch,
     free_port,
     masks,
     readme_python,
+    self_signed_pair,
     shared_operator_savedmodel,
     shared_savedmodel,
     tiny_generator,
@@ -173,6 +183,19 @@ def _mutate(case, request):
         proto = request.inputs["guidance"]
         proto.tensor_content = b""
         proto.float_val.extend([0.5, 0.5, 0.5])
+    elif case == "broadcast_float_val":  # TF would fill the tensor with the one value
+        proto = request.inputs["guidance"]
+        proto.tensor_content = b""
+        proto.float_val.append(0.5)
+    elif case == "broadcast_int_val":
+        request.model_spec.signature_name = "edit_uint8"
+        proto = request.inputs["image"]
+        proto.dtype = types_pb2.DT_UINT8
+        proto.tensor_content = b""
+        proto.int_val.append(7)
+    elif case == "overflowing_dims":  # 3 * 6148914691236517206 wraps to 2 in int64
+        dims = request.inputs["image"].tensor_shape.dim
+        dims[0].size, dims[1].size, dims[2].size = 3, 6148914691236517206, 1
     elif case == "negative_dim":
         request.inputs["image"].tensor_shape.dim[1].size = -1
     elif case == "out_of_range":
@@ -213,6 +236,9 @@ BAD_CASES = [
     "extra_input",
     "truncated_content",
     "value_count",
+    "broadcast_float_val",
+    "broadcast_int_val",
+    "overflowing_dims",
     "negative_dim",
     "out_of_range",
     "nan",
@@ -393,6 +419,90 @@ def test_sagim_serve_cli_serves_and_stops_on_sigterm(tmp_path_factory, tmp_path)
     assert "stopped" in out
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
+def test_tls_with_a_self_signed_certificate(served, tmp_path):
+    _, loaded, server, _ = served
+    cert, key = self_signed_pair(tmp_path)
+    other_cert, _ = self_signed_pair(tmp_path, "other")
+    with SagimServer(
+        server.manager.base_path, port=0, poll_interval=0, ssl_cert=cert, ssl_key=key
+    ) as tls:
+        assert tls.tls
+        image, guidance = batch(1, 9, 11, seed=3)
+        with SagimServingClient("127.0.0.1", tls.port, timeout=30, ssl_root_cert=cert) as client:
+            edited = client.edit(image, guidance)
+        local = loaded.signatures["serving_default"](image=image, guidance=guidance)["edited"]
+        np.testing.assert_array_equal(edited, local.numpy())
+        with open(cert, "rb") as f:  # bytes work too, and a name other than the address
+            pem = f.read()
+        with SagimServingClient(
+            "127.0.0.1", tls.port, timeout=30, ssl_root_cert=pem, ssl_target_name="localhost"
+        ) as client:
+            assert client.metadata()["version"] == 1
+        for stranger in (
+            SagimServingClient("127.0.0.1", tls.port, timeout=5),  # plaintext
+            SagimServingClient("127.0.0.1", tls.port, timeout=5, ssl_root_cert=other_cert),
+        ):
+            with stranger, pytest.raises(ServingUnavailableError):
+                stranger.edit(image, guidance)
+
+
+def test_tls_configuration_errors_are_messages(served, tmp_path):
+    _, _, server, _ = served
+    base = server.manager.base_path
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    for kwargs, message in [
+        ({"ssl_cert": tmp_path / "junk.pem"}, "needs both --ssl-cert and --ssl-key"),
+        ({"ssl_key": tmp_path / "junk.pem"}, "needs both"),
+        ({"ssl_cert": tmp_path / "missing.pem", "ssl_key": tmp_path / "junk.pem"}, "cannot read"),
+        ({"ssl_cert": tmp_path / "junk.pem", "ssl_key": tmp_path / "junk.pem"}, "not a PEM"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            SagimServer(base, port=0, poll_interval=0, **kwargs)
+    with pytest.raises(ConfigError, match="ssl_root_cert .*missing.pem: cannot read"):
+        SagimServingClient("127.0.0.1", server.port, ssl_root_cert=tmp_path / "missing.pem")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
+def test_sagim_serve_cli_tls_on_all_interfaces_warns_and_a_busy_port_is_an_error(
+    tmp_path_factory, tmp_path
+):
+    _, path, _ = shared_savedmodel(tmp_path_factory)
+    base = tmp_path / "sagim"
+    shutil.copytree(path, base / "1")
+    cert, key = self_signed_pair(tmp_path)
+    port = free_port()
+    argv = [sys.executable, "-m", "sagim_tf", "serve", "--model-base-path", str(base)]
+    argv += ["--port", str(port), "--grace", "1"]
+    proc, lines = _start_process(
+        argv + ["--host", "0.0.0.0", "--ssl-cert", cert, "--ssl-key", key], "(signatures:"
+    )
+    try:
+        text = "".join(lines)
+        assert "warning: listening on 0.0.0.0, not only on this machine, with TLS" in text
+        assert f"listening on 0.0.0.0:{port}, TLS" in lines[-1]
+        with SagimServingClient("127.0.0.1", port, timeout=30, ssl_root_cert=cert) as client:
+            assert client.edit(*batch(1, 8, 8)).shape == (1, 8, 8, 3)
+        second = subprocess.run(
+            argv + ["--host", "127.0.0.1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"sagim serve: error: cannot listen on 127.0.0.1:{port}: the port is in use" in (
+            second.stderr
+        )
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+
+
 @pytest.mark.skipif(
     shutil.which("tensorflow_model_server") is None, reason="tensorflow_model_server is not on PATH"
 )
@@ -449,6 +559,102 @@ def test_broken_new_version_keeps_the_old_one(tmp_path_factory, tmp_path):
     shutil.rmtree(base / "2")
     shutil.copytree(path, base / "2")
     assert manager.refresh() is True and manager.model.version == 2
+
+
+def test_a_version_copied_in_non_atomically_is_loaded_once_complete(tmp_path_factory, tmp_path):
+    # `cp -a`/`rsync -a` keep mtimes: saved_model.pb arrives first with its old mtime, then
+    # variables/; the failed first load must not stick to that unchanged saved_model.pb
+    _, path, _ = shared_savedmodel(tmp_path_factory)
+    base = tmp_path / "sagim"
+    shutil.copytree(path, base / "1")
+    manager = ModelManager(base, poll_interval=0)
+    (base / "2").mkdir()
+    shutil.copy2(os.path.join(path, "saved_model.pb"), base / "2" / "saved_model.pb")
+    assert manager.refresh() is False and manager.model.version == 1  # no variables yet
+    assert manager.refresh() is False  # nothing changed: not retried
+    variables = base / "2" / "variables"
+    variables.mkdir()
+    index = os.path.join(path, "variables", "variables.index")
+    shutil.copy2(index, variables / "variables.index")
+    assert manager.refresh() is False and manager.model.version == 1  # data still missing
+    shutil.copytree(path, base / "2", dirs_exist_ok=True, copy_function=shutil.copy2)
+    assert manager.refresh() is True and manager.model.version == 2
+
+
+def test_a_second_server_on_a_busy_port_is_refused(served):
+    # gRPC's default SO_REUSEPORT let it start and split the requests between the two
+    _, _, server, _ = served
+    second = SagimServer(server.manager.base_path, port=server.port, poll_interval=0)
+    try:
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{server.port}: the port is in use"):
+            second.start()
+    finally:
+        second.stop(grace=0)
+    other = SagimServer(server.manager.base_path, port=server.port, host="0.0.0.0")
+    try:
+        with pytest.raises(ConfigError, match="in use"):
+            other.start()
+    finally:
+        other.stop(grace=0)
+
+
+def test_defaults_bind_loopback_and_other_hosts_are_warned_about(served):
+    _, _, server, _ = served
+    defaults = SagimServer(server.manager.base_path, port=0, poll_interval=0)
+    assert defaults.host == "127.0.0.1" and defaults.exposure_warning == ""
+    assert defaults.servicer.max_pixels == DEFAULT_MAX_PIXELS
+    args = build_parser("serve").parse_args(["serve", "--model-base-path", "x"])
+    assert args.host == "127.0.0.1" and args.max_pixels == DEFAULT_MAX_PIXELS
+    assert (serve_cli.DEFAULT_HOST, serve_cli.DEFAULT_LARGE_PIXELS) == (
+        DEFAULT_HOST,
+        DEFAULT_LARGE_PIXELS,
+    )
+    exposed = SagimServer(server.manager.base_path, port=0, host="0.0.0.0", poll_interval=0)
+    assert "without TLS" in exposed.exposure_warning
+    for host, loopback in [("localhost", True), ("::1", True), ("127.0.0.2", True)]:
+        assert is_loopback(host) is loopback
+    for host in ("0.0.0.0", "::", "10.1.2.3", "example.org"):
+        assert not is_loopback(host)
+
+
+def test_a_90_byte_request_cannot_ask_for_gigabytes(served):
+    # one float_val broadcast to 1x4096x4096 used to cost 10 GB: the declared shape is now
+    # checked against the server's default pixel limit before anything is allocated
+    _, _, server, _ = served
+    with SagimServer(server.manager.base_path, port=0, poll_interval=0) as defaults:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "sagim"
+        for key, channels in (("image", 3), ("guidance", 1)):
+            proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT)
+            for d in (1, 4096, 4096, channels):
+                proto.tensor_shape.dim.add(size=d)
+            proto.float_val.append(0.5)
+            request.inputs[key].CopyFrom(proto)
+        assert request.ByteSize() < 100
+        with SagimServingClient("127.0.0.1", defaults.port, timeout=60) as client:
+            with pytest.raises(grpc.RpcError) as info:
+                client.stub.Predict(request, timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"limit of {DEFAULT_MAX_PIXELS}" in info.value.details()
+    assert "(1, 4096, 4096, 3)" in info.value.details()
+
+
+def test_a_large_request_beyond_max_large_gets_resource_exhausted_at_once(served):
+    _, _, server, _ = served
+    with SagimServer(
+        server.manager.base_path, port=0, poll_interval=0, large_pixels=100, max_large=1
+    ) as busy:
+        with SagimServingClient("127.0.0.1", busy.port, timeout=60) as client:
+            assert client.edit(*batch(1, 16, 16)).shape == (1, 16, 16, 3)  # large, alone
+            assert busy.servicer._large.acquire(blocking=False)  # as if one were running
+            try:
+                with pytest.raises(ServingBusyError, match="1 large request") as info:
+                    client.edit(*batch(1, 16, 16))  # 256 > 100 pixels
+                assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert client.edit(*batch(1, 8, 8)).shape == (1, 8, 8, 3)  # small: served
+            finally:
+                busy.servicer._large.release()
+            assert client.edit(*batch(1, 16, 16)).shape == (1, 16, 16, 3)
 
 
 def test_client_refuses_out_of_range_float_for_uint8(served):

@@ -1,14 +1,24 @@
-"""``sagim serve``: our own gRPC PredictionService for exported SaGIM SavedModels."""
+"""``sagim serve``: our own gRPC PredictionService for exported SaGIM SavedModels.
+
+Safe by default: it binds 127.0.0.1 (``--host 0.0.0.0`` opens it to the network, with a
+warning), refuses a port already in use, and speaks TLS with ``--ssl-cert/--ssl-key``.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 
 from sagim_tf.utils.errors import SagimError
 
 NAME = "serve"
+# The same values as sagim_tf.serving.options (tests/test_serving_grpc.py checks), written
+# out so that `--help` does not import gRPC and TensorFlow.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_MAX_PIXELS = 4 * 2**20
+DEFAULT_LARGE_PIXELS = 2**20
 HELP = "Serve an exported SavedModel over gRPC (TF Serving's PredictionService API)."
 
 
@@ -20,7 +30,21 @@ def add_arguments(parser):
         help="export/<name>, holding numeric version directories",
     )
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (default: 8500)")
-    parser.add_argument("--host", default="0.0.0.0", help="interface to bind (default: 0.0.0.0)")
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"interface to bind; 0.0.0.0 opens the server to the network (default: "
+        f"{DEFAULT_HOST}, this machine only)",
+    )
+    parser.add_argument(
+        "--ssl-cert",
+        default=None,
+        metavar="PEM",
+        help="serve TLS with this certificate (chain); needs --ssl-key",
+    )
+    parser.add_argument(
+        "--ssl-key", default=None, metavar="PEM", help="the private key of --ssl-cert"
+    )
     parser.add_argument(
         "--model-name",
         default=None,
@@ -45,8 +69,22 @@ def add_arguments(parser):
     parser.add_argument(
         "--max-pixels",
         type=int,
-        default=16 * 2**20,
-        help="largest batch*height*width accepted (default: 16 Mi)",
+        default=DEFAULT_MAX_PIXELS,
+        help="largest batch*height*width a request may declare, checked before anything is "
+        "allocated (default: 4 Mi, 2048x2048)",
+    )
+    parser.add_argument(
+        "--large-pixels",
+        type=int,
+        default=DEFAULT_LARGE_PIXELS,
+        help="a request over this batch*height*width is large (default: 1 Mi, 1024x1024)",
+    )
+    parser.add_argument(
+        "--max-large",
+        type=int,
+        default=1,
+        help="large requests running at once; one more gets RESOURCE_EXHAUSTED at once "
+        "instead of delaying small ones (default: 1)",
     )
     parser.add_argument(
         "--poll-interval",
@@ -81,6 +119,10 @@ def run(args) -> int:
         max_request_mb=args.max_request_mb,
         max_pixels=args.max_pixels,
         poll_interval=args.poll_interval,
+        large_pixels=args.large_pixels,
+        max_large=args.max_large,
+        ssl_cert=args.ssl_cert,
+        ssl_key=args.ssl_key,
     )
     stop = threading.Event()
 
@@ -93,11 +135,14 @@ def run(args) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        port = server.start()
+        port = server.start(warn=False)  # printed below instead
+        if server.exposure_warning:
+            print(f"sagim serve: warning: {server.exposure_warning}", file=sys.stderr, flush=True)
         signatures = ", ".join(server.manager.model.signatures)
+        tls = ", TLS" if server.tls else ""
         print(
             f"sagim serve: model '{name}' version {server.version} from {base} "
-            f"listening on {args.host}:{port} (signatures: {signatures})",
+            f"listening on {args.host}:{port}{tls} (signatures: {signatures})",
             flush=True,
         )
         while not stop.wait(0.5):

@@ -8,7 +8,7 @@ the signature table of :mod:`sagim_tf.export.signatures`. Modules:
 * :mod:`~sagim_tf.serving.client` -- the client;
 * :mod:`~sagim_tf.serving.server` -- the server (``sagim serve``);
 * :mod:`~sagim_tf.serving.tensors` -- NumPy arrays to and from ``TensorProto``;
-* :mod:`~sagim_tf.serving.options` -- the gRPC message-size options both ends use;
+* :mod:`~sagim_tf.serving.options` -- the gRPC options both ends use, the server's defaults;
 * :mod:`~sagim_tf.serving.errors` -- one error class per gRPC status a caller handles.
 """
 
@@ -22,6 +22,7 @@ except ModuleNotFoundError as exc:
 
 from sagim_tf.serving.client import SagimServingClient  # noqa: E402
 from sagim_tf.serving.errors import (  # noqa: E402
+    ServingBusyError,
     ServingError,
     ServingInvalidArgumentError,
     ServingNotFoundError,
@@ -34,6 +35,7 @@ __all__ = [
     "SagimPredictionServicer",
     "SagimServer",
     "SagimServingClient",
+    "ServingBusyError",
     "ServingError",
     "ServingInvalidArgumentError",
     "ServingNotFoundError",

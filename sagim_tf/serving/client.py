@@ -44,6 +44,7 @@ from sagim_tf.export.signatures import (
     get_signature,
 )
 from sagim_tf.serving.errors import (
+    ServingBusyError,
     ServingError,
     ServingInvalidArgumentError,
     ServingNotFoundError,
@@ -67,12 +68,20 @@ class SagimServingClient:
             640x480 float image). Defaults to `256`.
         version: int or None. Ask for this version; None takes the server's latest.
             Defaults to `None`.
+        tls: bool. Speak TLS (``sagim serve --ssl-cert/--ssl-key``, TF Serving's SSL
+            config); implied by ``ssl_root_cert``. Defaults to `False`.
+        ssl_root_cert: str, path, bytes or None. PEM certificate(s) to trust: the server's
+            own certificate when it is self-signed, or the CA that signed it; None trusts
+            the system's CAs. Defaults to `None`.
+        ssl_target_name: str or None. The name the server's certificate must hold when it
+            is not ``host`` (gRPC's ``ssl_target_name_override``). Defaults to `None`.
 
     Raises (from calls):
         ServingUnavailableError: nothing answers (UNAVAILABLE).
         ServingInvalidArgumentError: the server rejected the inputs (INVALID_ARGUMENT).
         ServingTimeoutError: no answer within ``timeout`` (DEADLINE_EXCEEDED).
         ServingNotFoundError: unknown model name or version (NOT_FOUND).
+        ServingBusyError: the server is busy or the message too large (RESOURCE_EXHAUSTED).
         ServingError: any other gRPC failure, with ``code`` and ``details``.
     """
 
@@ -84,6 +93,9 @@ class SagimServingClient:
         timeout: float = 30.0,
         max_message_mb: float = DEFAULT_MAX_MESSAGE_MB,
         version: int | None = None,
+        tls: bool = False,
+        ssl_root_cert=None,
+        ssl_target_name: str | None = None,
     ):
         if timeout is None or timeout <= 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
@@ -93,7 +105,23 @@ class SagimServingClient:
         self.model_name = model_name
         self.timeout = float(timeout)
         self.version = version
-        self.channel = grpc.insecure_channel(self.target, options=channel_options(max_message_mb))
+        options = channel_options(max_message_mb)
+        if tls or ssl_root_cert is not None:
+            root = ssl_root_cert
+            if root is not None and not isinstance(root, bytes):
+                try:
+                    with open(root, "rb") as f:
+                        root = f.read()
+                except OSError as exc:
+                    raise ConfigError(
+                        f"ssl_root_cert {ssl_root_cert}: cannot read it ({exc.strerror})"
+                    ) from None
+            if ssl_target_name:
+                options.append(("grpc.ssl_target_name_override", ssl_target_name))
+            credentials = grpc.ssl_channel_credentials(root_certificates=root)
+            self.channel = grpc.secure_channel(self.target, credentials, options=options)
+        else:
+            self.channel = grpc.insecure_channel(self.target, options=options)
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
 
     # ---------------------------------------------------------------- lifecycle
@@ -150,7 +178,7 @@ class SagimServingClient:
         if code == grpc.StatusCode.NOT_FOUND:
             return ServingNotFoundError(f"{where}: not found: {details}", code, details)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            return ServingError(
+            return ServingBusyError(
                 f"{where}: resource exhausted (message too large or server busy): {details}",
                 code,
                 details,

@@ -28,3 +28,8 @@ class ServingTimeoutError(ServingError):
 
 class ServingNotFoundError(ServingError):
     """The server holds no such model name or version (NOT_FOUND)."""
+
+
+class ServingBusyError(ServingError):
+    """RESOURCE_EXHAUSTED: the server is busy (a large request already running, no slot
+    before the deadline, too many queued RPCs) or the message is over gRPC's limit."""

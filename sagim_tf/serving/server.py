@@ -4,19 +4,28 @@ For machines without ``tensorflow_model_server``: it implements the same gRPC se
 (tensorflow-serving-api's ``PredictionServiceServicer``), so the same clients work
 against both. What it does:
 
+* listens on 127.0.0.1 unless told otherwise (another interface is logged as a warning),
+  plaintext or TLS (``ssl_cert``/``ssl_key``), and refuses a port already in use (gRPC's
+  default ``SO_REUSEPORT`` would let a second server share it silently);
 * serves the highest numeric version under ``--model-base-path`` and polls the directory,
   loading a newer (or, if the served one was removed, the newest remaining) version
-  without a restart; in-flight requests finish on the version they started with;
+  without a restart; in-flight requests finish on the version they started with; a
+  version that fails to load is logged, the old one goes on serving, and the version is
+  tried again once any of its files changes in size or mtime (a copy still arriving);
 * ``Predict`` on the signatures of :mod:`sagim_tf.export.signatures` the served version
   has: always ``serving_default`` and ``edit_uint8``, and ``fields`` / ``edit_masks`` where
   the export wrote them (an old export without them still serves); ``GetModelMetadata``
   with the ``signature_def`` field, as TF Serving answers it;
 * checks every request before inference -- input names, dtypes, ranks, channel counts,
   matching batch/height/width, a per-image ``strength`` that is a scalar or (B,), a pixel
-  budget, a request-size budget, finite values in range -- and answers
-  ``INVALID_ARGUMENT`` with a message naming the problem, then goes on serving;
+  budget on the *declared* shapes (before anything of that size is allocated), exactly as
+  many values as the shape needs (no broadcasting of one value), a request-size budget,
+  finite values in range -- and answers ``INVALID_ARGUMENT`` with a message naming the
+  problem, then goes on serving;
 * bounds concurrency: a thread pool for RPCs, a cap on queued RPCs (beyond it gRPC
-  answers ``RESOURCE_EXHAUSTED``) and a semaphore on concurrent inferences;
+  answers ``RESOURCE_EXHAUSTED``), a semaphore on concurrent inferences, and at most
+  ``max_large`` large requests (over ``large_pixels``) at once: one more is answered
+  ``RESOURCE_EXHAUSTED`` at once, so small requests do not queue behind large ones;
 * stops gracefully: new RPCs are refused, in-flight ones get ``grace`` seconds.
 
 Requests larger than gRPC's receive limit (twice ``max_request_mb``) are refused by gRPC
@@ -26,6 +35,8 @@ itself with ``RESOURCE_EXHAUSTED``; those between ``max_request_mb`` and that li
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import threading
@@ -48,10 +59,18 @@ from sagim_tf.export.signatures import (
     REQUIRED_SIGNATURES,
     SIGNATURES,
 )
-from sagim_tf.serving.options import MB, channel_options
+from sagim_tf.serving.options import (
+    DEFAULT_HOST,
+    DEFAULT_LARGE_PIXELS,
+    DEFAULT_MAX_PIXELS,
+    MB,
+    is_loopback,
+    server_options,
+)
 from sagim_tf.serving.tensors import (
     dtype_enum,
     dtype_name,
+    element_count,
     from_tensor_proto,
     proto_shape,
     to_tensor_proto,
@@ -59,6 +78,23 @@ from sagim_tf.serving.tensors import (
 from sagim_tf.utils.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
+
+
+def _release_free_memory():
+    """Hand freed heap memory back to the OS after a large request (glibc's malloc_trim).
+
+    TensorFlow's CPU tensors come from malloc; glibc keeps freed arenas, so without this a
+    server that once ran a large request keeps its peak RSS.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+try:
+    _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    _LIBC.malloc_trim  # noqa: B018 - glibc only
+except (OSError, AttributeError):  # pragma: no cover - not glibc
+    _LIBC = None
 
 
 class _Reject(Exception):
@@ -130,7 +166,7 @@ class ModelManager:
         self.poll_interval = float(poll_interval)
         self._lock = threading.Lock()
         self._model: ServedModel | None = None
-        self._failed: dict[int, float] = {}  # version -> mtime it failed at
+        self._failed: dict[int, tuple] = {}  # version -> its files' stamp when it failed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.refresh()
@@ -144,18 +180,34 @@ class ModelManager:
         with self._lock:
             return self._model
 
-    def _stamp(self, version: int) -> float:
-        try:
-            return os.path.getmtime(os.path.join(self.base_path, str(version), "saved_model.pb"))
-        except OSError:
-            return -1.0
+    def _stamp(self, version: int) -> tuple:
+        """Path, size and mtime of every file of a version: any change to any file (a
+        ``variables/`` arriving after ``saved_model.pb``, a file rewritten by ``cp -a``
+        with its old mtime but another size) changes it."""
+        root = os.path.join(self.base_path, str(version))
+        stamp = []
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(folder, name)
+                try:
+                    info = os.stat(path)
+                except OSError:  # removed while we looked: the next look sees the change
+                    continue
+                stamp.append((os.path.relpath(path, root), info.st_size, info.st_mtime_ns))
+        return tuple(stamp)
 
     def refresh(self) -> bool:
         """Load the highest version present if it is not the one served; True if swapped.
 
-        A version that failed to load is retried only once its ``saved_model.pb`` changes.
+        A version that failed to load is retried once any of its files changes (size or
+        mtime, or a file added or removed); meanwhile the served version stays.
         """
-        candidates = [v for v in versions(self.base_path) if self._failed.get(v) != self._stamp(v)]
+        candidates = [
+            v
+            for v in versions(self.base_path)
+            if v not in self._failed or self._failed[v] != self._stamp(v)
+        ]
         current = self.model
         if not candidates or (current is not None and candidates[-1] == current.version):
             return False
@@ -207,8 +259,11 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
         manager: ModelManager. Supplies the served version.
         model_name: str. The name clients ask for. Defaults to `"sagim"`.
         max_concurrent: int. Inferences running at once. Defaults to `2`.
-        max_pixels: int. Largest B*H*W accepted. Defaults to `16 * 2**20`.
+        max_pixels: int. Largest declared B*H*W accepted. Defaults to `4 * 2**20`.
         max_request_mb: float. Largest request accepted, in MB. Defaults to `128`.
+        large_pixels: int. A request over this B*H*W is large. Defaults to `2**20`.
+        max_large: int. Large requests running at once; one more gets RESOURCE_EXHAUSTED
+            at once. Defaults to `1`.
     """
 
     def __init__(
@@ -216,14 +271,19 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
         manager: ModelManager,
         model_name: str = "sagim",
         max_concurrent: int = 2,
-        max_pixels: int = 16 * 2**20,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         max_request_mb: float = 128,
+        large_pixels: int = DEFAULT_LARGE_PIXELS,
+        max_large: int = 1,
     ):
         self.manager = manager
         self.model_name = model_name
         self.max_pixels = int(max_pixels)
         self.max_request_bytes = int(max_request_mb * MB)
+        self.large_pixels = int(large_pixels)
+        self.max_large = int(max_large)
         self._slots = threading.BoundedSemaphore(int(max_concurrent))
+        self._large = threading.BoundedSemaphore(self.max_large)
 
     # ---------------------------------------------------------------- checks
     def _resolve(self, spec) -> ServedModel:
@@ -317,13 +377,14 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
                     f"{key}: holds {shape[0]} values for a batch of {image_shape[0]} images; "
                     "send one value, or one per image",
                 )
-        pixels = int(np.prod(image_shape[:3], dtype=np.int64))
+        pixels = element_count(image_shape[:3])  # exact: no int64 wrap-around
         if pixels == 0:
             raise _Reject(invalid, f"image: is empty, shape {image_shape}")
         if pixels > self.max_pixels:
             raise _Reject(
                 invalid,
-                f"image: B*H*W = {pixels} pixels exceeds this server's limit of {self.max_pixels}",
+                f"image: declared shape {image_shape} is B*H*W = {pixels} pixels, over this "
+                f"server's limit of {self.max_pixels} (--max-pixels); send a smaller image",
             )
         arrays = {}
         for key, tensor in spec.items():
@@ -341,7 +402,7 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
                         f"found range [{lo_v:.4g}, {hi_v:.4g}]",
                     )
             arrays[key] = arr
-        return arrays
+        return arrays, pixels
 
     # ---------------------------------------------------------------- RPCs
     def Predict(self, request, context):
@@ -354,7 +415,22 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
     def _predict(self, request, context):
         model = self._resolve(request.model_spec)
         signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        arrays = self._check_request(request, signature, model)
+        arrays, pixels = self._check_request(request, signature, model)
+        large = pixels > self.large_pixels
+        if large and not self._large.acquire(blocking=False):
+            raise _Reject(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"server busy: {self.max_large} large request(s) (over {self.large_pixels} "
+                "pixels) already running; retry later or send a smaller image",
+            )
+        try:
+            return self._run(model, signature, arrays, request, context)
+        finally:
+            if large:
+                self._large.release()
+                _release_free_memory()
+
+    def _run(self, model, signature, arrays, request, context):
         remaining = context.time_remaining()
         wait = None if remaining is None else max(0.0, remaining)
         if not self._slots.acquire(timeout=wait):
@@ -405,14 +481,42 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
         return response
 
 
+def _read_pem(path, label) -> bytes:
+    try:
+        with open(os.fspath(path), "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ConfigError(f"{label} {path}: cannot read it ({exc.strerror})") from None
+    if b"-----BEGIN " not in data:
+        raise ConfigError(f"{label} {path}: not a PEM file (no '-----BEGIN' line)")
+    return data
+
+
+def _server_credentials(ssl_cert, ssl_key):
+    """``grpc.ssl_server_credentials`` of a PEM certificate and key, or None for plaintext."""
+    if ssl_cert is None and ssl_key is None:
+        return None
+    if ssl_cert is None or ssl_key is None:
+        raise ConfigError("TLS needs both --ssl-cert and --ssl-key (PEM files)")
+    cert = _read_pem(ssl_cert, "--ssl-cert")
+    key = _read_pem(ssl_key, "--ssl-key")
+    if b"PRIVATE KEY-----" not in key:
+        raise ConfigError(f"--ssl-key {ssl_key}: holds no PEM private key")
+    try:
+        return grpc.ssl_server_credentials([(key, cert)])
+    except Exception as exc:  # pragma: no cover - gRPC checks the pair only when binding
+        raise ConfigError(f"--ssl-cert/--ssl-key: {exc}") from None
+
+
 class SagimServer:
     """A gRPC PredictionService serving ``<model_base_path>/<highest version>``.
 
     Args:
         model_base_path: str or path. ``export/<name>``, holding numeric version directories.
-        port: int. TCP port; 0 picks a free one (read ``.port`` after ``start``).
-            Defaults to `8500`.
-        host: str. Interface to bind; ``"0.0.0.0"`` binds all. Defaults to `"0.0.0.0"`.
+        port: int. TCP port; 0 picks a free one (read ``.port`` after ``start``). A port
+            in use is refused. Defaults to `8500`.
+        host: str. Interface to bind; ``"0.0.0.0"`` binds all (logged as a warning: anyone
+            who reaches the port can use the model). Defaults to `"127.0.0.1"`.
         model_name: str. The name clients ask for. Defaults to `"sagim"`.
         max_workers: int. Threads handling RPCs. Defaults to `16`.
         max_concurrent: int. Inferences running at once (the rest wait for a slot).
@@ -421,10 +525,16 @@ class SagimServer:
             Defaults to `128`.
         max_request_mb: float. Largest request accepted, in MB (INVALID_ARGUMENT beyond
             it; gRPC itself refuses messages over twice this). Defaults to `128`.
-        max_pixels: int. Largest B*H*W accepted (INVALID_ARGUMENT beyond it).
-            Defaults to `16 * 2**20`.
+        max_pixels: int. Largest declared B*H*W accepted (INVALID_ARGUMENT beyond it).
+            Defaults to `4 * 2**20` (:data:`~sagim_tf.serving.options.DEFAULT_MAX_PIXELS`).
         poll_interval: float. Seconds between looks for a new version; 0 never looks.
             Defaults to `2.0`.
+        large_pixels: int. Requests over this B*H*W are large. Defaults to `2**20`.
+        max_large: int. Large requests running at once; more get RESOURCE_EXHAUSTED at
+            once. Defaults to `1`.
+        ssl_cert: str, path or None. PEM certificate (chain) for TLS; with ``ssl_key``.
+            None serves plaintext. Defaults to `None`.
+        ssl_key: str, path or None. PEM private key of ``ssl_cert``. Defaults to `None`.
 
     Example:
 
@@ -438,14 +548,18 @@ class SagimServer:
         self,
         model_base_path,
         port: int = 8500,
-        host: str = "0.0.0.0",
+        host: str = DEFAULT_HOST,
         model_name: str = "sagim",
         max_workers: int = 16,
         max_concurrent: int = 2,
         max_queued: int = 128,
         max_request_mb: float = 128,
-        max_pixels: int = 16 * 2**20,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         poll_interval: float = 2.0,
+        large_pixels: int = DEFAULT_LARGE_PIXELS,
+        max_large: int = 1,
+        ssl_cert=None,
+        ssl_key=None,
     ):
         for label, value in (
             ("max_workers", max_workers),
@@ -453,11 +567,14 @@ class SagimServer:
             ("max_queued", max_queued),
             ("max_request_mb", max_request_mb),
             ("max_pixels", max_pixels),
+            ("large_pixels", large_pixels),
+            ("max_large", max_large),
         ):
             if value is None or value <= 0:
                 raise ConfigError(f"{label} must be > 0, got {value}")
         if not 0 <= int(port) <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {port}")
+        self.credentials = _server_credentials(ssl_cert, ssl_key)
         self.manager = ModelManager(model_base_path, poll_interval=poll_interval)
         self.model_name = model_name
         self.host = host
@@ -469,12 +586,14 @@ class SagimServer:
             max_concurrent=max_concurrent,
             max_pixels=max_pixels,
             max_request_mb=max_request_mb,
+            large_pixels=large_pixels,
+            max_large=max_large,
         )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(
                 max_workers=int(max_workers), thread_name_prefix="sagim-rpc"
             ),
-            options=channel_options(2 * max_request_mb),
+            options=server_options(2 * max_request_mb),
             maximum_concurrent_rpcs=int(max_queued),
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
@@ -486,19 +605,61 @@ class SagimServer:
     def version(self) -> int:
         return self.manager.model.version
 
-    def start(self) -> int:
-        """Bind and start serving; return the bound port."""
-        address = f"{self.host}:{self.requested_port}"
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS."""
+        return self.credentials is not None
+
+    @property
+    def exposure_warning(self) -> str:
+        """A warning when the server listens beyond this machine ("" on loopback)."""
+        if is_loopback(self.host):
+            return ""
+        how = "with TLS" if self.tls else "in plaintext, without TLS"
+        advice = "" if self.tls else "; --ssl-cert/--ssl-key add TLS"
+        return (
+            f"listening on {self.host}, not only on this machine, {how}: anyone who reaches "
+            f"port {self.port or self.requested_port} can run the model (bind 127.0.0.1 "
+            f"unless that is meant{advice})"
+        )
+
+    def start(self, warn: bool = True) -> int:
+        """Bind and start serving; return the bound port.
+
+        Args:
+            warn: bool. Log :attr:`exposure_warning` when the host is not loopback
+                (``sagim serve`` prints it itself). Defaults to `True`.
+
+        Raises:
+            ConfigError: the port is in use (by another ``sagim serve``, TF Serving, ...)
+                or the address cannot be bound.
+        """
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        address = f"{host}:{self.requested_port}"
         try:
-            self.port = self._server.add_insecure_port(address)
-        except RuntimeError as exc:
-            raise ConfigError(f"cannot listen on {address}: {exc}") from None
+            if self.credentials is None:
+                self.port = self._server.add_insecure_port(address)
+            else:
+                self.port = self._server.add_secure_port(address, self.credentials)
+        except RuntimeError:  # grpc >= 1.60 raises where older ones returned 0
+            self.port = 0
         if not self.port:
-            raise ConfigError(f"cannot listen on {address} (port in use?)")
+            raise ConfigError(
+                f"cannot listen on {address}: the port is in use (another `sagim serve` or "
+                "TF Serving?) or the address is not one of this machine's; pick another "
+                "--port or stop the other server"
+            )
         self._server.start()
         self.manager.start()
+        if warn and self.exposure_warning:
+            log.warning("%s", self.exposure_warning)
         log.info(
-            "model %r version %d on %s:%d", self.model_name, self.version, self.host, self.port
+            "model %r version %d on %s:%d%s",
+            self.model_name,
+            self.version,
+            self.host,
+            self.port,
+            " (TLS)" if self.tls else "",
         )
         return self.port
 

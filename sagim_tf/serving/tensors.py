@@ -8,6 +8,8 @@ with a message fit to return to the caller.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
@@ -58,13 +60,23 @@ def proto_shape(proto) -> tuple[int, ...]:
     return shape
 
 
+def element_count(shape) -> int:
+    """The number of values of ``shape``, as an exact Python int (no int64 overflow)."""
+    return math.prod(int(d) for d in shape)
+
+
 def from_tensor_proto(proto) -> np.ndarray:
-    """Decode a float32 or uint8 TensorProto; ValueError if it is malformed."""
+    """Decode a float32 or uint8 TensorProto; ValueError if it is malformed.
+
+    The values (``tensor_content`` bytes, or ``float_val``/``int_val``) must be exactly as
+    many as the declared shape needs; their count is checked before anything the size of
+    the declared shape is allocated.
+    """
     if proto.dtype not in DTYPE_TO_NUMPY:
         raise ValueError(f"unsupported dtype {dtype_name(proto.dtype)} (use float32 or uint8)")
     dtype = DTYPE_TO_NUMPY[proto.dtype]
     shape = proto_shape(proto)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = element_count(shape)
     if proto.tensor_content:
         expected = count * dtype.itemsize
         if len(proto.tensor_content) != expected:
@@ -77,14 +89,15 @@ def from_tensor_proto(proto) -> np.ndarray:
             .astype(dtype)
             .reshape(shape)
         )
-    values = proto.float_val if proto.dtype == types_pb2.DT_FLOAT else proto.int_val
-    values = np.asarray(values, dtype=np.float32 if proto.dtype == types_pb2.DT_FLOAT else np.int64)
-    if values.size == count:
-        pass
-    elif values.size == 1:  # TF's convention: one value fills the tensor
-        values = np.full(count, values[0])
-    else:
-        raise ValueError(f"tensor holds {values.size} values but shape {shape} needs {count}")
+    is_float = proto.dtype == types_pb2.DT_FLOAT
+    field = "float_val" if is_float else "int_val"
+    values = proto.float_val if is_float else proto.int_val
+    if len(values) != count:
+        raise ValueError(
+            f"{field} holds {len(values)} value(s) but shape {shape} needs {count} "
+            "(send every value: one value is not broadcast to the shape)"
+        )
+    values = np.asarray(values, dtype=np.float32 if is_float else np.int64)
     if dtype == np.uint8 and values.size and (values.min() < 0 or values.max() > 255):
         raise ValueError("uint8 tensor holds values outside [0, 255]")
     return values.astype(dtype).reshape(shape)
