@@ -112,11 +112,31 @@ def _maps(run):
     return h, w, arr
 
 
+def _without_isolation(page, url):
+    """Serve the page without the cross-origin isolation headers (as a phone on plain HTTP
+    gets it), so that LiteRT.js runs its single-threaded build."""
+
+    def strip(route):
+        response = route.fetch()
+        headers = {
+            k: v for k, v in response.headers.items() if not k.lower().startswith("cross-origin")
+        }
+        route.fulfill(response=response, headers=headers)
+
+    page.route(url, strip)
+
+
 # ----------------------------------------------------------------------------- the edit
-def test_operator_edit_matches_python(page, operator_app, photo_file):
+@pytest.mark.parametrize("threads", ["threaded", "single"])
+def test_operator_edit_matches_python(page, operator_app, photo_file, threads):
     out, url = operator_app
+    if threads == "single":
+        _without_isolation(page, url)
     open_app(page, url)
     assert page.evaluate("window.sagimApp.state.ready"), page.evaluate("window.sagimApp.errors")
+    cores = page.evaluate("Math.min(4, navigator.hardwareConcurrency)")
+    expected_threads = cores if threads == "threaded" else 1
+    assert page.evaluate("window.sagimApp.timings.threads") == expected_threads
     page.set_input_files("#file", photo_file)
     page.wait_for_function("window.sagimApp.state.photo")
     _paint_both(page)

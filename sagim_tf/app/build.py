@@ -12,8 +12,8 @@ path                       what
                            the web-app manifest, so that the page installs and works offline
 ``vendor/@litertjs/...``   LiteRT.js (``@litertjs/core`` and ``@litertjs/wasm-utils``, pinned
                            in ``web/package-lock.json``, installed by ``npm ci --prefix web``)
-``wasm/``                  LiteRT.js's WebAssembly runtime (the plain and the compatibility
-                           build; the page picks one)
+``wasm/``                  LiteRT.js's WebAssembly runtime (the plain, the compatibility and
+                           the multi-threaded build; the page picks one)
 ``models/g_<W>x<H>.tflite``  G at the working size, landscape and portrait: the ``fields``
                            signature for an operator-head G, ``serving_default`` otherwise
 ``models/e_<W>x<H>.tflite``  the estimator E at the same sizes
@@ -84,6 +84,16 @@ RUNTIME_FILES = (
         "@litertjs/core",
         "wasm/litert_wasm_compat_internal.wasm",
         "wasm/litert_wasm_compat_internal.wasm",
+    ),
+    (
+        "@litertjs/core",
+        "wasm/litert_wasm_threaded_internal.js",
+        "wasm/litert_wasm_threaded_internal.js",
+    ),
+    (
+        "@litertjs/core",
+        "wasm/litert_wasm_threaded_internal.wasm",
+        "wasm/litert_wasm_threaded_internal.wasm",
     ),
 )
 #: The pinned LiteRT.js version (web/package.json); the build refuses another.

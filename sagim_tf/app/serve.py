@@ -3,7 +3,10 @@
 It serves the folder written by :func:`sagim_tf.app.build.build_app` with the content types
 a browser insists on (``application/wasm`` for WebAssembly, ``text/javascript`` for ES
 modules, ``application/manifest+json`` for the manifest) and ``Cache-Control: no-cache``,
-so that a rebuilt app is picked up (the page's service worker keeps its own offline copy).
+so that a rebuilt app is picked up (the page's service worker keeps its own offline copy),
+and the two cross-origin isolation headers (``Cross-Origin-Opener-Policy: same-origin``,
+``Cross-Origin-Embedder-Policy: require-corp``) under which the page may run LiteRT.js's
+multi-threaded runtime.
 
 It binds to 127.0.0.1 by default: only this computer can open the page. To open it from a
 phone on the same network, bind to ``0.0.0.0`` (every interface): then anyone on that
@@ -51,6 +54,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def end_headers(self):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("X-Content-Type-Options", "nosniff")
+        # cross-origin isolation: lets the page use LiteRT.js's threaded runtime (the app
+        # loads nothing from another origin, so nothing is blocked by these)
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         super().end_headers()
 
     def log_message(self, format, *args):  # noqa: A002 (the base class's name)

@@ -2,7 +2,7 @@
 // device, show overlays, compare, download at full resolution.
 import { blendGuidance, guidanceFromMasks } from "./guidance.js";
 import { makeImage, resizeToFloat } from "./imaging.js";
-import { loadModel, loadRuntime, runModel } from "./models.js";
+import { loadModel, loadRuntime, runModel, runtimeThreads } from "./models.js";
 import { applyCoefficients, applyResidual, coefficientsFromFields } from "./operators.js";
 import { applyCoefficientsParallel } from "./parallel.js";
 
@@ -119,6 +119,7 @@ async function loadModels() {
   }
   state.ready = true;
   hooks.timings.modelLoadMs = performance.now() - t0;
+  hooks.timings.threads = runtimeThreads();
   setProgress(null);
   setMessage(state.photo ? "Ready: paint, then Edit." : "Ready. Open a photo to start.");
 }
@@ -383,10 +384,12 @@ async function runEdit() {
     const imageShape = [1, h, w, 3];
     const mapShape = [1, h, w, 1];
     const t1 = performance.now();
+    const tE = performance.now();
     if (!cached.saliency) {
       cached.saliency = await runModel(models.e, { [cfg.inputs.image]: [small.data, imageShape] }, cfg.outputs.e);
     }
     const saliency = cached.saliency;
+    hooks.timings.eMs = performance.now() - tE;
     const g = cfg.guidance;
     const target = guidanceFromMasks(saliency, here, away, w, h, {
       raiseTo: g.raise_to, lowerFactor: g.lower_factor, sigmaFraction: g.sigma_fraction,
@@ -399,6 +402,7 @@ async function runEdit() {
     let output;
     let edit; // (src, dst, options) -> promise: the edit at any size
     const smallEdited = makeImage(w, h, "rgb32");
+    const tG = performance.now();
     if (cfg.head === "operators") {
       guidanceUsed = target;
       output = await runModel(models.g, { [cfg.inputs.image]: [small.data, imageShape], [cfg.inputs.guidance]: [target, mapShape] }, cfg.outputs.g);
@@ -416,8 +420,11 @@ async function runEdit() {
       }
       edit = (src, dst, options) => applyResidual(src, residual, w, h, dst, options);
     }
+    hooks.timings.gMs = performance.now() - tG;
+    const tE2 = performance.now();
     const saliencyAfter = await runModel(models.e, { [cfg.inputs.image]: [smallEdited.data, imageShape] }, cfg.outputs.e);
     const t2 = performance.now();
+    hooks.timings.eAfterMs = t2 - tE2;
     setProgress(0.6);
     setMessage("Applying the edit to the photo…");
     const preview = makeImage(state.photo.preview.width, state.photo.preview.height, "rgba8");

@@ -1,17 +1,40 @@
 // G and E on the device: LiteRT.js (its WebAssembly CPU runtime) runs the TFLite files.
-import { loadLiteRt, loadAndCompile, Tensor } from "@litertjs/core";
+import { loadLiteRt, loadAndCompile, Tensor, unloadLiteRt } from "@litertjs/core";
 
 let runtime = null;
+// Threads the CPU runtime uses; 1 unless the threaded runtime loaded.
+let threads = 1;
 
 // Load LiteRT.js's WebAssembly runtime from `wasmDir` (served by the app itself) once.
+// Where the page is cross-origin isolated (the app server sends COOP/COEP; the browser
+// grants it on https and on localhost) and has several cores, the threaded build runs G on
+// up to 4 of them; otherwise, or if that fails, the single-threaded build.
 export function loadRuntime(wasmDir) {
   if (!runtime) {
-    runtime = loadLiteRt(wasmDir).catch((error) => {
+    const cores = Math.min(4, navigator.hardwareConcurrency || 1);
+    const tryThreads = self.crossOriginIsolated === true && cores > 1;
+    runtime = (async () => {
+      if (tryThreads) {
+        try {
+          const loaded = await loadLiteRt(wasmDir, { threads: true });
+          threads = cores;
+          return loaded;
+        } catch (error) {
+          console.warn("threaded LiteRT.js unavailable, using one thread:", error);
+          unloadLiteRt();
+        }
+      }
+      return loadLiteRt(wasmDir);
+    })().catch((error) => {
       runtime = null;
       throw error;
     });
   }
   return runtime;
+}
+
+export function runtimeThreads() {
+  return threads;
 }
 
 // Fetch a .tflite file and compile it for the CPU; `onBytes(received, total)` reports progress.
@@ -43,7 +66,7 @@ export async function loadModel(url, onBytes = null) {
   if (bytes.length < 8 || String.fromCharCode(...bytes.subarray(4, 8)) !== "TFL3") {
     throw new Error(`${url}: not a TFLite file`);
   }
-  return loadAndCompile(bytes, { accelerator: "wasm" });
+  return loadAndCompile(bytes, { accelerator: "wasm", cpuOptions: { numThreads: threads } });
 }
 
 // Run a compiled model on named inputs {name: [Float32Array, shape]}; returns the named
