@@ -195,6 +195,12 @@ def _source_rows(out_rows: int, in_rows: int):
     return first, np.minimum(first + 1, in_rows - 1), weight
 
 
+def _add_product(x, t, coef):
+    """``x += t * coef`` in one pass per channel (x, t: (rows, 3, W); coef: (rows, 1, W))."""
+    for ch in range(3):
+        cv2.accumulateProduct(t[:, ch], coef[:, 0], x[:, ch])
+
+
 def _apply_strips(image, planes, taps, out, rows, strip_rows):
     """Apply coefficient rows to the strips of ``image`` that start in ``rows``, into ``out``.
 
@@ -236,19 +242,16 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
             np.multiply(pixels, gains, out=xs)
         # contrast: x + (x - 0.5) * c, clipped
         np.subtract(xs, np.float32(0.5), out=ts)
-        ts *= contrast
-        xs += ts
+        _add_product(xs, ts, contrast)
         np.clip(xs, 0.0, 1.0, out=xs)
         # tone: x + a x (1 - x)
         np.subtract(np.float32(1.0), xs, out=ts)
         ts *= xs
-        ts *= tone
-        xs += ts
+        _add_product(xs, ts, tone)
         # saturation: x + (x - Y) s
         np.matmul(_LUMA, xs, out=ls[:, 0])
         np.subtract(xs, ls, out=ts)
-        ts *= saturation
-        xs += ts
+        _add_product(xs, ts, saturation)
         # detail: x + d (x - blur(x)), the blur with G's taps and reflected edges
         for ch in range(3):
             cv2.sepFilter2D(
@@ -260,8 +263,7 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
                 borderType=cv2.BORDER_REFLECT_101,
             )
         np.subtract(xs, ts, out=ts)
-        ts *= detail
-        xs += ts
+        _add_product(xs, ts, detail)
         done = xs[r0 - a0 : r1 - a0]
         np.clip(done, 0.0, 1.0, out=done)
         if rounded is not None:
