@@ -333,7 +333,8 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarra
     taps = _source_rows(height, planes.shape[0])
     out = np.empty_like(image)
     starts = list(range(0, height, strip_rows))
-    workers = max(1, min(_APPLY_THREADS, os.cpu_count() or 1, len(starts)))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, min(_APPLY_THREADS, cpus or 1, len(starts)))
     if workers == 1:
         _apply_strips(image, planes, taps, out, starts, strip_rows)
         return out
