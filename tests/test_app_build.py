@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import subprocess
+import sys
 import urllib.request
 
 import numpy as np
@@ -216,3 +219,22 @@ def test_cli_builds_from_a_keras_file(tmp_path, capsys):
     config = json.loads((out / "app.json").read_text())
     assert config["head"] == "residual"
     assert [(s["width"], s["height"]) for s in config["sizes"]] == [(48, 32), (32, 48)]
+
+
+def test_cli_serves_until_stopped(operator_app):
+    out, _ = operator_app
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sagim_tf", "app", "serve", "--dir", str(out), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        with urllib.request.urlopen(url + "app.json", timeout=10) as response:
+            assert json.loads(response.read())["head"] == "operators"
+            assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -98,12 +98,13 @@ def _serve(args) -> int:
     server = make_server(directory, host, DEFAULT_PORT if args.port is None else args.port)
     port = server.server_address[1]
     if is_loopback(host):
-        print(f"serving {directory} at http://127.0.0.1:{port}/ (Ctrl-C stops)")
+        print(f"serving {directory} at http://127.0.0.1:{port}/ (Ctrl-C stops)", flush=True)
     else:
-        print(f"serving {directory} on {host}, port {port} (Ctrl-C stops)")
+        # make_server has logged the warning about other devices on the network
         print(
-            "warning: not loopback: any device on your network can open this app and fetch "
-            f"its models; on the phone, open http://<this computer's address>:{port}/"
+            f"serving {directory} on {host}, port {port} (Ctrl-C stops); on the phone, open "
+            f"http://<this computer's address>:{port}/",
+            flush=True,
         )
     try:
         server.serve_forever()

@@ -136,7 +136,7 @@ async function openFile(file) {
   try {
     bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
   } catch (error) {
-    showError(`"${file.name}" could not be read as an image: it is not an image, it is damaged, or this browser cannot decode its format.`);
+    showError(`"${file.name}" could not be read as an image: it is not an image, it is damaged, it is too large for this device to decode, or this browser cannot decode its format.`);
     return;
   }
   const { width, height } = bitmap;
