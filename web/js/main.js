@@ -161,6 +161,7 @@ async function openFile(file) {
   state.strokes = [];
   state.result = null;
   $("frame").hidden = false;
+  $("frame").classList.remove("edited");
   $("empty").hidden = true;
   layout();
   setMessage(state.ready ? "Paint Look here / Look away, then Edit." : $("message").textContent);
@@ -330,6 +331,7 @@ function wirePainting() {
     if (!state.photo || state.busy || state.current) return;
     event.preventDefault();
     canvas.setPointerCapture(event.pointerId);
+    $("frame").classList.remove("edited");
     const rect = canvas.getBoundingClientRect();
     const mode = document.querySelector('input[name="brush"]:checked').value;
     const radius = (Number($("size").value) / 2) * (state.photo.width / rect.width);
@@ -437,6 +439,7 @@ async function runEdit() {
     hooks.lastRun = { width: w, height: h, head: cfg.head, strength, small: small.data, saliency, here, away, target, guidance: guidanceUsed, output, smallEdited: smallEdited.data, saliencyAfter };
     await drawView(false);
     drawOverlay();
+    $("frame").classList.add("edited"); // the strokes fade so that the edit shows
     setMessage(`Edited in ${Math.round(t3 - t0)} ms. Hold “Hold to compare” for the original.`);
   } catch (error) {
     showError(error.message || String(error));
