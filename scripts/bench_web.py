@@ -12,8 +12,9 @@ Chromium (Playwright, ``/usr/bin/chromium``) and prints one JSON object:
   JavaScript (coefficients interpolated, the operators, or the residual enlarged);
 * ``download_ms``: that apply plus the JPEG encode, as the Download button does it;
 * ``js_heap_mb``: the page's JS heap after the download (DevTools ``JSHeapUsedSize``;
-  LiteRT.js's WebAssembly memory is not in it, reported as ``wasm_memory_mb`` where the
-  page can see it).
+  typed arrays and LiteRT.js's WebAssembly memory live outside it), and ``page_memory_mb``,
+  everything the page holds (``performance.measureUserAgentSpecificMemory``, which counts
+  those too; null where the page is not cross-origin isolated).
 
 Example::
 
@@ -157,6 +158,12 @@ def main(argv=None) -> int:
                 with page.expect_download(timeout=300000):
                     page.locator("#download").click()
                 timings = page.evaluate("window.sagimApp.timings")
+                # everything the page holds (JS heap, typed arrays, WebAssembly memory);
+                # available where the page is cross-origin isolated
+                page_bytes = page.evaluate(
+                    "self.crossOriginIsolated && performance.measureUserAgentSpecificMemory ? "
+                    "performance.measureUserAgentSpecificMemory().then((m) => m.bytes) : null"
+                )
                 cdp.send("Performance.enable")
                 metrics = {
                     m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]
@@ -183,6 +190,7 @@ def main(argv=None) -> int:
         "download_ms": round(timings["downloadMs"], 1),
         "js_heap_mb": round(metrics.get("JSHeapUsedSize", float("nan")) / 2**20, 1),
         "js_heap_total_mb": round(metrics.get("JSHeapTotalSize", float("nan")) / 2**20, 1),
+        "page_memory_mb": None if page_bytes is None else round(page_bytes / 2**20, 1),
         "cpus": os.cpu_count(),
     }
     print(json.dumps(result, indent=2))
