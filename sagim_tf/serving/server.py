@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import threading
@@ -229,6 +230,9 @@ class ModelManager:
         with self._lock:
             self._model = model
         log.info("serving version %d from %s", target, model.path)
+        del current  # the old version's graphs go once its in-flight requests finish
+        gc.collect()
+        _release_free_memory()
         return True
 
     def _poll(self):
@@ -319,7 +323,7 @@ class SagimPredictionServicer(prediction_service_pb2_grpc.PredictionServiceServi
         if size > self.max_request_bytes:
             raise _Reject(
                 invalid,
-                f"request of {size / MB:.1f} MB exceeds this server's "
+                f"request of {size / MB:.2f} MB exceeds this server's "
                 f"{self.max_request_bytes / MB:g} MB limit",
             )
         table = SIGNATURES[signature]
