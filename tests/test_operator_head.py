@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sagim_tf.inference.editor import Editor, edit_image, resize_image, resize_map
-from sagim_tf.layers.photo_operators import NUM_OPERATORS
+from sagim_tf.layers.photo_operators import NUM_OPERATORS, OPERATOR_NAMES
 from sagim_tf.models.generate import apply_fields, predict_fields, scale_fields
 from sagim_tf.models.generator import SaGIMGenerator
 from sagim_tf.utils.errors import ConfigError
@@ -83,7 +83,9 @@ def test_applying_the_fields_equals_gs_own_output(strip_rows):
 def test_fields_from_a_small_copy_edit_the_full_size_photo_smoothly():
     g = nudge_operator_head(_g())
     small, guide = _inputs(24, 32)
-    fields = predict_fields(g, small, guide)
+    fields = predict_fields(g, small, guide).copy()
+    # the detail operator acts at G's scale (its own test below); the others per pixel
+    fields[..., OPERATOR_NAMES.index("detail")] = 0.0
     big, _ = _inputs(96, 128, seed=2)
     out = apply_fields(big, fields, strip_rows=40)
     assert out.shape == big.shape
@@ -96,25 +98,64 @@ def test_fields_from_a_small_copy_edit_the_full_size_photo_smoothly():
 
 @pytest.mark.parametrize("strip_rows", [1, 5, 48, 512])
 def test_the_strip_apply_is_the_2d_resize_of_the_coefficients_then_the_operators(strip_rows):
-    """apply_fields (coefficients across once, down per strip, NumPy/OpenCV operators, halo
-    rows) against the plain definition: OpenCV's 2-D resize of the coefficients, then
-    apply_coefficients in TensorFlow on the whole photo."""
+    """apply_fields (coefficients across once, down per strip, NumPy/OpenCV operators)
+    against the plain definition: OpenCV's 2-D resize of the first six coefficients, the
+    operators in TensorFlow on the whole photo, and G's detail change made on the working
+    copy and resized the same way."""
     from sagim_tf.layers.gaussian_blur import GaussianBlur
     from sagim_tf.layers.photo_operators import (
         DETAIL_KERNEL_SIZE,
         DETAIL_SIGMA,
-        apply_coefficients,
         coefficients,
     )
 
     rng = np.random.default_rng(strip_rows)
     fields = rng.normal(0, 1, (7, 9, NUM_OPERATORS)).astype(np.float32)
     big, _ = _inputs(61, 83, seed=3)
-    coef = cv2.resize(np.asarray(coefficients(fields[None]))[0], (83, 61))
+    small = cv2.resize(big, (9, 7), interpolation=cv2.INTER_AREA)
+    c = np.asarray(coefficients(fields[None]))[0]
     blur = GaussianBlur(DETAIL_KERNEL_SIZE, DETAIL_SIGMA)
-    want = np.asarray(apply_coefficients(big[None], coef[None], blur))[0]
+    # G's detail change at its own size, d (x - blur(x)) of x after the first five
+    # operators, written out from their definitions (photo_operators' table)
+    x = small * c[..., 0:3]
+    x = np.clip(x + (x - 0.5) * c[..., 3:4], 0.0, 1.0)
+    x = x + c[..., 4:5] * x * (1.0 - x)
+    x = x + (x - (x * np.float32([0.299, 0.587, 0.114])).sum(-1, keepdims=True)) * c[..., 5:6]
+    change = c[..., 6:7] * (x - np.asarray(blur(x[None].astype(np.float32)))[0])
+    no_detail = c.copy()
+    no_detail[..., 6] = 0.0
+    coef = cv2.resize(no_detail, (83, 61))
+    # the photo's own edit without detail, unclipped: apply_coefficients clips at its end
+    big_x = big * coef[..., 0:3]
+    big_x = np.clip(big_x + (big_x - 0.5) * coef[..., 3:4], 0.0, 1.0)
+    big_x = big_x + coef[..., 4:5] * big_x * (1.0 - big_x)
+    luma = (big_x * np.float32([0.299, 0.587, 0.114])).sum(-1, keepdims=True)
+    big_x = big_x + (big_x - luma) * coef[..., 5:6]
+    want = np.clip(big_x + cv2.resize(change.astype(np.float32), (83, 61)), 0.0, 1.0)
+    got = apply_fields(big, fields, strip_rows=strip_rows, work_image=small)
     # float32 rounding only: interpolation order (across, then down), blur and luma sums
-    np.testing.assert_allclose(apply_fields(big, fields, strip_rows=strip_rows), want, atol=1e-5)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # without a working copy, apply_fields makes it with the same area resize
+    np.testing.assert_array_equal(apply_fields(big, fields, strip_rows=strip_rows), got)
+
+
+def test_the_detail_operator_acts_at_the_scale_g_saw_not_on_the_photos_noise():
+    """Sharpening fields from a 32x24 copy applied to a 4x larger photo of a flat, noisy
+    sky: the detail change is G's, interpolated, so the pixel noise is not amplified (a
+    1.5-pixel blur at the photo's size would have sharpened only the noise)."""
+    rng = np.random.default_rng(9)
+    sky = np.clip(0.4 + rng.normal(0, 0.02, (96, 128, 3)), 0, 1).astype(np.float32)
+    fields = np.zeros((24, 32, NUM_OPERATORS), np.float32)
+    fields[..., OPERATOR_NAMES.index("detail")] = 3.0  # tanh(3) ~ 1: the strongest sharpening
+    out = apply_fields(sky, fields)
+    # the small copy's area resize averages 16 pixels: its high-pass, and so the change,
+    # is about a quarter of the noise; at the photo's size the noise itself was doubled
+    assert np.std(out - sky) < 0.5 * np.std(sky - sky.mean())
+    fine = np.zeros((96, 128, NUM_OPERATORS), np.float32)
+    fine[..., OPERATOR_NAMES.index("detail")] = 3.0
+    assert np.std(apply_fields(sky, fine) - sky) > 0.5 * np.std(sky - sky.mean())
+    with pytest.raises(ConfigError, match="work_image"):
+        apply_fields(sky, fields, work_image=sky)
 
 
 def test_a_uint8_photo_gives_the_float_edit_rounded():

@@ -414,7 +414,7 @@ def _edit_with_operators(
     # pass over every pixel of the photo
     edited_small = apply_fields(small, fields)
     if (wh, ww) != (h, w):
-        edited = apply_fields(image, fields)
+        edited = apply_fields(image, fields, work_image=small)
     else:
         edited = to_uint8(edited_small) if image.dtype == np.uint8 else edited_small
     after = editor.saliency(edited_small)

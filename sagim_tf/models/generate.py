@@ -214,15 +214,19 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
     """
     height, width = image.shape[:2]
     first, second, weight = taps
-    n = min(height, strip_rows + 2 * _APPLY_HALO)
-    coef = np.empty((n, NUM_COEFFICIENTS, width), np.float32)
+    # 7 planes: the detail amount, blurred here at the photo's size (the fields' own
+    # size); 9 planes: the detail change already made at G's size (see apply_fields)
+    upsampled_detail = planes.shape[1] == NUM_COEFFICIENTS - 1 + 3
+    halo = 0 if upsampled_detail else _APPLY_HALO
+    n = min(height, strip_rows + 2 * halo)
+    coef = np.empty((n, planes.shape[1], width), np.float32)
     x = np.empty((n, 3, width), np.float32)
     tmp = np.empty_like(x)
     luma = np.empty((n, 1, width), np.float32)
     rounded = np.empty((n, 3, width), np.uint8) if out.dtype == np.uint8 else None
     for r0 in rows:
         r1 = min(height, r0 + strip_rows)
-        a0, a1 = max(0, r0 - _APPLY_HALO), min(height, r1 + _APPLY_HALO)
+        a0, a1 = max(0, r0 - halo), min(height, r1 + halo)
         m = a1 - a0
         c, xs, ts, ls = coef[:m], x[:m], tmp[:m], luma[:m]
         for j, row in enumerate(range(a0, a1)):
@@ -232,7 +236,7 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
             else:
                 cv2.addWeighted(planes[first[row]], 1.0 - t, planes[second[row]], t, 0.0, c[j])
         gains, contrast, tone = c[:, 0:3], c[:, 3:4], c[:, 4:5]
-        saturation, detail = c[:, 5:6], c[:, 6:7]
+        saturation, detail = c[:, 5:6], c[:, 6:]
         # white balance and exposure, read from the (rows, width, channel) photo
         pixels = image[a0:a1].transpose(0, 2, 1)
         if image.dtype == np.uint8:
@@ -252,18 +256,22 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
         np.matmul(_LUMA, xs, out=ls[:, 0])
         np.subtract(xs, ls, out=ts)
         _add_product(xs, ts, saturation)
-        # detail: x + d (x - blur(x)), the blur with G's taps and reflected edges
-        for ch in range(3):
-            cv2.sepFilter2D(
-                xs[:, ch],
-                -1,
-                _DETAIL_TAPS,
-                _DETAIL_TAPS,
-                ts[:, ch],
-                borderType=cv2.BORDER_REFLECT_101,
-            )
-        np.subtract(xs, ts, out=ts)
-        _add_product(xs, ts, detail)
+        if upsampled_detail:
+            # detail: the change G's detail operator made at its own size, interpolated
+            xs += detail
+        else:
+            # detail: x + d (x - blur(x)), the blur with G's taps and reflected edges
+            for ch in range(3):
+                cv2.sepFilter2D(
+                    xs[:, ch],
+                    -1,
+                    _DETAIL_TAPS,
+                    _DETAIL_TAPS,
+                    ts[:, ch],
+                    borderType=cv2.BORDER_REFLECT_101,
+                )
+            np.subtract(xs, ts, out=ts)
+            _add_product(xs, ts, detail)
         done = xs[r0 - a0 : r1 - a0]
         np.clip(done, 0.0, 1.0, out=done)
         if rounded is not None:
@@ -274,7 +282,45 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
         cv2.merge([done[:, 0], done[:, 1], done[:, 2]], out[r0:r1])
 
 
-def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarray:
+def _work_copy(image, work_image, height: int, width: int) -> np.ndarray:
+    """The photo at the fields' size (h, w, 3) float32 in [0, 1]: ``work_image`` checked,
+    or ``image`` shrunk with OpenCV's area resize."""
+    if work_image is None:
+        # float first, so that a uint8 photo's copy is its float copy's (a float copy of
+        # the photo for the moment: the editor passes the copy G saw instead)
+        source = image.astype(np.float32) / np.float32(255.0) if image.dtype == np.uint8 else image
+        return cv2.resize(source, (width, height), interpolation=cv2.INTER_AREA)
+    else:
+        small = np.asarray(work_image)
+        if small.shape != (height, width, 3):
+            raise ConfigError(
+                f"apply_fields: work_image must be the photo at the fields' size "
+                f"{(height, width, 3)}, got {small.shape}"
+            )
+    if small.dtype == np.uint8:
+        return small.astype(np.float32) / np.float32(255.0)
+    return check_image(small, "work_image").astype(np.float32)
+
+
+def _detail_change(work_image, coef) -> np.ndarray:
+    """G's detail change ``d (x - blur(x))`` (h, w, 3) at its own size: the first five
+    operators applied to ``work_image`` (h, w, 3) under coefficients ``coef`` (h, w, 7),
+    then the detail operator's high-pass of the result, times its amount."""
+    x = work_image * coef[..., 0:3]
+    x = np.clip(x + (x - np.float32(0.5)) * coef[..., 3:4], 0.0, 1.0)
+    x = x + coef[..., 4:5] * x * (np.float32(1.0) - x)
+    x = x + (x - (x @ _LUMA)[..., None]) * coef[..., 5:6]
+    blurred = cv2.sepFilter2D(
+        np.ascontiguousarray(x, np.float32),
+        -1,
+        _DETAIL_TAPS,
+        _DETAIL_TAPS,
+        borderType=cv2.BORDER_REFLECT_101,
+    )
+    return (coef[..., 6:7] * (x - blurred)).astype(np.float32)
+
+
+def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS, work_image=None) -> np.ndarray:
     """Apply operator fields of any resolution to a photo at its own resolution.
 
     The operators' coefficients (:func:`~sagim_tf.layers.photo_operators.coefficients`:
@@ -288,6 +334,13 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarra
     rounding aside); at another size it interpolates the coefficients where G's graph
     interpolates the raw fields (the same smooth edit, not the same bits).
 
+    The detail operator works at a scale: its blur has a sigma of 1.5 pixels of the image
+    G saw. At the photo's own, larger size the same blur would sharpen only the finest
+    texture and the sensor noise, an edit G never judged. So at another size the detail
+    change ``d (x - blur(x))`` is made where G made it, on the working copy
+    (``work_image``: the photo at the fields' size, as G saw it; made with OpenCV's area
+    resize when not given), and interpolated to the photo like the coefficients.
+
     Args:
         image: (H, W, 3) float32 in [0, 1], or uint8. A uint8 photo is read as ``k / 255``
             and its edit returned as uint8, rounded as
@@ -295,6 +348,9 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarra
             a float copy of the photo.
         fields: (h, w, 7) raw fields (:func:`predict_fields`, :func:`scale_fields`).
         strip_rows: int. Rows per strip. Defaults to :data:`APPLY_STRIP_ROWS`.
+        work_image: (h, w, 3) float in [0, 1], or uint8, or None. The photo at the
+            fields' size, as G saw it; only used when the photo's size differs. Defaults
+            to None (made from ``image``).
 
     Returns:
         The edited photo (H, W, 3): float32 in [0, 1], or uint8 for a uint8 photo.
@@ -324,11 +380,14 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS) -> np.ndarra
         return image.copy()
     # eager: a compiled step would save a few ms per call but cost a trace per process
     coef = np.asarray(coefficients(fields[None]), np.float32)[0]
+    if coef.shape[:2] != (height, width):
+        small = _work_copy(image, work_image, coef.shape[0], coef.shape[1])
+        coef = np.concatenate([coef[..., :6], _detail_change(small, coef)], axis=-1)
     if coef.shape[1] != width:
         # across first; OpenCV's bilinear resize is separable, so interpolating down per
         # strip afterwards is its 2-D resize up to float32 rounding
         coef = cv2.resize(coef, (width, coef.shape[0]), interpolation=cv2.INTER_LINEAR)
-        coef = coef.reshape(-1, width, NUM_COEFFICIENTS)
+        coef = coef.reshape(-1, width, coef.shape[-1])
     planes = np.ascontiguousarray(coef.transpose(0, 2, 1))  # (h, 7, W): rows of planes
     taps = _source_rows(height, planes.shape[0])
     out = np.empty_like(image)
