@@ -148,12 +148,14 @@ def test_the_detail_operator_acts_at_the_scale_g_saw_not_on_the_photos_noise():
     fields = np.zeros((24, 32, NUM_OPERATORS), np.float32)
     fields[..., OPERATOR_NAMES.index("detail")] = 3.0  # tanh(3) ~ 1: the strongest sharpening
     out = apply_fields(sky, fields)
-    # the small copy's area resize averages 16 pixels: its high-pass, and so the change,
-    # is about a quarter of the noise; at the photo's size the noise itself was doubled
-    assert np.std(out - sky) < 0.5 * np.std(sky - sky.mean())
+    # the small copy's area resize averages 16 pixels, so its high-pass, times the gain,
+    # is under a tenth of the noise (0.07 measured); the same gain on the photo's own
+    # pixels adds about half the noise again (0.47 measured): a 3x margin each way
+    noise = np.std(sky - sky.mean())
+    assert np.std(out - sky) < 0.15 * noise
     fine = np.zeros((96, 128, NUM_OPERATORS), np.float32)
     fine[..., OPERATOR_NAMES.index("detail")] = 3.0
-    assert np.std(apply_fields(sky, fine) - sky) > 0.5 * np.std(sky - sky.mean())
+    assert np.std(apply_fields(sky, fine) - sky) > 0.3 * noise
     with pytest.raises(ConfigError, match="work_image"):
         apply_fields(sky, fields, work_image=sky)
 
