@@ -207,7 +207,8 @@ def test_full_resolution_matches_apply_fields_and_downloads(page, operator_app, 
     )
     js = np.asarray(full, np.uint8).reshape(151, 203, 4)[..., :3]
     fields = np.asarray(run["output"], np.float32).reshape(h, w, 7)
-    expected = apply_fields(array, scale_fields(fields, 1.0))
+    # the detail change is made on the working copy G saw, as sagim edit does
+    expected = apply_fields(array, scale_fields(fields, 1.0), work_image=arr("small", 3))
     diff = np.abs(js.astype(int) - expected.astype(int))
     # uint8 rounding of float64 (JS) against float32 (NumPy) values: a rare 1-level step
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (diff.max(), (diff > 0).mean())
@@ -431,3 +432,34 @@ def test_screenshot_is_a_png_of_phone_size():
     """The committed screenshot (docs/images/app_phone.png) is a phone-size PNG."""
     with Image.open(SCREENSHOT) as image:
         assert image.format == "PNG" and image.size == (780, 1688)
+
+
+def test_hold_shows_the_original_and_overlays_draw(page, operator_app, photo_file):
+    _, url = operator_app
+    open_app(page, url)
+    page.set_input_files("#file", photo_file)
+    page.wait_for_function("window.sagimApp.state.photo")
+    view_sum = """() => { const c = document.querySelector('#view');
+        return c.getContext('2d').getImageData(0, 0, c.width, c.height).data
+            .reduce((a, v) => a + v, 0); }"""
+    original = page.evaluate(view_sum)
+    _paint_both(page)
+    run_edit(page)
+    # the views are drawn from decoded bitmaps, a moment after the edit or the press
+    page.wait_for_function(f"({view_sum})() !== {original}")
+    edited = page.evaluate(view_sum)
+    box = page.locator("#compare").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.wait_for_function(f"({view_sum})() === {original}", timeout=5000)
+    assert "comparing" in page.locator("#frame").get_attribute("class")
+    page.mouse.up()
+    page.wait_for_function(f"({view_sum})() === {edited}", timeout=5000)
+    heat_alpha = """() => { const c = document.querySelector('#heat');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let s = 0; for (let i = 3; i < d.length; i += 4) s += d[i]; return s; }"""
+    for overlay in ("guidance", "before", "after"):
+        page.locator(f'input[name="overlay"][value="{overlay}"]').check(force=True)
+        assert page.evaluate(heat_alpha) > 0, overlay
+    page.locator('input[name="overlay"][value="none"]').check(force=True)
+    assert page.evaluate(heat_alpha) == 0

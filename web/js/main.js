@@ -410,7 +410,8 @@ async function runEdit() {
       output = await runModel(models.g, { [cfg.inputs.image]: [small.data, imageShape], [cfg.inputs.guidance]: [target, mapShape] }, cfg.outputs.g);
       const coef = coefficientsFromFields(output, op.ranges, op.luma, strength);
       // on several cores for photo-sized images (the working-size copy is done here)
-      edit = (src, dst, options) => applyCoefficientsParallel(src, coef, w, h, dst, { ...applyOptions, ...options });
+      // (the working copy: the detail change is made at G's size, see operators.js)
+      edit = (src, dst, options) => applyCoefficientsParallel(src, coef, w, h, dst, { ...applyOptions, work: small, ...options });
       await applyCoefficients(small, coef, w, h, smallEdited, applyOptions);
     } else {
       guidanceUsed = blendGuidance(saliency, target, strength);

@@ -4,9 +4,14 @@
 // apply_coefficients) and sagim_tf.models.generate.apply_fields: the coefficients are
 // computed on G's field grid, interpolated bilinearly to the photo (OpenCV's INTER_LINEAR,
 // half-pixel centres), then per pixel: white balance and exposure gains, contrast (then
-// clipped), tone, saturation, and local detail against a 7-tap Gaussian blur (sigma 1.5,
-// reflect-101 borders); the result is clipped to [0, 1]. The photo is processed in strips
-// of rows with a 3-row halo for the blur, so a 12-megapixel photo never needs a float copy.
+// clipped), tone, saturation, and local detail; the result is clipped to [0, 1].
+//
+// Local detail is x + d (x - blur(x)) with a 7-tap Gaussian (sigma 1.5 pixels, reflect-101
+// borders) of the image G saw. At the grid's own size it is applied as it is (strips of
+// rows with a 3-row halo for the blur). At any other size, as apply_fields does, the
+// detail change d (x - blur(x)) is made on the working copy G saw (`options.work`) and
+// interpolated to the photo like the coefficients, so a 12-megapixel photo gets the
+// detail G judged, and never needs a float copy or a full-size blur.
 import { linearTaps, toByte } from "./imaging.js";
 import { reflect101 } from "./guidance.js";
 
@@ -74,6 +79,11 @@ export async function applyCoefficients(src, coef, gridWidth, gridHeight, dst, o
   const H = band.height;
   if (detailSize !== 7) throw new Error(`the detail blur has 7 taps here, got ${detailSize}`);
   const taps = detailTaps(detailSize, detailSigma);
+  if (gridWidth !== W || gridHeight !== H) {
+    if (!options.work) throw new Error("applyCoefficients: a photo of another size than the grid needs options.work");
+    const grid = withDetailChange(options.work, coef, gridWidth, gridHeight, luma, taps);
+    return applyInterpolated(src, grid, gridWidth, gridHeight, dst, band, { luma, stripRows, onProgress, yieldMs });
+  }
   const [k0, k1, k2, k3] = taps;
   const cols = linearTaps(W, gridWidth);
   const rows = linearTaps(H, gridHeight);
@@ -198,6 +208,162 @@ export async function applyCoefficients(src, coef, gridWidth, gridHeight, dst, o
     }
     if (performance.now() - last > yieldMs) {
       if (onProgress) onProgress((r1 - band.start) / (band.stop - band.start));
+      await nextFrame();
+      last = performance.now();
+    }
+  }
+  if (onProgress) onProgress(1);
+  return dst;
+}
+
+// The first four operators (gains, contrast, tone, saturation) on one pixel, in place in
+// `px` (a Float64Array of 3).
+function firstFour(px, g0, g1, g2, contrast, tone, sat, l0, l1, l2) {
+  let r = px[0] * g0;
+  let g = px[1] * g1;
+  let b = px[2] * g2;
+  r = Math.min(1, Math.max(0, r + (r - 0.5) * contrast));
+  g = Math.min(1, Math.max(0, g + (g - 0.5) * contrast));
+  b = Math.min(1, Math.max(0, b + (b - 0.5) * contrast));
+  r += tone * r * (1 - r);
+  g += tone * g * (1 - g);
+  b += tone * b * (1 - b);
+  const Y = l0 * r + l1 * g + l2 * b;
+  px[0] = r + (r - Y) * sat;
+  px[1] = g + (g - Y) * sat;
+  px[2] = b + (b - Y) * sat;
+}
+
+// Coefficients with the detail change made at the grid's size: (gridHeight x gridWidth x 9)
+// = gains (3), contrast, tone, saturation, then d (x - blur(x)) per channel, x being the
+// working copy `work` (rgb32, the grid's size) after the first four operators.
+export function withDetailChange(work, coef, gridWidth, gridHeight, luma, taps) {
+  if (work.width !== gridWidth || work.height !== gridHeight) {
+    throw new Error(`the working copy is ${work.width}x${work.height}, the grid ${gridWidth}x${gridHeight}`);
+  }
+  const n = gridWidth * gridHeight;
+  const x = new Float32Array(n * 3);
+  const px = new Float64Array(3);
+  const [l0, l1, l2] = luma;
+  for (let i = 0; i < n; i++) {
+    const c = i * NUM_FIELDS;
+    px[0] = work.data[i * 3];
+    px[1] = work.data[i * 3 + 1];
+    px[2] = work.data[i * 3 + 2];
+    firstFour(px, coef[c], coef[c + 1], coef[c + 2], coef[c + 3], coef[c + 4], coef[c + 5], l0, l1, l2);
+    x[i * 3] = px[0];
+    x[i * 3 + 1] = px[1];
+    x[i * 3 + 2] = px[2];
+  }
+  const radius = (taps.length - 1) / 2;
+  const across = new Float32Array(n * 3);
+  for (let y = 0; y < gridHeight; y++) {
+    for (let xx = 0; xx < gridWidth; xx++) {
+      for (let ch = 0; ch < 3; ch++) {
+        let acc = 0;
+        for (let k = 0; k < taps.length; k++) acc += taps[k] * x[(y * gridWidth + reflect101(xx + k - radius, gridWidth)) * 3 + ch];
+        across[(y * gridWidth + xx) * 3 + ch] = acc;
+      }
+    }
+  }
+  const grid = new Float32Array(n * 9);
+  for (let y = 0; y < gridHeight; y++) {
+    for (let xx = 0; xx < gridWidth; xx++) {
+      const i = y * gridWidth + xx;
+      for (let k = 0; k < 6; k++) grid[i * 9 + k] = coef[i * NUM_FIELDS + k];
+      for (let ch = 0; ch < 3; ch++) {
+        let blur = 0;
+        for (let k = 0; k < taps.length; k++) blur += taps[k] * across[(reflect101(y + k - radius, gridHeight) * gridWidth + xx) * 3 + ch];
+        grid[i * 9 + 6 + ch] = coef[i * NUM_FIELDS + 6] * (x[i * 3 + ch] - blur);
+      }
+    }
+  }
+  return grid;
+}
+
+// Apply a 9-channel grid (withDetailChange) interpolated to the photo: the first four
+// operators, plus the interpolated detail change, clipped. No blur at the photo's size.
+async function applyInterpolated(src, grid, gridWidth, gridHeight, dst, band, options) {
+  const { luma, stripRows, onProgress, yieldMs } = options;
+  const W = src.width;
+  const H = band.height;
+  const P = 9;
+  const cols = linearTaps(W, gridWidth);
+  const rows = linearTaps(H, gridHeight);
+  const planes = new Float32Array(gridHeight * P * W);
+  for (let r = 0; r < gridHeight; r++) {
+    for (let k = 0; k < P; k++) {
+      const base = (r * P + k) * W;
+      for (let x = 0; x < W; x++) {
+        const a = grid[(r * gridWidth + cols.first[x]) * P + k];
+        const b = grid[(r * gridWidth + cols.second[x]) * P + k];
+        const t = cols.weight[x];
+        planes[base + x] = t === 0 ? a : a * (1 - t) + b * t;
+      }
+    }
+  }
+  const C = new Float32Array(P * W);
+  const [l0, l1, l2] = luma;
+  const inBytes = src.kind === "rgba8";
+  const outBytes = dst.kind === "rgba8";
+  const s = src.data;
+  const o = dst.data;
+  let last = performance.now();
+  for (let y = band.start; y < band.stop; y++) {
+    const t = rows.weight[y];
+    const p0 = rows.first[y] * P * W;
+    const p1 = rows.second[y] * P * W;
+    if (t === 0) C.set(planes.subarray(p0, p0 + P * W));
+    else for (let q = 0; q < P * W; q++) C[q] = planes[p0 + q] * (1 - t) + planes[p1 + q] * t;
+    const rowIn = (y - band.srcStart) * W;
+    const rowOut = (y - band.start) * W;
+    for (let x = 0; x < W; x++) {
+      const i = rowIn + x;
+      let r;
+      let g;
+      let b;
+      if (inBytes) {
+        r = s[i * 4] / 255;
+        g = s[i * 4 + 1] / 255;
+        b = s[i * 4 + 2] / 255;
+      } else {
+        r = s[i * 3];
+        g = s[i * 3 + 1];
+        b = s[i * 3 + 2];
+      }
+      r *= C[x];
+      g *= C[W + x];
+      b *= C[2 * W + x];
+      const ct = C[3 * W + x];
+      r = Math.min(1, Math.max(0, r + (r - 0.5) * ct));
+      g = Math.min(1, Math.max(0, g + (g - 0.5) * ct));
+      b = Math.min(1, Math.max(0, b + (b - 0.5) * ct));
+      const tone = C[4 * W + x];
+      r += tone * r * (1 - r);
+      g += tone * g * (1 - g);
+      b += tone * b * (1 - b);
+      const sat = C[5 * W + x];
+      const Y = l0 * r + l1 * g + l2 * b;
+      r += (r - Y) * sat + C[6 * W + x];
+      g += (g - Y) * sat + C[7 * W + x];
+      b += (b - Y) * sat + C[8 * W + x];
+      r = r < 0 ? 0 : r > 1 ? 1 : r;
+      g = g < 0 ? 0 : g > 1 ? 1 : g;
+      b = b < 0 ? 0 : b > 1 ? 1 : b;
+      const j = rowOut + x;
+      if (outBytes) {
+        o[j * 4] = (r * 255 + 0.5) | 0; // floor(255 x + 0.5)
+        o[j * 4 + 1] = (g * 255 + 0.5) | 0;
+        o[j * 4 + 2] = (b * 255 + 0.5) | 0;
+        o[j * 4 + 3] = 255;
+      } else {
+        o[j * 3] = r;
+        o[j * 3 + 1] = g;
+        o[j * 3 + 2] = b;
+      }
+    }
+    if ((y - band.start) % stripRows === 0 && performance.now() - last > yieldMs) {
+      if (onProgress) onProgress((y + 1 - band.start) / (band.stop - band.start));
       await nextFrame();
       last = performance.now();
     }

@@ -1,6 +1,7 @@
 // The operator head's full-resolution apply on several cores: the photo is cut into bands
-// of rows, each band (with 3 rows of context above and below for the detail blur) goes to
-// a worker (apply-worker.js), and the bands come back in place. Where workers cannot be
+// of rows, each band (with 3 rows of context above and below, which the detail blur needs
+// where the photo is the grid's size) goes to a worker (apply-worker.js) with the working
+// copy G saw, and the bands come back in place. Where workers cannot be
 // made, the page's own thread does the work (operators.js), with the same result.
 import { applyCoefficients } from "./operators.js";
 
@@ -64,7 +65,7 @@ export async function applyCoefficientsParallel(src, coef, gridWidth, gridHeight
       gridWidth,
       gridHeight,
       rows: { start, stop, height: H, srcStart },
-      options: { luma: rest.luma, detailSize: rest.detailSize, detailSigma: rest.detailSigma },
+      options: { luma: rest.luma, detailSize: rest.detailSize, detailSigma: rest.detailSigma, work: rest.work },
     };
     return runBand(worker, message).then((data) => {
       dst.data.set(data, start * W * 4);
