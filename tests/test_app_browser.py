@@ -463,3 +463,17 @@ def test_hold_shows_the_original_and_overlays_draw(page, operator_app, photo_fil
         assert page.evaluate(heat_alpha) > 0, overlay
     page.locator('input[name="overlay"][value="none"]').check(force=True)
     assert page.evaluate(heat_alpha) == 0
+
+
+def test_new_strength_redoes_the_edit(page, operator_app, photo_file):
+    _, url = operator_app
+    open_app(page, url)
+    page.set_input_files("#file", photo_file)
+    page.wait_for_function("window.sagimApp.state.photo")
+    _paint_both(page)
+    assert run_edit(page)["strength"] == 1.0
+    page.evaluate("window.sagimApp.lastRun = null")
+    page.locator("#strength").fill("30")  # input, then change: the slider let go
+    page.wait_for_function("window.sagimApp.lastRun && !window.sagimApp.state.busy")
+    assert page.evaluate("window.sagimApp.lastRun.strength") == 0.3
+    assert page.locator("#strength-value").inner_text() == "30%"

@@ -13,6 +13,7 @@ import urllib.request
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
+from PIL import Image
 
 from sagim_tf.app import build as app_build
 from sagim_tf.app.build import PAGE_FILES, build_app, work_size
@@ -73,6 +74,20 @@ def test_build_writes_a_self_contained_folder(operator_app):
         p.read_text() for p in (out / "js").glob("*.js")
     )
     assert "http://" not in page and "https://" not in page and "cdn" not in page.lower()
+
+
+def test_manifest_makes_the_app_installable(operator_app):
+    out, _ = operator_app
+    manifest = json.loads((out / "manifest.webmanifest").read_text())
+    assert manifest["start_url"] == "./" and manifest["display"] == "standalone"
+    sizes = set()
+    for icon in manifest["icons"]:
+        assert (out / icon["src"]).is_file(), icon["src"]
+        if icon["type"] == "image/png":
+            with Image.open(out / icon["src"]) as image:
+                assert f"{image.size[0]}x{image.size[1]}" == icon["sizes"]
+                sizes.add(icon["sizes"])
+    assert {"192x192", "512x512"} <= sizes  # what browsers ask of an installable app
 
 
 def test_precache_lists_every_file_and_stamps_the_worker(operator_app):

@@ -68,7 +68,16 @@ log = logging.getLogger(__name__)
 #: The repository's page sources (``web/``), next to the package in a clone.
 WEB_DIR = pathlib.Path(__file__).resolve().parents[2] / "web"
 #: The page's own files and folders copied from ``web/`` (node_modules and npm's files stay).
-PAGE_FILES = ("index.html", "app.css", "sw.js", "manifest.webmanifest", "icon.svg", "js")
+PAGE_FILES = (
+    "index.html",
+    "app.css",
+    "sw.js",
+    "manifest.webmanifest",
+    "icon.svg",
+    "icon-192.png",
+    "icon-512.png",
+    "js",
+)
 #: LiteRT.js's files: (package, file in the package, path in the build).
 RUNTIME_FILES = (
     ("@litertjs/core", "dist/index.js", "vendor/@litertjs/core/index.js"),

@@ -518,6 +518,10 @@ function wireControls() {
   $("strength").addEventListener("input", () => {
     $("strength-value").textContent = `${$("strength").value}%`;
   });
+  // a new strength redoes the edit when the slider is let go
+  $("strength").addEventListener("change", () => {
+    if (state.result && !state.busy) runEdit();
+  });
   for (const input of document.querySelectorAll('input[name="overlay"]')) {
     input.addEventListener("change", () => {
       state.overlay = input.value;
