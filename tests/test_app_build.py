@@ -32,6 +32,7 @@ from tests.app_helpers import (
     TEST_SIZE,
     brightness_estimator,
     require_build_inputs,
+    unavailable,
 )
 from tests.export_helpers import tiny_operator_generator
 from tests.helpers import tiny_sagim
@@ -253,3 +254,12 @@ def test_cli_serves_until_stopped(operator_app):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_missing_browser_skips_locally_and_fails_under_ci(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true but no browser"):
+        unavailable("no browser")
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception):
+        unavailable("no browser")
