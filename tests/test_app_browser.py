@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
-from sagim_tf.app.build import build_app
+from sagim_tf.app.build import build_app, build_app_from_file
 from sagim_tf.app.serve import serve_in_thread
 from sagim_tf.export.tflite import TFLiteRunner
 from sagim_tf.guidance import blend_guidance, guidance_from_boxes
@@ -250,28 +252,50 @@ def test_saliency_rises_where_painted_here_and_falls_where_away(page, residual_a
     page.locator('input[name="overlay"][value="after"]').check(force=True)
     page.locator('input[name="overlay"][value="none"]').check(force=True)
     if os.environ.get("SAGIM_SCREENSHOTS") == "1":
-        _screenshot(page, url)
+        _screenshot(page, url, out)
 
 
-def _screenshot(page, url):
-    """The app at phone size after an edit of a real photograph (skimage's chelsea)."""
+def _screenshot(page, url, app_dir):
+    """The app at phone size after an edit of a real photograph (skimage's chelsea).
+
+    With ``SAGIM_SCREENSHOT_MODEL=M.keras`` the app is built from that model (e.g. the
+    demo's ``runs/demo/run/sagim.keras``); with ``SAGIM_SCREENSHOT_MODEL=DIR``, an app
+    built earlier, its models and ``app.json`` are used with this checkout's page;
+    otherwise the model is this test's stand-in.
+    """
     import skimage.data  # lazy: only the screenshot uses a bundled photograph
 
-    path = SCREENSHOT.parent / "chelsea.png"
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    save_photo(path, skimage.data.chelsea())
-    try:
-        page.set_input_files("#file", str(path))
-        page.wait_for_function("window.sagimApp.state.photo.name === 'chelsea.png'")
-        paint(page, page.cdp, "here", (0.5, 0.3), (0.62, 0.42))
-        paint(page, page.cdp, "here", (0.62, 0.3), (0.5, 0.45))
-        paint(page, page.cdp, "away", (0.05, 0.15), (0.2, 0.85))
-        paint(page, page.cdp, "away", (0.85, 0.1), (0.95, 0.9))
-        run = run_edit(page)
-        assert "error" not in run, run
-        page.screenshot(path=str(SCREENSHOT))
-    finally:
-        path.unlink()
+    model = os.environ.get("SAGIM_SCREENSHOT_MODEL")
+    server = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if model:
+            app = os.path.join(tmp, "app")
+            if os.path.isdir(model):
+                shutil.copytree(app_dir, app)
+                shutil.rmtree(os.path.join(app, "models"))
+                shutil.copytree(os.path.join(model, "models"), os.path.join(app, "models"))
+                shutil.copyfile(os.path.join(model, "app.json"), os.path.join(app, "app.json"))
+            else:
+                build_app_from_file(model, app)
+            server, url = serve_in_thread(app)
+            open_app(page, url)
+        path = os.path.join(tmp, "chelsea.png")
+        save_photo(path, skimage.data.chelsea())
+        try:
+            page.set_input_files("#file", path)
+            page.wait_for_function("window.sagimApp.state.photo.name === 'chelsea.png'")
+            paint(page, page.cdp, "here", (0.5, 0.3), (0.62, 0.42))
+            paint(page, page.cdp, "here", (0.62, 0.3), (0.5, 0.45))
+            paint(page, page.cdp, "away", (0.05, 0.15), (0.2, 0.85))
+            paint(page, page.cdp, "away", (0.85, 0.1), (0.95, 0.9))
+            run = run_edit(page)
+            assert "error" not in run, run
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT))
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
 
 
 # ----------------------------------------------------------------------------- the rule in JS

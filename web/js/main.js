@@ -441,7 +441,7 @@ async function runEdit() {
     await drawView(false);
     drawOverlay();
     $("frame").classList.add("edited"); // the strokes fade so that the edit shows
-    setMessage(`Edited in ${Math.round(t3 - t0)} ms. Hold “Hold to compare” for the original.`);
+    setMessage(`Edited in ${Math.round(t3 - t0)} ms. Hold to compare with the original.`);
   } catch (error) {
     showError(error.message || String(error));
     setMessage("The edit did not run; the photo is unchanged.");
