@@ -387,7 +387,7 @@ def test_browser_without_webassembly(browser, operator_app):
 
 
 # ----------------------------------------------------------------------------- phone details
-def test_exif_orientation_is_honoured(page, operator_app, tmp_path):
+def test_exif_orientation_is_honoured_and_portrait_edits(page, operator_app, tmp_path):
     _, url = operator_app
     image = Image.fromarray(photo(80, 60))
     exif = Image.Exif()
@@ -399,6 +399,10 @@ def test_exif_orientation_is_honoured(page, operator_app, tmp_path):
     page.wait_for_function("window.sagimApp.state.photo")
     size = page.evaluate("[window.sagimApp.state.photo.width, window.sagimApp.state.photo.height]")
     assert size == [60, 80]
+    _paint_both(page)  # a portrait photo runs the portrait models
+    run = run_edit(page)
+    assert "error" not in run, run
+    assert (run["width"], run["height"]) == TEST_SIZE[::-1]
 
 
 def test_phone_layout_fits_and_holds_still(page, operator_app, photo_file):
