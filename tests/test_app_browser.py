@@ -505,3 +505,16 @@ def test_new_strength_redoes_the_edit(page, operator_app, photo_file):
     page.wait_for_function("window.sagimApp.lastRun && !window.sagimApp.state.busy")
     assert page.evaluate("window.sagimApp.lastRun.strength") == 0.3
     assert page.locator("#strength-value").inner_text() == "30%"
+
+
+def test_eraser_removes_paint(page, operator_app, photo_file):
+    _, url = operator_app
+    open_app(page, url)
+    page.set_input_files("#file", photo_file)
+    page.wait_for_function("window.sagimApp.state.photo")
+    page.locator("#size").fill("20")
+    paint(page, page.cdp, "here", (0.2, 0.5), (0.8, 0.5))
+    page.locator("#size").fill("80")  # a wider eraser over the whole stroke
+    paint(page, page.cdp, "erase", (0.1, 0.5), (0.9, 0.5), steps=20)
+    page.locator("#edit").click()
+    assert "Look here" in error_text(page)  # nothing painted is left
