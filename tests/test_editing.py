@@ -208,7 +208,17 @@ def test_cli_bare_generator_default_estimator(files, tmp_path, capsys):
         ({"--guidance": "@guidance", "--emphasize": "1,1,5,5"}, "not both"),
         ({}, "--guidance MAP or"),
         ({"--out": "@rgb"}, "refusing to overwrite"),
-        ({"--out": "edited.xyz"}, "unknown image extension"),
+        ({"--out": "edited.xyz"}, "Pillow cannot write '.xyz' images"),
+        # read but not written by Pillow: refused before the model loads, not after the work
+        ({"--out": "edited.psd"}, "Pillow cannot write '.psd' images"),
+        # every input is protected, not only --image
+        ({"--guidance": "@guidance", "--out": "@guidance"}, "is an input"),
+        ({"--guidance": "@guidance", "--guidance-out": "@guidance"}, "is an input"),
+        ({"--emphasize-mask": "@guidance", "--figure": "@guidance"}, "is an input"),
+        ({"--figure": "@rgb"}, "is an input"),
+        ({"--max-pixels": "100"}, "53x37 is 1,961 pixels (0.0 megapixels), above the limit of 100"),
+        ({"--max-pixels": "0"}, "--max-pixels: expected a positive whole number"),
+        ({"--work-pixels": "-5"}, "--work-pixels: expected a positive whole number"),
         ({"--model": "missing.keras"}, "file not found"),
         ({"--model": "@corrupt_model"}, "not a .keras archive"),
         ({"--model": "@estimator"}, "not a SaGIM or a SaGIMGenerator"),
@@ -224,14 +234,14 @@ def test_cli_errors(files, tmp_path, capsys, change, message):
         elif key in ("--image", "--guidance", "--model", "--out"):
             value = str(tmp_path / value)
         args[key] = value
-    before = open(files["rgb"], "rb").read()
+    before = {name: open(path, "rb").read() for name, path in files.items()}
     argv = ["edit"]
     for key, value in args.items():
         argv += [key, value]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert open(files["rgb"], "rb").read() == before
+    assert {name: open(path, "rb").read() for name, path in files.items()} == before
     assert not (tmp_path / "o.png").exists()
 
 
@@ -373,16 +383,22 @@ def test_load_image_as_uint8_and_save_image_of_uint8(files, tmp_path):
     ],
 )
 def test_jpeg_decode_by_opencv_is_pillows(tmp_path, options):
-    """load_image decodes complete 8-bit RGB JPEGs with OpenCV; the pixels must be Pillow's."""
+    """load_image decodes complete 8-bit RGB JPEGs with OpenCV; the pixels must be Pillow's.
+
+    Both decoders read the pixels as stored; load_image then applies the EXIF orientation
+    as Pillow's ``ImageOps.exif_transpose`` does.
+    """
     import skimage.data
+    from PIL import ImageOps
 
     photo = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((203, 157)))
     exif = Image.Exif()
-    exif[0x0112] = 6  # an orientation tag: both decoders ignore it
+    exif[0x0112] = 6  # an orientation tag: applied after either decode
     path = tmp_path / "photo.jpg"
     Image.fromarray(photo).save(path, exif=exif, **options)
     with Image.open(path) as img:
-        want = np.asarray(img.convert("RGB"))
+        want = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    assert want.shape == (203, 157, 3)  # portrait, as displayed
     np.testing.assert_array_equal(load_image(path, dtype=np.uint8), want)
     # a truncated file is refused, as Pillow refuses it
     path.write_bytes(path.read_bytes()[:-300])

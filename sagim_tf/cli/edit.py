@@ -12,15 +12,23 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image
 
 from sagim_tf.guidance import check_strength, parse_box, region_mask
-from sagim_tf.inference.editor import edit_image, load_editor, resize_map
+from sagim_tf.inference.editor import WORK_PIXELS, edit_image, load_editor, resize_map
 from sagim_tf.inference.explain import describe, explain, operator_settings
 from sagim_tf.inference.figures import write_edit_figure
 from sagim_tf.models.generate import has_operator_head
+from sagim_tf.utils.checks import check_distinct_outputs, check_output_path
 from sagim_tf.utils.errors import ConfigError, InputError
-from sagim_tf.utils.io import atomic_write, load_image, load_map, save_image
+from sagim_tf.utils.io import (
+    MAX_PIXELS_ENV,
+    atomic_write,
+    image_metadata,
+    load_image,
+    load_map,
+    max_pixels,
+    save_image,
+)
 
 NAME = "edit"
 HELP = "edit a photo so that its saliency follows a guiding map or boxes"
@@ -124,6 +132,29 @@ def add_arguments(parser) -> None:
         "G's change upscaled and added)",
     )
     parser.add_argument(
+        "--max-pixels",
+        type=float,
+        default=None,
+        metavar="N",
+        help=f"refuse images of more than N pixels, read from the header before decoding "
+        f"(default ${MAX_PIXELS_ENV} or 100e6)",
+    )
+    parser.add_argument(
+        "--work-pixels",
+        type=float,
+        default=None,
+        metavar="N",
+        help=f"residual head without --max-side: above N pixels (default {WORK_PIXELS}, "
+        "1024x768), "
+        "G runs on a copy of about N pixels and its change is upscaled (a warning says so)",
+    )
+    parser.add_argument(
+        "--no-metadata",
+        action="store_true",
+        help="do not copy the photo's EXIF and ICC profile into OUT (default: copied "
+        "into JPEG, PNG, WebP and TIFF outputs, the orientation reset to 1)",
+    )
+    parser.add_argument(
         "--raise-to",
         type=float,
         default=None,
@@ -145,26 +176,8 @@ def default_figure_path(out: str) -> str:
     return os.path.splitext(out)[0] + "_figure.png"
 
 
-def _same_file(a: str, b: str) -> bool:
-    if os.path.exists(a) and os.path.exists(b):
-        return os.path.samefile(a, b)
-    return os.path.abspath(a) == os.path.abspath(b)
-
-
-def _check_writable_image_path(path: str, image_path: str, what: str) -> None:
-    if _same_file(path, image_path):
-        raise InputError(f"{what} {path!r} is the input image; refusing to overwrite it")
-    if os.path.isdir(path):
-        raise InputError(f"{what} {path!r} is a directory")
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in Image.registered_extensions():
-        raise InputError(
-            f"{what} {path!r}: unknown image extension {ext or '(none)'!r} (use .png or .jpg)"
-        )
-
-
-def _load_mask(path: str, height: int, width: int):
-    mask = load_map(path)
+def _load_mask(path: str, height: int, width: int, limit: int):
+    mask = load_map(path, max_pixels=limit)
     if mask.shape[:2] != (height, width):
         mh, mw = mask.shape[:2]
         print(
@@ -212,29 +225,33 @@ def run(args) -> int:
     emphasize = [parse_box(b) for b in args.emphasize]
     deemphasize = [parse_box(b) for b in args.deemphasize]
 
+    limit = max_pixels(args.max_pixels, "--max-pixels")
+    work_pixels = None
+    if args.work_pixels is not None:
+        work_pixels = max_pixels(args.work_pixels, "--work-pixels")
+
+    # Every output is checked before any work: not an input, writable, a format to write.
     figure = None if args.no_figure else (args.figure or default_figure_path(args.out))
-    outputs = [(args.out, "--out")]
-    if figure:
-        outputs.append((figure, "--figure"))
-    if args.guidance_out:
-        outputs.append((args.guidance_out, "--guidance-out"))
+    inputs = [args.image, args.model, args.guidance, *args.emphasize_mask]
+    inputs += args.deemphasize_mask
+    if args.estimator and ":" in args.estimator:
+        inputs.append(args.estimator.split(":", 1)[1])  # salgan:PATH, keras:PATH
+    outputs = [(args.out, "--out"), (figure, "--figure"), (args.guidance_out, "--guidance-out")]
     for path, what in outputs:
-        _check_writable_image_path(path, args.image, what)
+        if path is not None:
+            check_output_path(path, what, inputs=inputs, image=True)
     if args.params_out:
-        if _same_file(args.params_out, args.image):
-            raise InputError(f"--params-out {args.params_out!r} is the input image")
+        check_output_path(args.params_out, "--params-out", inputs=inputs)
         outputs.append((args.params_out, "--params-out"))
-    for i, (a, wa) in enumerate(outputs):
-        for b, wb in outputs[i + 1 :]:
-            if _same_file(a, b):
-                raise InputError(f"{wa} and {wb} are the same file {a!r}")
+    check_distinct_outputs(outputs)
 
     # uint8 as decoded: the edit stays uint8 to the encoder (no float copy of a big photo)
-    image = load_image(args.image, dtype=np.uint8)
+    image = load_image(args.image, dtype=np.uint8, max_pixels=limit)
+    metadata = {} if args.no_metadata else image_metadata(args.image)
     h, w = image.shape[:2]
     target = None
     if args.guidance:
-        target = load_map(args.guidance)
+        target = load_map(args.guidance, max_pixels=limit)
         if target.shape[:2] != (h, w):
             gh, gw = target.shape[:2]
             print(
@@ -244,8 +261,8 @@ def run(args) -> int:
             )
             target = resize_map(target, h, w)
 
-    emphasize += [_load_mask(m, h, w) for m in args.emphasize_mask]
-    deemphasize += [_load_mask(m, h, w) for m in args.deemphasize_mask]
+    emphasize += [_load_mask(m, h, w, limit) for m in args.emphasize_mask]
+    deemphasize += [_load_mask(m, h, w, limit) for m in args.deemphasize_mask]
 
     editor = load_editor(args.model, args.estimator)
     operators = has_operator_head(editor.generator)
@@ -267,10 +284,11 @@ def run(args) -> int:
         deemphasize=deemphasize,
         strength=strength,
         max_side=args.max_side,
+        work_pixels=work_pixels,
         **box_options,
     )
 
-    save_image(args.out, result["edited"])
+    save_image(args.out, result["edited"], **metadata)
     print(f"sagim edit: wrote {args.out} ({w}x{h})")
     if args.explain:
         _explain(result, emphasize, deemphasize, h, w)

@@ -15,7 +15,7 @@ import numpy as np
 from sagim_tf.estimators import build_estimator
 from sagim_tf.utils.checks import check_distinct_outputs, check_output_path
 from sagim_tf.utils.errors import ConfigError
-from sagim_tf.utils.io import load_image, save_image
+from sagim_tf.utils.io import MAX_PIXELS_ENV, load_image, max_pixels, save_image
 
 NAME = "saliency"
 HELP = (
@@ -43,6 +43,14 @@ def add_arguments(parser) -> None:
         default=0.5,
         help="weight of the heat map in the overlay, in [0, 1] (default 0.5)",
     )
+    parser.add_argument(
+        "--max-pixels",
+        type=float,
+        default=None,
+        metavar="N",
+        help=f"refuse images of more than N pixels, read from the header before decoding "
+        f"(default ${MAX_PIXELS_ENV} or 100e6)",
+    )
 
 
 def overlay_heatmap(image, saliency, alpha=0.5):
@@ -61,14 +69,19 @@ def default_overlay_path(out: str) -> str:
 def run(args) -> int:
     if not 0.0 <= args.alpha <= 1.0:
         raise ConfigError(f"--alpha must lie in [0, 1], got {args.alpha}")
-    # Every output is checked before any work: not the input, writable, a format to write.
+    limit = max_pixels(args.max_pixels, "--max-pixels")
+    # Every output is checked before any work: not an input, writable, a format to write.
     overlay_path = args.overlay or default_overlay_path(args.out)
     outputs = [(args.out, "--out"), (overlay_path, "--overlay")]
+    inputs = [args.image]
+    if ":" in args.estimator:
+        inputs.append(args.estimator.split(":", 1)[1])  # salgan:PATH, keras:PATH
     for path, what in outputs:
-        check_output_path(path, what, inputs=[args.image], image=True)
+        check_output_path(path, what, inputs=inputs, image=True)
     check_distinct_outputs(outputs)
 
-    image = load_image(args.image)  # raises InputError for missing or corrupt files
+    # raises InputError for missing or corrupt files, and above the pixel budget
+    image = load_image(args.image, max_pixels=limit)
     estimator = build_estimator(args.estimator)
     saliency = np.asarray(estimator(image[None]))[0]
     save_image(args.out, saliency)

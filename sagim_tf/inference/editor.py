@@ -48,6 +48,13 @@ from sagim_tf.utils.io import to_uint8
 
 logger = logging.getLogger(__name__)
 
+#: The most pixels the residual head's G runs at when no ``max_side`` is given: above it,
+#: G runs on a copy of about this many pixels and its change is upscaled (the
+#: ``max_side`` path). G's activations take about 1 GB per megapixel at the default
+#: width, so a 12-megapixel photo at full size would need over 10 GB; with this budget a
+#: 12-megapixel ``sagim edit`` peaks at about 2 GB (docs/editing.md, "Limits").
+WORK_PIXELS = 786_432  # 1024 x 768
+
 
 # ---------------------------------------------------------------------------- the editor
 @dataclass
@@ -154,6 +161,14 @@ def resize_image(x: np.ndarray, height: int, width: int) -> np.ndarray:
         np.ascontiguousarray(x, np.float32), (int(width), int(height)), interpolation=interp
     )
     return out.reshape(height, width, -1)
+
+
+def budget_side(height: int, width: int, pixels: int) -> int | None:
+    """The longer side of a copy of about ``pixels`` pixels (None: the photo fits)."""
+    if height * width <= pixels:
+        return None
+    scale = (pixels / float(height * width)) ** 0.5
+    return max(1, int(max(height, width) * scale))
 
 
 def work_shape(height: int, width: int, max_side: int | None) -> tuple[int, int]:
@@ -275,6 +290,7 @@ def edit_image(
     deemphasize=None,
     strength: float = 1.0,
     max_side: int | None = None,
+    work_pixels: int | None = None,
     **box_options,
 ) -> EditResult:
     """Edit one photo so that E's map of it moves toward a guiding map.
@@ -295,7 +311,9 @@ def edit_image(
     strength)``. It is fully convolutional and runs at the photo's own size by default.
     With ``max_side``, a photo whose longer side exceeds it is downscaled for G only; G's
     change (edit minus the downscaled input) is upscaled and added to the full-resolution
-    photo, so the output keeps the photo's detail and size.
+    photo, so the output keeps the photo's detail and size. Without ``max_side``, a photo
+    of more than ``work_pixels`` pixels (default :data:`WORK_PIXELS`) takes this path too,
+    with a copy of about ``work_pixels`` pixels, and the log says so (a warning).
 
     Args:
         editor: from :func:`load_editor` or :meth:`Editor.from_model`.
@@ -305,8 +323,10 @@ def edit_image(
         guidance: (H, W) or (H, W, 1) target map in [0, 1], or None when boxes are given.
         emphasize, deemphasize: lists of boxes ``(x0, y0, x1, y1)`` in pixels.
         strength: A in [0, 1].
-        max_side: the largest side G runs at (None: full size for the residual head,
-            ``G.work_size`` for the operator head).
+        max_side: the largest side G runs at (None: full size for the residual head up to
+            ``work_pixels``, ``G.work_size`` for the operator head).
+        work_pixels: the residual head's working budget without ``max_side`` (None:
+            :data:`WORK_PIXELS`); the operator head always runs G at its work size.
 
     Returns:
         An :class:`EditResult` (a dict-like mapping) of arrays at the input's size:
@@ -326,6 +346,8 @@ def edit_image(
         raise InputError("give exactly one of: a guidance map, or boxes to emphasize/de-emphasize")
     if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
         raise ConfigError(f"max_side must be a positive integer, got {max_side!r}")
+    if work_pixels is not None and (not isinstance(work_pixels, int) or work_pixels < 1):
+        raise ConfigError(f"work_pixels must be a positive integer, got {work_pixels!r}")
 
     if has_operator_head(editor.generator):
         return _edit_with_operators(
@@ -339,6 +361,22 @@ def edit_image(
         target = guidance_from_boxes(before, emphasize or (), deemphasize or (), **box_options)
     used = blend_guidance(before, target, a)
 
+    if max_side is None:
+        budget = WORK_PIXELS if work_pixels is None else work_pixels
+        max_side = budget_side(h, w, budget)
+        if max_side is not None:
+            wh, ww = work_shape(h, w, max_side)
+            logger.warning(
+                "the photo's %dx%d (%.1f megapixels) is above G's working budget of "
+                "%.1f megapixels: G runs on a %dx%d copy and its change is upscaled to the "
+                "photo (choose the size with --max-side / max_side)",
+                w,
+                h,
+                h * w / 1e6,
+                budget / 1e6,
+                ww,
+                wh,
+            )
     wh, ww = work_shape(h, w, max_side)
     if (wh, ww) == (h, w):
         edited = editor.generate(image, used)

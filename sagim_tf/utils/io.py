@@ -1,5 +1,12 @@
 """Reading and writing images and maps: RGB float32 in [0, 1], maps (H, W, 1) in [0, 1].
 
+Reads take photos as cameras write them: the EXIF orientation is applied (pixels, boxes
+and maps refer to the photo as displayed), 16-bit images are scaled by their bit depth,
+a multi-frame GIF or TIFF logs that its first frame is used, and an image of more than
+:func:`max_pixels` pixels is refused from its header, before its pixels are decoded.
+:func:`image_metadata` gives the EXIF (orientation reset) and ICC profile that
+:func:`save_image` can write back.
+
 Writes are atomic (temporary file, then rename), so an interrupted run never leaves a
 half-written file and never destroys one that was already there.
 """
@@ -7,8 +14,11 @@ half-written file and never destroys one that was already there.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+import threading
+import warnings
 
 import cv2
 import numpy as np
@@ -16,23 +26,164 @@ from PIL import Image, UnidentifiedImageError
 
 from sagim_tf.utils.errors import ConfigError, InputError
 
+logger = logging.getLogger(__name__)
 
-def _open(path, load: bool = True):
+#: The default pixel budget of a decoded image (width x height): 100 megapixels, 300 MB
+#: as 8-bit RGB, 1.2 GB as float32. ``SAGIM_MAX_PIXELS`` or a ``max_pixels`` argument
+#: (``sagim edit/saliency --max-pixels``) changes it.
+MAX_PIXELS = 100_000_000
+MAX_PIXELS_ENV = "SAGIM_MAX_PIXELS"
+
+#: EXIF tag numbers.
+_ORIENTATION = 0x0112
+
+# Pillow's own bomb check is one global (Image.MAX_IMAGE_PIXELS); it is lifted, under this
+# lock, only to read the header of an image above Pillow's limit that our budget allows.
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def max_pixels(value=None, what: str = "max_pixels") -> int:
+    """The pixel budget: ``value`` if given, else ``$SAGIM_MAX_PIXELS``, else MAX_PIXELS.
+
+    A budget must be a positive integer (``1e8`` and ``100_000_000`` are read too);
+    anything else is a :class:`ConfigError` naming ``what`` (or the variable).
+    """
+    if value is None:
+        value = os.environ.get(MAX_PIXELS_ENV)
+        what = MAX_PIXELS_ENV
+        if value is None or value == "":
+            return MAX_PIXELS
+    try:
+        number = float(str(value).replace("_", "")) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (number >= 1 and number == int(number)):
+        raise ConfigError(f"{what}: expected a positive whole number of pixels, got {value!r}")
+    return int(number)
+
+
+def _header(path) -> Image.Image:
+    """``Image.open`` (the header only), without Pillow's own decompression-bomb limit.
+
+    Our budget (:func:`check_pixels`) is the one that applies: Pillow's warning is
+    silenced and its error, for more than twice its limit, leads to a second open with
+    the limit lifted, so that the size reaches our check and our message.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except Image.DecompressionBombError:
+        with _PIL_LIMIT_LOCK:
+            saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                return Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+
+
+def check_pixels(path, width: int, height: int, limit=None) -> None:
+    """Refuse an image of ``width`` x ``height`` above the pixel budget (``InputError``)."""
+    limit = max_pixels(limit)
+    if int(width) * int(height) > limit:
+        raise InputError(
+            f"{os.fspath(path)}: {width}x{height} is {width * height:,} pixels "
+            f"({width * height / 1e6:.1f} megapixels), above the limit of {limit:,} pixels; "
+            f"shrink it first, or raise the limit with --max-pixels or {MAX_PIXELS_ENV} "
+            f"(decoded as float32 RGB it takes {width * height * 12 / 2**30:.1f} GB "
+            "before any model runs)"
+        )
+
+
+def _open(path, load: bool = True, max_pixels=None):
+    """The image at ``path``, its size checked against the budget before any decode."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
     if os.path.isdir(path):
         raise InputError(f"{path}: is a directory, expected an image file")
     try:
-        img = Image.open(path)
-        if load:
-            img.load()
+        img = _header(path)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: not a readable image ({exc})") from exc
+    try:
+        check_pixels(path, img.width, img.height, max_pixels)
+        try:
+            if getattr(img, "is_animated", False):
+                logger.warning("%s: has several frames; using the first", path)
+            if load:
+                img.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise InputError(f"{path}: not a readable image ({exc})") from exc
+    except BaseException:
+        img.close()
+        raise
     return img
 
 
-#: OpenCV's flags for an 8-bit RGB decode that ignores EXIF orientation, as Pillow does.
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1-8) of an opened image; 1 when absent or unreadable."""
+    try:
+        value = img.getexif().get(_ORIENTATION, 1)
+    except Exception:  # a damaged EXIF block: the pixels are still the photo
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels as stored -> as displayed, for an EXIF orientation (``ImageOps.exif_transpose``)."""
+    if orientation == 2:
+        arr = arr[:, ::-1]
+    elif orientation == 3:
+        arr = arr[::-1, ::-1]
+    elif orientation == 4:
+        arr = arr[::-1]
+    elif orientation == 5:
+        arr = arr.swapaxes(0, 1)
+    elif orientation == 6:
+        arr = np.rot90(arr, -1)
+    elif orientation == 7:
+        arr = np.rot90(arr, 2).swapaxes(0, 1)
+    elif orientation == 8:
+        arr = np.rot90(arr, 1)
+    else:
+        return arr
+    return np.ascontiguousarray(arr)
+
+
+def image_metadata(path) -> dict:
+    """The EXIF (orientation reset to 1, as the pixels are read upright) and ICC profile.
+
+    Returns ``{"exif": bytes or None, "icc_profile": bytes or None}``, for
+    :func:`save_image`; reads the header only. A TIFF gives its ICC profile only (its
+    tags describe its own layout).
+    """
+    img = _open(path, load=False, max_pixels=2**62)  # the header only: no budget needed
+    try:
+        icc = img.info.get("icc_profile") or None
+        exif = None
+        try:
+            # a PNG without an eXIf chunk before its pixels: Pillow would decode them all
+            # to look for one after (Pillow writes it before)
+            no_exif = img.format == "PNG" and "exif" not in img.info
+            # a TIFF's "EXIF" is its own image directory (its size, strips, ...), not a
+            # camera's record to copy into another file
+            no_exif = no_exif or img.format == "TIFF"
+            tags = Image.Exif() if no_exif else img.getexif()
+            if len(tags):
+                if _ORIENTATION in tags:
+                    tags[_ORIENTATION] = 1
+                exif = tags.tobytes()
+        except Exception:  # a damaged EXIF block is left behind, the edit is still written
+            logger.warning("%s: its EXIF block cannot be read; the output has none", path)
+    finally:
+        img.close()
+    return {"exif": exif, "icc_profile": icc}
+
+
+#: OpenCV's flags for an 8-bit RGB decode that ignores EXIF orientation, as Pillow's does:
+#: the orientation is applied after either decode (:func:`apply_orientation`).
 _CV2_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
 
@@ -58,21 +209,56 @@ def _decode_jpeg(path, img: Image.Image) -> np.ndarray | None:
     return rgb
 
 
+def _bit_depth_peak(img: Image.Image) -> float | None:
+    """The value of white for a high-bit-depth greyscale mode (``I;16*``, ``I``), else None.
+
+    16-bit PNG and TIFF open as ``I;16`` (or ``I`` in older Pillow): white is 65535. A
+    TIFF states its bits per sample (32-bit integer TIFFs: 2**32 - 1).
+    """
+    if img.mode.startswith("I;16"):
+        return 65535.0
+    if img.mode == "I":
+        bits = getattr(img, "tag_v2", {}).get(258, (16,)) if hasattr(img, "tag_v2") else (16,)
+        bits = bits[0] if isinstance(bits, tuple) and bits else bits
+        return float(2 ** int(bits) - 1) if isinstance(bits, int) and bits > 8 else 65535.0
+    return None
+
+
+def _as_unit_float(img: Image.Image) -> np.ndarray:
+    """A greyscale image's values in [0, 1] (H, W) float32: L / 255, 16-bit / 65535, F clipped."""
+    arr = np.asarray(img, dtype=np.float32)
+    peak = _bit_depth_peak(img)
+    if img.mode == "F":
+        peak = 1.0  # float images already mean [0, 1]; values outside are clipped
+    elif peak is None:
+        peak = 255.0
+    arr = arr / np.float32(peak)
+    return np.clip(arr, 0.0, 1.0, out=arr)
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB; transparency is composited onto white."""
+    """Convert any PIL mode to RGB; transparency is composited onto white.
+
+    16-bit greyscale (``I;16``, ``I``) is scaled by its bit depth (65535 is white), not by
+    the image's own maximum, so a dark 16-bit photo stays dark.
+    """
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if img.mode == "I;16" or img.mode == "I":
-        arr = np.asarray(img, dtype=np.float64)
-        peak = arr.max() if arr.max() > 0 else 1.0
-        img = Image.fromarray((arr / peak * 255).astype(np.uint8))
+    if img.mode.startswith("I") or img.mode == "F":
+        grey = _as_unit_float(img)
+        grey *= np.float32(255.0)
+        grey += np.float32(0.5)  # rounded as to_uint8 rounds
+        img = Image.fromarray(grey.astype(np.uint8), "L")
     return img.convert("RGB")
 
 
-def load_image(path, dtype=np.float32) -> np.ndarray:
-    """Read an image file as RGB (H, W, 3) (greyscale and RGBA handled).
+def load_image(path, dtype=np.float32, max_pixels=None) -> np.ndarray:
+    """Read an image file as RGB (H, W, 3) as displayed (greyscale, RGBA, 16-bit handled).
+
+    The EXIF orientation is applied (a portrait phone photo comes out portrait); an image
+    above the pixel budget is refused from its header, before its pixels are decoded.
 
     Args:
         path: the file.
@@ -80,10 +266,15 @@ def load_image(path, dtype=np.float32) -> np.ndarray:
             ``np.uint8`` for the decoded 8-bit values, which
             :func:`~sagim_tf.inference.editor.edit_image` and :func:`save_image` take as
             they are (no float copy of a large photo).
+        max_pixels: the most pixels (width x height) accepted; None: :func:`max_pixels`'s
+            default (``$SAGIM_MAX_PIXELS`` or 100 megapixels).
+
+    Raises:
+        InputError: a missing, unreadable or truncated file, or one above the budget.
     """
     if np.dtype(dtype) not in (np.float32, np.uint8):
         raise ConfigError(f"load_image: dtype must be float32 or uint8, got {dtype!r}")
-    img = _open(path, load=False)
+    img = _open(path, load=False, max_pixels=max_pixels)
     try:
         rgb = _decode_jpeg(os.fspath(path), img)
         if rgb is None:
@@ -92,8 +283,10 @@ def load_image(path, dtype=np.float32) -> np.ndarray:
             except (OSError, SyntaxError, ValueError) as exc:
                 raise InputError(f"{os.fspath(path)}: not a readable image ({exc})") from exc
             rgb = np.asarray(to_rgb(img))
+        orientation = _orientation(img)  # after the decode: a PNG's may follow its pixels
     finally:
         img.close()
+    rgb = apply_orientation(rgb, orientation)
     if np.dtype(dtype) == np.uint8:
         return rgb
     # one conversion in place: Pillow's own float conversion is several times slower on
@@ -103,17 +296,23 @@ def load_image(path, dtype=np.float32) -> np.ndarray:
     return image
 
 
-def load_map(path) -> np.ndarray:
-    """Read a saliency/guidance map image as float32 (H, W, 1) in [0, 1]."""
-    img = _open(path)
-    if img.mode not in ("L", "I", "I;16", "F"):
-        img = to_rgb(img).convert("L")
-    arr = np.asarray(img, dtype=np.float32)
-    if img.mode == "L":
-        arr = arr / 255.0
-    elif arr.max() > 1.0:
-        arr = arr / arr.max()
-    return arr[..., None]
+def load_map(path, max_pixels=None) -> np.ndarray:
+    """Read a saliency/guidance map image as float32 (H, W, 1) in [0, 1], as displayed.
+
+    8-bit values are read as ``k / 255`` and 16-bit ones as ``k / 65535`` (the bit depth,
+    never the map's own maximum: a map of 0.005 everywhere stays 0.005); colour images are
+    made greyscale; the EXIF orientation and the pixel budget apply as in
+    :func:`load_image`.
+    """
+    img = _open(path, max_pixels=max_pixels)
+    try:
+        orientation = _orientation(img)
+        if not (img.mode in ("L", "F") or img.mode.startswith("I")):
+            img = to_rgb(img).convert("L")
+        arr = _as_unit_float(img)
+    finally:
+        img.close()
+    return apply_orientation(arr, orientation)[..., None]
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -175,13 +374,23 @@ def write_json(path, obj, indent: int | None = 2, sort_keys: bool = False) -> st
     return write_text(path, text)
 
 
-def save_image(path, x: np.ndarray, quality: int = 95) -> str:
+#: Formats whose Pillow writer carries EXIF and an ICC profile (``exif=``, ``icc_profile=``).
+METADATA_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
+
+
+def save_image(
+    path, x: np.ndarray, quality: int = 95, exif: bytes | None = None, icc_profile=None
+) -> str:
     """Write an RGB (H, W, 3) or map (H, W[, 1]) array to ``path`` atomically.
 
     Float values in [0, 1] are rounded by :func:`to_uint8`; a uint8 array is written as
-    it is. An RGB JPEG is encoded by OpenCV's libjpeg-turbo, with the settings Pillow
-    uses (the same bytes, checked by tests/test_editing.py, in half the time on a
-    12-megapixel photo); everything else by Pillow.
+    it is. An RGB JPEG without metadata is encoded by OpenCV's libjpeg-turbo, with the
+    settings Pillow uses (the same bytes, checked by tests/test_editing.py, in half the
+    time on a 12-megapixel photo); everything else by Pillow.
+
+    Args:
+        exif, icc_profile: bytes (e.g. from :func:`image_metadata`) written into formats
+            that carry them (:data:`METADATA_FORMATS`); other formats are written without.
     """
     x = np.asarray(x)
     pixels = x if x.dtype == np.uint8 else to_uint8(x)
@@ -190,11 +399,17 @@ def save_image(path, x: np.ndarray, quality: int = 95) -> str:
     fmt = Image.registered_extensions().get(os.path.splitext(os.fspath(path))[1].lower())
     if fmt is None:
         raise InputError(f"{path}: unknown image extension (use .png or .jpg)")
-    if fmt == "JPEG" and pixels.ndim == 3 and pixels.shape[-1] == 3:
+    meta = {}
+    if fmt in METADATA_FORMATS:
+        meta = {k: v for k, v in (("exif", exif), ("icc_profile", icc_profile)) if v}
+    elif exif or icc_profile:
+        logger.info("%s: %s files do not keep EXIF/ICC metadata; written without", path, fmt)
+    if fmt == "JPEG" and pixels.ndim == 3 and pixels.shape[-1] == 3 and not meta:
         bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
         ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
         if ok:
             return atomic_write(path, lambda tmp: data.tofile(tmp))
     img = Image.fromarray(pixels)
-    kwargs = {"quality": quality} if fmt == "JPEG" else {}
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    kwargs.update(meta)
     return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **kwargs))
