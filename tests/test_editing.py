@@ -194,6 +194,53 @@ def test_cli_bare_generator_default_estimator(files, tmp_path, capsys):
         assert "--estimator" in capsys.readouterr().err
 
 
+def test_cli_portrait_phone_photo_keeps_its_orientation_and_metadata(files, tmp_path):
+    """A JPEG stored landscape with orientation 6 is edited as displayed (portrait)."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored W x H, displayed H x W
+    exif[0x010F] = "PhoneCam"
+    photo = tmp_path / "portrait.jpg"
+    stored = np.random.default_rng(9).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    Image.fromarray(stored).save(photo, exif=exif.tobytes(), icc_profile=icc)
+    out = tmp_path / "edited.jpg"
+    argv = ["edit", "--model", files["model"], "--image", str(photo), "--out", str(out)]
+    # a box as the user sees the photo: y beyond the stored height, inside the displayed one
+    assert main([*argv, "--emphasize", f"2,{H + 2},{H - 2},{W - 2}", "--no-figure"]) == 0
+    with Image.open(out) as img:
+        assert img.size == (H, W)  # portrait, upright
+        assert img.getexif()[0x0112] == 1 and img.getexif()[0x010F] == "PhoneCam"
+        assert img.info["icc_profile"] == icc
+    plain = tmp_path / "plain.png"
+    argv[-1] = str(plain)
+    assert main([*argv, "--emphasize", "1,1,9,9", "--no-figure", "--no-metadata"]) == 0
+    with Image.open(plain) as img:
+        assert img.size == (H, W) and "icc_profile" not in img.info and not img.getexif()
+
+
+def test_cli_outputs_are_checked_before_the_model_loads(files, tmp_path, capsys, monkeypatch):
+    """Missing model on purpose: each output error must come first, before any work."""
+    base = ["edit", "--model", str(tmp_path / "absent.keras"), "--image", files["rgb"]]
+    base += ["--emphasize", "1,1,9,9"]
+    monkeypatch.setattr("os.access", lambda *a, **k: False)
+    assert main([*base, "--out", str(tmp_path / "ro" / "o.png")]) == 2
+    assert "is not writable" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main([*base, "--out", str(tmp_path / "o.png"), "--figure", files["rgb"] + "/f.png"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    out = tmp_path / "o.png"
+    assert main([*base, "--out", str(out), "--guidance-out", str(out)]) == 2
+    assert "--out and --guidance-out are the same file" in capsys.readouterr().err
+    assert main([*base, "--out", str(out), "--params-out", str(tmp_path / "o_figure.png")]) == 2
+    assert "expected a .npz file" in capsys.readouterr().err
+    npz = tmp_path / "p.npz"
+    assert main([*base, "--out", str(out), "--params-out", str(npz), "--figure", str(npz)]) == 2
+    assert "Pillow cannot write '.npz' images" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------------------- CLI: errors
 @pytest.mark.parametrize(
     "change, message",
@@ -344,6 +391,33 @@ def test_edit_image_max_side_keeps_full_resolution(editor):
     np.testing.assert_allclose(same["edited"], full["edited"], atol=1e-6)
     # The near-identity tiny G changes little, so the full-resolution detail survives.
     assert np.abs(small["edited"] - image).mean() < 0.1
+
+
+def test_residual_head_above_the_work_budget_takes_the_max_side_path(editor, caplog):
+    """A photo above ``work_pixels`` never runs G at full size: a copy, and a warning."""
+    import logging
+
+    from sagim_tf.inference.editor import WORK_PIXELS, budget_side
+
+    rng = np.random.default_rng(8)
+    image = rng.uniform(0, 1, (H, W, 3)).astype(np.float32)
+    target = rng.uniform(0, 1, (H, W, 1)).astype(np.float32)
+    side = budget_side(H, W, 500)  # 1961 pixels -> a copy of about 500
+    assert side == 26 and budget_side(H, W, H * W) is None and WORK_PIXELS >= 1024 * 768
+    with caplog.at_level(logging.WARNING, logger="sagim_tf.inference.editor"):
+        budgeted = edit_image(editor, image, guidance=target, work_pixels=500)
+    assert "53x37 (1,961 pixels) is above G's working budget of 500 pixels" in caplog.text
+    assert "G runs on a 26x18 copy" in caplog.text
+    np.testing.assert_array_equal(
+        budgeted["edited"], edit_image(editor, image, guidance=target, max_side=side)["edited"]
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sagim_tf.inference.editor"):
+        edit_image(editor, image, guidance=target, work_pixels=H * W)  # fits: full size
+        edit_image(editor, image, guidance=target, max_side=W, work_pixels=500)  # the user's
+    assert "working budget" not in caplog.text
+    with pytest.raises(ConfigError, match="work_pixels"):
+        edit_image(editor, image, guidance=target, work_pixels=0)
 
 
 def test_edit_image_of_a_uint8_photo_gives_a_uint8_edit(editor):

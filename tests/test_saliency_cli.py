@@ -79,3 +79,27 @@ def test_outputs_are_checked_before_any_work(photo, tmp_path, capsys, monkeypatc
     assert main(["saliency", str(path), "--out", str(path / "m.png")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["chelsea.png"]
+
+
+def test_rotated_photo_and_pixel_budget(tmp_path, capsys):
+    """The map is of the photo as displayed (EXIF orientation 8), and a budget applies."""
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored 30 wide x 20 high, displayed 20 x 30
+    path = tmp_path / "turned.jpg"
+    Image.fromarray(np.full((20, 30, 3), 128, np.uint8)).save(path, exif=exif.tobytes())
+    out = tmp_path / "m.png"
+    assert main(["saliency", str(path), "--out", str(out)]) == 0
+    with Image.open(out) as sal:
+        assert sal.size == (20, 30)
+    assert main(["saliency", str(path), "--out", str(out), "--max-pixels", "599"]) == 2
+    assert "30x20 is 600 pixels (0.0 megapixels), above the limit of 599" in capsys.readouterr().err
+
+
+def test_estimator_file_is_an_input(photo, tmp_path, capsys):
+    path, _ = photo
+    weights = tmp_path / "weights.png"  # an odd name, but it is read: never written over
+    weights.write_bytes(b"not an image")
+    assert (
+        main(["saliency", str(path), "--estimator", f"keras:{weights}", "--out", str(weights)]) == 2
+    )
+    assert "is an input" in capsys.readouterr().err and weights.read_bytes() == b"not an image"

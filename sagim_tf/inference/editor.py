@@ -367,13 +367,13 @@ def edit_image(
         if max_side is not None:
             wh, ww = work_shape(h, w, max_side)
             logger.warning(
-                "the photo's %dx%d (%.1f megapixels) is above G's working budget of "
-                "%.1f megapixels: G runs on a %dx%d copy and its change is upscaled to the "
-                "photo (choose the size with --max-side / max_side)",
+                "the photo's %dx%d (%s pixels) is above G's working budget of %s pixels: "
+                "G runs on a %dx%d copy and its change is upscaled to the photo (choose the "
+                "size with --max-side / max_side, the budget with --work-pixels / work_pixels)",
                 w,
                 h,
-                h * w / 1e6,
-                budget / 1e6,
+                f"{h * w:,}",
+                f"{budget:,}",
                 ww,
                 wh,
             )
