@@ -93,3 +93,22 @@ def test_package_lists_its_public_names_without_importing_tensorflow():
     for name in sagim_tf.__all__:
         assert name in names.split()
         assert name == "__version__" or f"``{name}``" in doc
+
+
+def test_build_sam_out_is_never_an_input(tmp_path, capsys):
+    """``sagim build-sam --out`` naming an image folder or the annotations: refused first."""
+    images = tmp_path / "images"
+    images.mkdir()
+    notes = tmp_path / "instances.json"
+    notes.write_text("{}")
+    base = ["build-sam", "--images", str(images), "--annotations", str(notes)]
+    base += ["--estimator", "itti-koch"]
+    assert cli.main([*base, "--out", str(images)]) == 2
+    assert "is an input" in capsys.readouterr().err
+    assert cli.main([*base, "--out", str(notes)]) == 2
+    assert "is an input" in capsys.readouterr().err and notes.read_text() == "{}"
+    other = tmp_path / "other.txt"
+    other.write_text("x")
+    assert cli.main([*base, "--out", str(other)]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "instances.json", "other.txt"]

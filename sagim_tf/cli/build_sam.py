@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from sagim_tf.data.selection import SelectionRule
 from sagim_tf.guidance import GuidanceConfig
+from sagim_tf.utils.checks import same_file
+from sagim_tf.utils.errors import InputError
 
 NAME = "build-sam"
 HELP = "build the SAliency Manipulation dataset from COCO-format annotations"
@@ -91,7 +95,22 @@ def add_arguments(parser):
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _check_out(args) -> None:
+    """--out is a folder of its own: not an image folder, not an annotations file."""
+    inputs = [*args.images, *args.annotations]
+    if ":" in args.estimator:
+        inputs.append(args.estimator.split(":", 1)[1])  # salgan:PATH, keras:PATH
+    for source in inputs:
+        if same_file(args.out, source):
+            raise InputError(
+                f"--out {args.out!r} is an input ({source!r}); give a folder of its own"
+            )
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError(f"--out {args.out!r} is a file; give a folder")
+
+
 def run(args) -> int:
+    _check_out(args)
     # lazy: the builder imports TensorFlow; `sagim --help` should not wait for it
     from sagim_tf.data.sam.builder import BuildConfig, build_sam
 
