@@ -118,6 +118,23 @@ def test_refusal_allocates_nothing(huge):
     assert grown_mb < 50, out.stdout
 
 
+def test_a_huge_jpeg_header_is_refused_before_opencv_decodes(tmp_path, monkeypatch):
+    """Complete 8-bit RGB JPEGs go to OpenCV's decoder; the budget is checked first."""
+    path = tmp_path / "small.jpg"
+    Image.new("RGB", (16, 8), (200, 100, 50)).save(path, quality=90)
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc0")  # baseline frame header: length, precision, H, W
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 20000, 20000)
+    path.write_bytes(bytes(data))
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("decoded before the budget check")
+
+    monkeypatch.setattr("cv2.imdecode", no_decode)
+    with pytest.raises(InputError, match="20000x20000 is 400,000,000 pixels"):
+        load_image(path, dtype=np.uint8)
+
+
 def test_cli_refuses_huge_images_with_a_message(huge, tmp_path, capsys):
     out = tmp_path / "m.png"
     for side, path in huge.items():
