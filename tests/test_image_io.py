@@ -189,6 +189,9 @@ def test_exif_orientation_is_applied_as_pillow_applies_it(tmp_path, ext):
         grey = np.asarray(Image.fromarray(want).convert("L"), np.float32) / 255
         # Pillow's L conversion of the stored and of the turned pixels: the same numbers
         np.testing.assert_array_equal(load_map(path)[..., 0], grey)
+        # a dataset whose annotations refer to the stored pixels reads them as stored
+        stored = load_image(path, dtype=np.uint8, orientation=False)
+        assert stored.shape[:2] == (5, 8)
 
 
 # ---------------------------------------------------------------------------- metadata

@@ -254,7 +254,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path, dtype=np.float32, max_pixels=None) -> np.ndarray:
+def load_image(path, dtype=np.float32, max_pixels=None, orientation: bool = True) -> np.ndarray:
     """Read an image file as RGB (H, W, 3) as displayed (greyscale, RGBA, 16-bit handled).
 
     The EXIF orientation is applied (a portrait phone photo comes out portrait); an image
@@ -268,12 +268,16 @@ def load_image(path, dtype=np.float32, max_pixels=None) -> np.ndarray:
             they are (no float copy of a large photo).
         max_pixels: the most pixels (width x height) accepted; None: :func:`max_pixels`'s
             default (``$SAGIM_MAX_PIXELS`` or 100 megapixels).
+        orientation: bool. Apply the EXIF orientation (True, the default: as displayed);
+            False reads the pixels as stored, for datasets whose annotations refer to
+            them (COCO's masks are drawn on the stored width and height).
 
     Raises:
         InputError: a missing, unreadable or truncated file, or one above the budget.
     """
     if np.dtype(dtype) not in (np.float32, np.uint8):
         raise ConfigError(f"load_image: dtype must be float32 or uint8, got {dtype!r}")
+    apply_exif = orientation
     img = _open(path, load=False, max_pixels=max_pixels)
     try:
         rgb = _decode_jpeg(os.fspath(path), img)
@@ -286,7 +290,8 @@ def load_image(path, dtype=np.float32, max_pixels=None) -> np.ndarray:
         orientation = _orientation(img)  # after the decode: a PNG's may follow its pixels
     finally:
         img.close()
-    rgb = apply_orientation(rgb, orientation)
+    if apply_exif:
+        rgb = apply_orientation(rgb, orientation)
     if np.dtype(dtype) == np.uint8:
         return rgb
     # one conversion in place: Pillow's own float conversion is several times slower on

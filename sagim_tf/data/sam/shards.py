@@ -169,7 +169,9 @@ def _load(image_id: int, src: ShardSources):
     if path is None:
         raise RecordSkipped("missing", f"missing image {info['file_name']} (id {image_id})")
     try:
-        img = load_image(path)
+        # as stored: COCO's masks are drawn on the stored width and height, whatever the
+        # file's EXIF orientation says
+        img = load_image(path, orientation=False)
     except InputError as exc:
         raise RecordSkipped("corrupt", f"unreadable image (id {image_id}): {exc}") from exc
     w, h = src.config.size
@@ -178,8 +180,15 @@ def _load(image_id: int, src: ShardSources):
     return info, quantize(img)
 
 
-def make_record(image_id: int, info: Mapping, pixels: np.ndarray, smap: np.ndarray, coco,
-                candidates: Sequence[Mapping], config) -> dict:
+def make_record(
+    image_id: int,
+    info: Mapping,
+    pixels: np.ndarray,
+    smap: np.ndarray,
+    coco,
+    candidates: Sequence[Mapping],
+    config,
+) -> dict:
     """One SAM record (the fields of :func:`~sagim_tf.data.tfrecords.serialize_example`).
 
     Args:
@@ -272,8 +281,15 @@ def build_shard(shard: Shard, src: ShardSources) -> dict:
                     src.on_image(1)
                     coco = src.cocos[src.owner[image_id]]
                     try:
-                        record = make_record(image_id, info, pixels, smap[..., 0], coco,
-                                             src.candidates[image_id], config)
+                        record = make_record(
+                            image_id,
+                            info,
+                            pixels,
+                            smap[..., 0],
+                            coco,
+                            src.candidates[image_id],
+                            config,
+                        )
                     except RecordSkipped as skip:
                         src.say(f"image id {image_id}: {skip}; skipped")
                         skipped[skip.reason].append(image_id)
