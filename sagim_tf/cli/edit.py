@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from sagim_tf.cli._options import add_max_pixels_argument
 from sagim_tf.guidance import check_strength, parse_box, region_mask
 from sagim_tf.inference.editor import WORK_PIXELS, edit_image, load_editor, resize_map
 from sagim_tf.inference.explain import describe, explain, operator_settings
@@ -21,7 +22,6 @@ from sagim_tf.models.generate import has_operator_head
 from sagim_tf.utils.checks import check_distinct_outputs, check_output_path
 from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.utils.io import (
-    MAX_PIXELS_ENV,
     atomic_write,
     image_metadata,
     load_image,
@@ -131,14 +131,7 @@ def add_arguments(parser) -> None:
         "training size, fields applied at full size; residual head: default full size, "
         "G's change upscaled and added)",
     )
-    parser.add_argument(
-        "--max-pixels",
-        type=float,
-        default=None,
-        metavar="N",
-        help=f"refuse images of more than N pixels, read from the header before decoding "
-        f"(default ${MAX_PIXELS_ENV} or 100e6)",
-    )
+    add_max_pixels_argument(parser)
     parser.add_argument(
         "--work-pixels",
         type=float,

@@ -12,10 +12,11 @@ import os
 import cv2
 import numpy as np
 
+from sagim_tf.cli._options import add_max_pixels_argument
 from sagim_tf.estimators import build_estimator
 from sagim_tf.utils.checks import check_distinct_outputs, check_output_path
 from sagim_tf.utils.errors import ConfigError
-from sagim_tf.utils.io import MAX_PIXELS_ENV, load_image, max_pixels, save_image
+from sagim_tf.utils.io import load_image, max_pixels, save_image
 
 NAME = "saliency"
 HELP = (
@@ -43,14 +44,7 @@ def add_arguments(parser) -> None:
         default=0.5,
         help="weight of the heat map in the overlay, in [0, 1] (default 0.5)",
     )
-    parser.add_argument(
-        "--max-pixels",
-        type=float,
-        default=None,
-        metavar="N",
-        help=f"refuse images of more than N pixels, read from the header before decoding "
-        f"(default ${MAX_PIXELS_ENV} or 100e6)",
-    )
+    add_max_pixels_argument(parser)
 
 
 def overlay_heatmap(image, saliency, alpha=0.5):
