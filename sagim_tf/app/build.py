@@ -58,7 +58,7 @@ from sagim_tf.layers.photo_operators import (
     OPERATOR_RANGES,
 )
 from sagim_tf.models.generate import has_operator_head
-from sagim_tf.models.loading import _check_interface, load_model
+from sagim_tf.models.loading import check_generator_interface, load_model
 from sagim_tf.utils.checks import parse_size
 from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.utils.io import atomic_write, write_json
@@ -290,7 +290,7 @@ def build_app_from_file(
     path = os.fspath(model_path)
     model = load_model(path, "model")
     generator = getattr(model, "generator", model)
-    _check_interface(generator, path)
+    check_generator_interface(generator, path)
     if estimator_spec is not None:
         estimator = build_estimator(estimator_spec)
     else:

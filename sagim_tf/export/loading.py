@@ -27,7 +27,7 @@ import os
 
 from sagim_tf.estimators import build_estimator
 from sagim_tf.export.guidance_graph import check_graph_estimator
-from sagim_tf.models.loading import _check_interface, load_model
+from sagim_tf.models.loading import check_generator_interface, load_model
 from sagim_tf.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def load_export_source(path, estimator_spec: str | None = None) -> ExportSource:
     path = os.fspath(path)
     model = load_model(path, "model")
     generator = getattr(model, "generator", model)
-    _check_interface(generator, path)  # the checks of models.loading.load_generator
+    check_generator_interface(generator, path)  # the checks of models.loading.load_generator
     if estimator_spec is not None and estimator_spec.strip().lower() == NO_ESTIMATOR:
         return ExportSource(generator, None, "edit_masks skipped (--estimator none)")
     if estimator_spec is not None:

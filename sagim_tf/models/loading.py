@@ -57,11 +57,14 @@ def load_generator(path) -> keras.Model:
     path = os.fspath(path)
     model = load_model(path, "model")
     generator = getattr(model, "generator", model)
-    _check_interface(generator, path)
+    check_generator_interface(generator, path)
     return generator
 
 
-def _check_interface(model, path: str) -> None:
+def check_generator_interface(model, path: str) -> None:
+    """Refuse ``model`` (read from ``path``) unless it has G's interface: two inputs,
+    image (B, H, W, 3) and guidance (B, H, W, 1), and one (B, H, W, 3) output; the check
+    every loader of a G shares (InputError naming the path)."""
     inputs = getattr(model, "inputs", None)
     outputs = getattr(model, "outputs", None)
     if not isinstance(model, keras.Model) or not inputs or len(inputs) != 2:
