@@ -60,6 +60,23 @@ def _read_state(checkpoint_dir):
         return None
 
 
+def _wait_for_first_checkpoint(proc, checkpoint_dir, timeout=120):
+    """Wait until the run's first epoch checkpoint is written (or the process ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        state = _read_state(checkpoint_dir)
+        if state and state["epoch"] >= 1:
+            return
+        time.sleep(0.02)
+
+
+def _run_to_end(config_path, cwd):
+    """The training command for ``config_path``, run to its end."""
+    return subprocess.run(
+        _command(config_path), cwd=str(cwd), env=_env(), capture_output=True, text=True, timeout=300
+    )
+
+
 def _snapshot(cfg, weights_path):
     """G, D and both optimizers' variables after loading a checkpoint into a fresh model."""
     model = build_model(cfg)
@@ -97,12 +114,7 @@ def kill_and_resume(sam, tmp_path, **sections):
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and proc.poll() is None:
-                state = _read_state(checkpoint_dir)
-                if state and state["epoch"] >= 1:
-                    break
-                time.sleep(0.02)
+            _wait_for_first_checkpoint(proc, checkpoint_dir)
             time.sleep(0.1)  # land anywhere: mid-epoch, mid-checkpoint
             assert proc.poll() is None, (
                 "training ended before it could be killed:\n" + log_path.read_text()
@@ -130,14 +142,7 @@ def kill_and_resume(sam, tmp_path, **sections):
     assert any(np.abs(v).max() > 0 for v in snapshot["g_opt"][2:])  # Adam moments restored
 
     # The same command again continues from that checkpoint and finishes.
-    result = subprocess.run(
-        _command(config_path),
-        cwd=str(tmp_path),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _run_to_end(config_path, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     # The resume is logged (stderr, through the CLI's handler); Keras' progress is on stdout.
     assert f"{killed_at} epoch(s) done, G step {killed_at * STEPS}" in result.stderr, result.stderr
@@ -165,14 +170,7 @@ def test_resumed_run_equals_uninterrupted_run(sam, tmp_path):
     whole_dir = tmp_path / "whole"
     whole_dir.mkdir()
     config_path = write_config(whole_dir / "tiny.yaml", _config(sam, whole_dir / "run"))
-    result = subprocess.run(
-        _command(config_path),
-        cwd=str(whole_dir),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _run_to_end(config_path, whole_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Resuming" not in result.stdout + result.stderr
     whole_cfg = load_config(config_path)
@@ -201,12 +199,7 @@ def test_sigterm_stops_after_the_step_saves_and_the_same_command_resumes(sam, tm
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            state = _read_state(checkpoint_dir)
-            if state and state["epoch"] >= 1:
-                break
-            time.sleep(0.02)
+        _wait_for_first_checkpoint(proc, checkpoint_dir)
         assert proc.poll() is None, "training ended before it could be stopped"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
@@ -223,14 +216,7 @@ def test_sigterm_stops_after_the_step_saves_and_the_same_command_resumes(sam, tm
     for name in ("generator.keras", "sagim.keras"):
         assert os.path.isfile(os.path.join(str(run_dir), name)), name
 
-    result = subprocess.run(
-        _command(config_path),
-        cwd=str(tmp_path),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _run_to_end(config_path, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"G step {stopped_at}" in result.stderr, result.stderr
     final = _read_state(checkpoint_dir)
