@@ -61,6 +61,25 @@ export function detailTaps(size, sigma) {
   return taps;
 }
 
+// A grid of `P` channels (gridHeight x gridWidth x P) interpolated across to the photo's
+// width W once (`cols` = linearTaps(W, gridWidth)), laid out as rows of planes:
+// planes[(gridRow * P + k) * W + x]. The rows are interpolated later, strip by strip.
+function acrossPlanes(grid, P, gridWidth, gridHeight, cols, W) {
+  const planes = new Float32Array(gridHeight * P * W);
+  for (let r = 0; r < gridHeight; r++) {
+    for (let k = 0; k < P; k++) {
+      const base = (r * P + k) * W;
+      for (let x = 0; x < W; x++) {
+        const a = grid[(r * gridWidth + cols.first[x]) * P + k];
+        const b = grid[(r * gridWidth + cols.second[x]) * P + k];
+        const t = cols.weight[x];
+        planes[base + x] = t === 0 ? a : a * (1 - t) + b * t;
+      }
+    }
+  }
+  return planes;
+}
+
 const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 // Apply coefficients on a (gridWidth x gridHeight) grid to `src`, writing `dst` (the same
@@ -87,19 +106,7 @@ export async function applyCoefficients(src, coef, gridWidth, gridHeight, dst, o
   const [k0, k1, k2, k3] = taps;
   const cols = linearTaps(W, gridWidth);
   const rows = linearTaps(H, gridHeight);
-  // coefficients interpolated across once: planes[(gridRow * 7 + k) * W + x]
-  const planes = new Float32Array(gridHeight * NUM_FIELDS * W);
-  for (let r = 0; r < gridHeight; r++) {
-    for (let k = 0; k < NUM_FIELDS; k++) {
-      const base = (r * NUM_FIELDS + k) * W;
-      for (let x = 0; x < W; x++) {
-        const a = coef[(r * gridWidth + cols.first[x]) * NUM_FIELDS + k];
-        const b = coef[(r * gridWidth + cols.second[x]) * NUM_FIELDS + k];
-        const t = cols.weight[x];
-        planes[base + x] = t === 0 ? a : a * (1 - t) + b * t;
-      }
-    }
-  }
+  const planes = acrossPlanes(coef, NUM_FIELDS, gridWidth, gridHeight, cols, W);
   const maxRows = Math.min(H, stripRows + 2 * HALO);
   const X = new Float32Array(maxRows * 3 * W); // operators 1-4, [row][channel][x]
   const T = new Float32Array(maxRows * 3 * W); // X blurred across
@@ -290,18 +297,7 @@ async function applyInterpolated(src, grid, gridWidth, gridHeight, dst, band, op
   const P = 9;
   const cols = linearTaps(W, gridWidth);
   const rows = linearTaps(H, gridHeight);
-  const planes = new Float32Array(gridHeight * P * W);
-  for (let r = 0; r < gridHeight; r++) {
-    for (let k = 0; k < P; k++) {
-      const base = (r * P + k) * W;
-      for (let x = 0; x < W; x++) {
-        const a = grid[(r * gridWidth + cols.first[x]) * P + k];
-        const b = grid[(r * gridWidth + cols.second[x]) * P + k];
-        const t = cols.weight[x];
-        planes[base + x] = t === 0 ? a : a * (1 - t) + b * t;
-      }
-    }
-  }
+  const planes = acrossPlanes(grid, P, gridWidth, gridHeight, cols, W);
   const C = new Float32Array(P * W);
   const [l0, l1, l2] = luma;
   const inBytes = src.kind === "rgba8";
