@@ -63,29 +63,24 @@ def browser():
         browser.close()
 
 
-def _serve(out):
+def _built_and_served(tmp_path_factory, name, generator):
+    """Build the app for ``generator`` (E: brightness) and serve it; yields (folder, url)."""
+    out = tmp_path_factory.mktemp(name)
+    build_app(out, generator, brightness_estimator(), size=TEST_SIZE)
     server, url = serve_in_thread(out)
-    return server, url
+    yield out, url
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
 def operator_app(tmp_path_factory, browser):
-    out = tmp_path_factory.mktemp("operator-app")
-    build_app(out, tiny_operator_generator(), brightness_estimator(), size=TEST_SIZE)
-    server, url = _serve(out)
-    yield out, url
-    server.shutdown()
-    server.server_close()
+    yield from _built_and_served(tmp_path_factory, "operator-app", tiny_operator_generator())
 
 
 @pytest.fixture(scope="module")
 def residual_app(tmp_path_factory, browser):
-    out = tmp_path_factory.mktemp("residual-app")
-    build_app(out, brightening_generator(), brightness_estimator(), size=TEST_SIZE)
-    server, url = _serve(out)
-    yield out, url
-    server.shutdown()
-    server.server_close()
+    yield from _built_and_served(tmp_path_factory, "residual-app", brightening_generator())
 
 
 @pytest.fixture(scope="module")
