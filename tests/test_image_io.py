@@ -4,6 +4,8 @@ kept, 16-bit scaled by bit depth, multi-frame files (sagim_tf/utils/io.py; issue
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import struct
 import subprocess
 import sys
@@ -15,14 +17,20 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from sagim_tf.cli import main
+from sagim_tf.utils import io
 from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.utils.io import (
     MAX_PIXELS,
+    atomic_write,
+    check_array_pixels,
     image_metadata,
     load_image,
     load_map,
     max_pixels,
+    remove_stale_staging,
     save_image,
+    staging_prefix,
+    write_text,
 )
 
 ORIENTATION = 0x0112
@@ -164,6 +172,118 @@ def test_budget_setting(tmp_path, monkeypatch):
     for bad in (0, -1, 2.5, "nan"):
         with pytest.raises(ConfigError, match="--max-pixels"):
             max_pixels(bad, "--max-pixels")
+
+
+class _Shape:
+    """Only a shape: a budget check that touched the pixels would fail."""
+
+    def __init__(self, *shape):
+        self.shape = shape
+
+
+def test_arrays_get_the_budget_of_files_from_their_shape(monkeypatch):
+    message = (
+        "image: 30x20 is 600 pixels (0.0 megapixels), above the limit of 599 pixels; shrink "
+        "it first, or raise the limit with max_pixels= (--max-pixels) or SAGIM_MAX_PIXELS "
+        "(held as float32 RGB it takes 0.0 GB before any model runs)"
+    )
+    with pytest.raises(InputError) as err:
+        check_array_pixels(np.zeros((20, 30, 3), np.uint8), limit=599)
+    assert str(err.value) == message
+    check_array_pixels(np.zeros((20, 30, 3), np.uint8), limit=600)  # exactly the budget
+    check_array_pixels(np.zeros((20, 30)), limit=600)  # a map (H, W)
+    with pytest.raises(InputError, match="guidance: 30x20 is 600 pixels"):
+        check_array_pixels(np.zeros((20, 30)), "guidance", limit=599)
+    with pytest.raises(InputError, match="30000x30000 is 900,000,000 pixels .* 10.1 GB"):
+        check_array_pixels(_Shape(30000, 30000, 3))  # the default budget, nothing allocated
+    with pytest.raises(InputError, match="a batch of 3 images of 30x20 is 1,800 pixels"):
+        check_array_pixels(_Shape(3, 20, 30, 3), limit=1000)
+    check_array_pixels(_Shape(5), limit=1)  # other ranks: left to the shape checks
+    check_array_pixels(_Shape(None, 20, 30, 3), limit=1)  # symbolic sizes: nothing to count
+    monkeypatch.setenv("SAGIM_MAX_PIXELS", "599")
+    with pytest.raises(InputError, match="limit of 599 pixels"):
+        check_array_pixels(np.zeros((20, 30, 3)))
+
+
+# ---------------------------------------------------------------------------- writes
+def test_atomic_writes_sync_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    path = tmp_path / "out" / "notes.txt"
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        synced.append((stat.S_ISDIR(info.st_mode), info.st_ino, path.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_text(path, "hello")
+    assert path.read_text() == "hello"
+    file_ino, dir_ino = path.stat().st_ino, path.parent.stat().st_ino
+    # the data, under its temporary name (rename keeps the inode), then the folder's entry
+    assert synced == [(False, file_ino, False), (True, dir_ino, True)]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_umask()
+    synced.clear()
+    save_image(tmp_path / "out" / "p.png", np.zeros((2, 3, 3), np.uint8))
+    assert [d for d, _, _ in synced] == [False, True]
+
+
+def _umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "a.txt"
+    write_text(path, "old")
+
+    def fail(tmp):
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, fail)
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["a.txt"]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_staging_entries_of_dead_runs_are_removed(tmp_path):
+    host, dead = io._host(), _dead_pid()
+    assert staging_prefix("4") == f".tmp-4-p{os.getpid()}@{host}-"
+    assert staging_prefix("4", "old") == f".old-4-p{os.getpid()}@{host}-"
+    names = {
+        f".tmp-1-p{dead}@{host}-abc": "removed",  # a killed export's version folder
+        f".tmp-p{dead}@{host}-x.tflite": "removed",  # a killed atomic write
+        f".old-2-p{dead}@{host}-def": "removed",
+        f"{staging_prefix('3')}ghi": "kept",  # a live run's (this one)
+        f".tmp-3-p{dead}@elsewhere-jkl": "kept",  # another machine's, recent
+        ".tmp-1-legacy": "kept",  # no owner, recent
+        ".tmp-1-ancient": "removed",  # no owner, older than STALE_STAGING_HOURS
+        "1": "kept",
+        ".hidden": "kept",
+        "notes.tmp-1": "kept",
+    }
+    for name in names:
+        if "." in name[1:]:
+            (tmp_path / name).write_text("x")
+        else:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "saved_model.pb").write_text("x")
+    day_ago = os.stat(tmp_path).st_mtime - (io.STALE_STAGING_HOURS + 1) * 3600
+    os.utime(tmp_path / ".tmp-1-ancient", (day_ago, day_ago))
+    removed = remove_stale_staging(tmp_path)
+    assert sorted(os.path.basename(p) for p in removed) == sorted(
+        n for n, fate in names.items() if fate == "removed"
+    )
+    assert sorted(os.listdir(tmp_path)) == sorted(n for n, f in names.items() if f == "kept")
+    assert remove_stale_staging(tmp_path / "missing") == []
 
 
 # ---------------------------------------------------------------------------- orientation

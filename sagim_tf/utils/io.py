@@ -7,17 +7,26 @@ a multi-frame GIF or TIFF logs that its first frame is used, and an image of mor
 :func:`image_metadata` gives the EXIF (orientation reset) and ICC profile that
 :func:`save_image` can write back.
 
-Writes are atomic (temporary file, then rename), so an interrupted run never leaves a
-half-written file and never destroys one that was already there.
+Writes are atomic (temporary file, synced to disk, then renamed; the folder is synced
+after the rename), so an interrupted run or a power loss never leaves a half-written or
+empty file and never destroys one that was already there. Temporary names say which
+process made them (``.tmp-p<pid>@<host>-*``): :func:`remove_stale_staging` removes those
+that a killed run left behind. In-memory images get the same pixel budget as files
+(:func:`check_array_pixels`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
+import shutil
+import socket
 import tempfile
 import threading
+import time
 import warnings
 
 import cv2
@@ -83,17 +92,59 @@ def _header(path) -> Image.Image:
                 Image.MAX_IMAGE_PIXELS = saved
 
 
+def _budget_message(name, width: int, height: int, limit: int, batch: int = 1, hint=None) -> str:
+    """The one refusal text of the pixel budget, for a file (``name`` its path) or an array."""
+    pixels = int(batch) * int(width) * int(height)
+    size = f"{width}x{height}" if batch == 1 else f"a batch of {batch} images of {width}x{height}"
+    how = "decoded" if hint is None else "held"
+    return (
+        f"{name}: {size} is {pixels:,} pixels ({pixels / 1e6:.1f} megapixels), above the limit "
+        f"of {limit:,} pixels; shrink it first, or raise the limit with "
+        f"{hint or '--max-pixels'} or {MAX_PIXELS_ENV} "
+        f"({how} as float32 RGB it takes {pixels * 12 / 2**30:.1f} GB before any model runs)"
+    )
+
+
 def check_pixels(path, width: int, height: int, limit=None) -> None:
     """Refuse an image of ``width`` x ``height`` above the pixel budget (``InputError``)."""
     limit = max_pixels(limit)
     if int(width) * int(height) > limit:
-        raise InputError(
-            f"{os.fspath(path)}: {width}x{height} is {width * height:,} pixels "
-            f"({width * height / 1e6:.1f} megapixels), above the limit of {limit:,} pixels; "
-            f"shrink it first, or raise the limit with --max-pixels or {MAX_PIXELS_ENV} "
-            f"(decoded as float32 RGB it takes {width * height * 12 / 2**30:.1f} GB "
-            "before any model runs)"
-        )
+        raise InputError(_budget_message(os.fspath(path), width, height, limit))
+
+
+def check_array_pixels(array, what: str = "image", limit=None) -> None:
+    """Refuse an in-memory image, map or batch above the pixel budget, from its shape only.
+
+    The budget of files (:func:`max_pixels`: ``limit``, else ``$SAGIM_MAX_PIXELS``, else
+    :data:`MAX_PIXELS`) applied where arrays enter the Python API, before any copy or
+    model run: (H, W) and (H, W, C) count H x W pixels, (B, H, W, C) counts B x H x W.
+    Only the shape is read (an array, a tensor or anything with ``.shape``); other ranks
+    are left to the shape checks that follow.
+
+    Args:
+        array: the image, map or batch.
+        what: str. Its name in the message (``"image"``, ``"guidance"``).
+        limit: int or None. The budget; None: :func:`max_pixels`'s default.
+
+    Raises:
+        InputError: more pixels than the budget.
+        ConfigError: an invalid ``limit`` or ``$SAGIM_MAX_PIXELS``.
+    """
+    shape = getattr(array, "shape", None)
+    if shape is None:
+        shape = np.shape(array)
+    try:
+        shape = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):  # unknown (symbolic) sizes: nothing to count yet
+        return
+    if len(shape) < 2:
+        return
+    batch = math.prod(shape[:-3]) if len(shape) > 3 else 1
+    height, width = shape[-3:-1] if len(shape) > 2 else shape
+    limit = max_pixels(limit)
+    if batch * height * width > limit:
+        hint = "max_pixels= (--max-pixels)"
+        raise InputError(_budget_message(what, width, height, limit, batch=batch, hint=hint))
 
 
 def _open(path, load: bool = True, max_pixels=None):
@@ -338,19 +389,155 @@ def make_readable(path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+def fsync_file(path) -> None:
+    """Flush a written file's data to disk (``os.fsync``), so that a rename of it that
+    survives a power loss never publishes an empty or partial file."""
+    fd = os.open(os.fspath(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path) -> None:
+    """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot
+    be opened or synced (Windows, some network filesystems)."""
+    try:
+        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path) -> None:
+    """:func:`fsync_file` every file under ``path`` and :func:`fsync_dir` every folder."""
+    for root, _, files in os.walk(os.fspath(path)):
+        for name in files:
+            fsync_file(os.path.join(root, name))
+        fsync_dir(root)
+
+
+def publish_file(tmp, path) -> str:
+    """Publish a written temporary file as ``path``: the usual mode (0644 under umask 022),
+    its data synced, renamed over ``path`` in one step, the folder synced."""
+    path = os.fspath(path)
+    make_readable(tmp)
+    fsync_file(tmp)
+    os.replace(tmp, path)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    return path
+
+
+# ------------------------------------------------------------- staging (temporary) names
+#: Hidden staging entries older than this are taken as left by a dead run, whoever made
+#: them (a name without its maker's pid, another machine's, or a reused pid).
+STALE_STAGING_HOURS = 24.0
+
+_STAGING_KINDS = ("tmp", "old")
+_STAGING_OWNER = re.compile(r"^\.(?:tmp|old)-(?:[^@/]*?-)?p(\d+)@([A-Za-z0-9]*)-")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32]
+
+
+def staging_prefix(tag: str = "", kind: str = "tmp") -> str:
+    """The start of a hidden staging name made by this process: ``.<kind>-[<tag>-]p<pid>@<host>-``.
+
+    ``kind`` is ``"tmp"`` (being written) or ``"old"`` (moved aside while replaced). A
+    later run reads the pid and host back (:func:`is_stale_staging`).
+    """
+    if kind not in _STAGING_KINDS:
+        raise ValueError(f"staging kind must be one of {_STAGING_KINDS}, got {kind!r}")
+    return f".{kind}-{tag + '-' if tag else ''}p{os.getpid()}@{_host()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0 or pid == os.getpid():
+        return pid > 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's live process
+        return True
+    return True
+
+
+def is_stale_staging(path, max_age_hours: float = STALE_STAGING_HOURS) -> bool:
+    """Whether ``path`` is a hidden staging entry (``.tmp-*``, ``.old-*``) of a dead run.
+
+    Dead means: made on this machine by a process that no longer exists, or (whoever made
+    it) not modified for ``max_age_hours``. A live process's entry is never stale before
+    that age.
+    """
+    name = os.path.basename(os.fspath(path))
+    if not name.startswith(tuple(f".{kind}-" for kind in _STAGING_KINDS)):
+        return False
+    owner = _STAGING_OWNER.match(name)
+    if owner and owner.group(2) == _host() and not _pid_alive(int(owner.group(1))):
+        return True
+    try:
+        age = time.time() - os.lstat(path).st_mtime
+    except FileNotFoundError:
+        return False
+    return age > max_age_hours * 3600
+
+
+def remove_stale_staging(directory, max_age_hours: float = STALE_STAGING_HOURS) -> list[str]:
+    """Remove the hidden staging files and folders of dead runs in ``directory``.
+
+    A killed ``sagim export`` (or any killed atomic write) leaves its ``.tmp-*`` entry
+    behind; the next run calls this on the folders it writes to. Entries of live
+    processes are kept (:func:`is_stale_staging`). Returns the removed paths.
+    """
+    directory = os.fspath(directory)
+    try:
+        names = sorted(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if not is_stale_staging(path, max_age_hours):
+            continue
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        except FileNotFoundError:  # another run removed it first
+            continue
+        except OSError as exc:
+            logger.warning("cannot remove %s, left by an interrupted run: %s", path, exc)
+            continue
+        logger.info("removed %s, left by an interrupted run", path)
+        removed.append(path)
+    return removed
+
+
 def atomic_write(path, write_fn, suffix: str = "") -> str:
-    """Call ``write_fn(tmp_path)`` then rename the temporary file onto ``path``."""
+    """Call ``write_fn(tmp_path)``, then publish the temporary file as ``path``.
+
+    The temporary file is hidden beside ``path`` (:func:`staging_prefix`); it gets the
+    usual mode, is synced to disk and renamed onto ``path`` (:func:`publish_file`), so
+    readers see the old file or the whole new one, even after a power loss.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        dir=directory, prefix=".tmp-", suffix=suffix or os.path.splitext(path)[1]
+        dir=directory, prefix=staging_prefix(), suffix=suffix or os.path.splitext(path)[1]
     )
     os.close(fd)
     try:
         write_fn(tmp)
-        make_readable(tmp)
-        os.replace(tmp, path)
+        publish_file(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
