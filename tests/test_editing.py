@@ -11,7 +11,13 @@ from PIL import Image
 from sagim_tf.cli import main
 from sagim_tf.estimators import available_estimators
 from sagim_tf.guidance import blend_guidance, box_slices, guidance_from_boxes, parse_box
-from sagim_tf.inference.editor import Editor, edit_image, load_editor, resize_map
+from sagim_tf.inference.editor import (
+    Editor,
+    edit_image,
+    load_editor,
+    resize_image,
+    resize_map,
+)
 from sagim_tf.inference.figures import figure_panel_size, write_edit_figure
 from sagim_tf.models.generate import generate, make_generate_function
 from sagim_tf.models.loading import load_generator, load_model
@@ -418,6 +424,72 @@ def test_residual_head_above_the_work_budget_takes_the_max_side_path(editor, cap
     assert "working budget" not in caplog.text
     with pytest.raises(ConfigError, match="work_pixels"):
         edit_image(editor, image, guidance=target, work_pixels=0)
+
+
+class _CountingEstimator:
+    """E, recording the shape of every batch it is called on."""
+
+    def __init__(self, estimator):
+        self.estimator, self.shapes = estimator, []
+
+    def __call__(self, x, training=False):
+        self.shapes.append(tuple(x.shape))
+        return self.estimator(x, training=training)
+
+
+@pytest.mark.parametrize("guided", ["map", "boxes"])
+def test_above_the_work_budget_e_runs_once_per_map_on_gs_copy(editor, guided):
+    """Above the working budget E never runs at the photo's size: once on G's copy (the
+    guidance rule and ``saliency_before`` reuse that map) and once on G's edit of it."""
+    rng = np.random.default_rng(9)
+    image = rng.uniform(0, 1, (H, W, 3)).astype(np.float32)
+    target = rng.uniform(0, 1, (H, W, 1)).astype(np.float32)
+    guidance = {"guidance": target} if guided == "map" else {"emphasize": [(2, 2, 30, 20)]}
+    counting = _CountingEstimator(editor.estimator)
+    ed = Editor(editor.generator, counting)
+    result = edit_image(ed, image, work_pixels=500, strength=0.0, **guidance)
+    assert counting.shapes == [(1, 18, 26, 3)] * 2  # G's 26x18 copy, twice; never 53x37
+    assert result["saliency_before"].shape == result["saliency_after"].shape == (H, W, 1)
+    np.testing.assert_allclose(result["guidance"], result["saliency_before"], atol=1e-6)
+    small = np.clip(resize_image(image, 18, 26), 0.0, 1.0)  # G's copy: E's map of it, resized
+    expected = resize_map(editor.saliency(small), H, W)
+    np.testing.assert_allclose(result["saliency_before"], expected, atol=1e-6)
+    counting.shapes.clear()
+    edit_image(ed, image, **guidance)  # within the budget: once before, once after, at full size
+    assert counting.shapes == [(1, H, W, 3)] * 2
+
+
+def test_arrays_get_the_pixel_budget_of_files_before_any_work(editor, monkeypatch):
+    """``edit_image`` and the Editor refuse arrays above the budget from their shapes."""
+    rng = np.random.default_rng(10)
+    image = rng.uniform(0, 1, (H, W, 3)).astype(np.float32)
+    target = rng.uniform(0, 1, (H, W, 1)).astype(np.float32)
+    counting = _CountingEstimator(editor.estimator)
+    ed = Editor(editor.generator, counting)
+    over = f"image: {W}x{H} is {H * W:,} pixels .* above the limit of {H * W - 1:,} pixels"
+    with pytest.raises(InputError, match=over):
+        edit_image(ed, image, guidance=target, max_pixels=H * W - 1)
+    with pytest.raises(InputError, match="max_pixels= \\(--max-pixels\\) or SAGIM_MAX_PIXELS"):
+        edit_image(ed, (image * 255).astype(np.uint8), guidance=target, max_pixels=100)
+    with pytest.raises(InputError, match="guidance: 60x40 is 2,400 pixels"):
+        edit_image(ed, image[:10, :10], guidance=np.zeros((40, 60)), max_pixels=2000)
+    with pytest.raises(InputError, match="emphasize mask: 60x40"):
+        edit_image(ed, image[:10, :10], emphasize=[np.ones((40, 60), bool)], max_pixels=2000)
+    monkeypatch.setenv("SAGIM_MAX_PIXELS", str(H * W - 1))  # the files' variable
+    with pytest.raises(InputError, match="above the limit"):
+        edit_image(ed, image, guidance=target)
+    with pytest.raises(InputError, match="above the limit"):
+        ed.saliency(image)
+    batch = f"image: a batch of 2 images of {W}x{H} is {2 * H * W:,} pixels"
+    with pytest.raises(InputError, match=batch):
+        ed.generate(np.stack([image] * 2), np.stack([target] * 2))
+    assert counting.shapes == []  # E never ran
+    ed.max_pixels = H * W  # the Editor's own budget, over the variable's
+    assert edit_image(ed, image, guidance=target)["edited"].shape == (H, W, 3)
+    assert edit_image(editor, image, guidance=target, max_pixels=H * W)["edited"].shape
+    with pytest.raises(ConfigError, match="SAGIM_MAX_PIXELS"):
+        monkeypatch.setenv("SAGIM_MAX_PIXELS", "lots")
+        edit_image(editor, image, guidance=target)
 
 
 def test_edit_image_of_a_uint8_photo_gives_a_uint8_edit(editor):

@@ -44,7 +44,7 @@ from sagim_tf.models.loading import load_model
 from sagim_tf.models.sagim import SaGIM
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError, InputError
-from sagim_tf.utils.io import to_uint8
+from sagim_tf.utils.io import check_array_pixels, to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +65,16 @@ class Editor:
         generator: the manipulation network G, called as ``G([image, guidance])``.
         estimator: the frozen saliency estimator E, (B, H, W, 3) -> (B, H, W, 1).
         source: where they came from (for messages and logs).
+        max_pixels: the pixel budget of the arrays :meth:`saliency`, :meth:`generate` and
+            :func:`edit_image` take (None: ``$SAGIM_MAX_PIXELS`` or 100 megapixels, as for
+            files; :func:`~sagim_tf.utils.io.check_array_pixels`).
         generate_function: G's compiled generate step (built once, cached per G).
     """
 
     generator: object
     estimator: object
     source: str = "<memory>"
+    max_pixels: int | None = None
     generate_function: object = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -92,7 +96,15 @@ class Editor:
         )
 
     def saliency(self, image: np.ndarray) -> np.ndarray:
-        """E's map of one image (H, W, 3) -> (H, W, 1) float32 in [0, 1]."""
+        """E's map of one image (H, W, 3) -> (H, W, 1) float32 in [0, 1].
+
+        An image above the pixel budget (:attr:`max_pixels`) is refused before E runs.
+        """
+        check_array_pixels(image, "image", self.max_pixels)
+        return self._saliency(image)
+
+    def _saliency(self, image: np.ndarray) -> np.ndarray:
+        """:meth:`saliency` without the budget (callers have checked the photo)."""
         image = check_image(image)
         out = np.asarray(self.estimator(image[None], training=False), dtype=np.float32)[0]
         if out.shape != image.shape[:2] + (1,):
@@ -106,8 +118,14 @@ class Editor:
         """G's edit of an image (H, W, 3) or a batch (B, H, W, 3) under guiding maps.
 
         Runs :attr:`generate_function`; the result is float32 in [0, 1], of the image's
-        shape. See :func:`~sagim_tf.models.generate.generate` for the arguments.
+        shape. See :func:`~sagim_tf.models.generate.generate` for the arguments. A batch
+        of more than :attr:`max_pixels` pixels (B x H x W) is refused before G runs.
         """
+        check_array_pixels(image, "image", self.max_pixels)
+        return self._generate(image, guidance, batch_size)
+
+    def _generate(self, image, guidance, batch_size=None):
+        """:meth:`generate` without the budget (callers have checked the photo)."""
         return generate(self.generator, image, guidance, batch_size=batch_size)
 
 
@@ -291,6 +309,7 @@ def edit_image(
     strength: float = 1.0,
     max_side: int | None = None,
     work_pixels: int | None = None,
+    max_pixels: int | None = None,
     **box_options,
 ) -> EditResult:
     """Edit one photo so that E's map of it moves toward a guiding map.
@@ -313,7 +332,15 @@ def edit_image(
     change (edit minus the downscaled input) is upscaled and added to the full-resolution
     photo, so the output keeps the photo's detail and size. Without ``max_side``, a photo
     of more than ``work_pixels`` pixels (default :data:`WORK_PIXELS`) takes this path too,
-    with a copy of about ``work_pixels`` pixels, and the log says so (a warning).
+    with a copy of about ``work_pixels`` pixels, and the log says so (a warning). On this
+    path E runs on G's copy too, once before (its map is the one the guidance rule and
+    ``saliency_before`` use, resized) and once on G's edit of it, never at the photo's
+    size.
+
+    **Pixel budget**: an ``image`` (or a ``guidance`` map or mask) of more pixels than
+    ``max_pixels`` is refused with an :class:`~sagim_tf.utils.errors.InputError` before
+    anything is copied or run, as files are on decode
+    (:func:`~sagim_tf.utils.io.check_array_pixels`).
 
     Args:
         editor: from :func:`load_editor` or :meth:`Editor.from_model`.
@@ -327,6 +354,8 @@ def edit_image(
             ``work_pixels``, ``G.work_size`` for the operator head).
         work_pixels: the residual head's working budget without ``max_side`` (None:
             :data:`WORK_PIXELS`); the operator head always runs G at its work size.
+        max_pixels: the most pixels an input may have (None: ``editor.max_pixels``, else
+            ``$SAGIM_MAX_PIXELS``, else 100 megapixels; ``sagim edit --max-pixels``).
 
     Returns:
         An :class:`EditResult` (a dict-like mapping) of arrays at the input's size:
@@ -338,6 +367,14 @@ def edit_image(
         already scaled by ``strength``. The operator head's maps are resized to the
         photo's size when first read.
     """
+    limit = editor.max_pixels if max_pixels is None else max_pixels
+    check_array_pixels(image, "image", limit)  # from the shapes: before any copy or run
+    if guidance is not None:
+        check_array_pixels(guidance, "guidance", limit)
+    for what, regions in (("emphasize", emphasize), ("deemphasize", deemphasize)):
+        for region in regions or ():
+            if np.ndim(region) >= 2:
+                check_array_pixels(region, f"{what} mask", limit)
     photo = _checked_photo(image)
     h, w = photo.shape[:2]
     a = check_strength(strength)
@@ -354,13 +391,6 @@ def edit_image(
             editor, photo, guidance, emphasize or (), deemphasize or (), a, max_side, box_options
         )
     image = check_image(photo) if photo.dtype == np.uint8 else photo
-    before = editor.saliency(image)
-    if guidance is not None:
-        target = _checked_target(guidance, h, w)
-    else:
-        target = guidance_from_boxes(before, emphasize or (), deemphasize or (), **box_options)
-    used = blend_guidance(before, target, a)
-
     if max_side is None:
         budget = WORK_PIXELS if work_pixels is None else work_pixels
         max_side = budget_side(h, w, budget)
@@ -378,23 +408,37 @@ def edit_image(
                 wh,
             )
     wh, ww = work_shape(h, w, max_side)
-    if (wh, ww) == (h, w):
-        edited = editor.generate(image, used)
+    full = (wh, ww) == (h, w)
+    # E runs once on what G sees: the photo, or G's copy of it (then its map is resized
+    # for the guidance rule and the result; never a second E pass at the photo's size)
+    small = image if full else np.clip(resize_image(image, wh, ww), 0.0, 1.0)
+    before_small = editor._saliency(small)
+    before = before_small if full else resize_map(before_small, h, w)
+    if guidance is not None:
+        target = _checked_target(guidance, h, w)
     else:
-        small = np.clip(resize_image(image, wh, ww), 0.0, 1.0)
-        small_edit = editor.generate(small, resize_map(used, wh, ww))
+        target = guidance_from_boxes(before, emphasize or (), deemphasize or (), **box_options)
+    used = blend_guidance(before, target, a)
+
+    if full:
+        edited = editor._generate(image, used)
+        after = editor._saliency(edited)
+        lazy = {}
+    else:
+        small_edit = editor._generate(small, resize_map(used, wh, ww))
         residual = resize_image(small_edit - small, h, w)
         edited = np.clip(image + residual, 0.0, 1.0).astype(np.float32)
-    after = editor.saliency(edited)
-    return EditResult(
-        {
-            "edited": to_uint8(edited) if photo.dtype == np.uint8 else edited,
-            "guidance": used,
-            "target": target.astype(np.float32),
-            "saliency_before": before,
-            "saliency_after": after,
-        }
-    )
+        after_small = editor._saliency(small_edit)  # E of G's edit of its copy, as above
+        lazy = {"saliency_after": lambda: resize_map(after_small, h, w)}
+    values = {
+        "edited": to_uint8(edited) if photo.dtype == np.uint8 else edited,
+        "guidance": used,
+        "target": target.astype(np.float32),
+        "saliency_before": before,
+    }
+    if full:
+        values["saliency_after"] = after
+    return EditResult(values, lazy=lazy)
 
 
 def _scaled_region(region, sx: float, sy: float, height: int, width: int):
@@ -426,7 +470,7 @@ def _edit_with_operators(
             h,
         )
     small = _small_copy(image, wh, ww)
-    before = editor.saliency(small)
+    before = editor._saliency(small)
     if guidance is not None:
         target = _checked_target(guidance, h, w)
         target_small = resize_map(target, wh, ww)
@@ -455,7 +499,7 @@ def _edit_with_operators(
         edited = apply_fields(image, fields, work_image=small)
     else:
         edited = to_uint8(edited_small) if image.dtype == np.uint8 else edited_small
-    after = editor.saliency(edited_small)
+    after = editor._saliency(edited_small)
     # maps at the photo's size are made when first read (at 12 MP, 48 MB each)
     if guidance is not None:
         made, lazy = {"edited": edited, "guidance": target, "target": target}, {}
