@@ -14,6 +14,7 @@ import tensorflow as tf
 from sagim_tf.export import export_savedmodel, load_generator, load_savedmodel, write_models_config
 from sagim_tf.export.savedmodel import (
     build_archive,
+    clean_staging,
     model_signatures,
     models_config_text,
     versions,
@@ -24,8 +25,9 @@ from sagim_tf.export.signatures import (
     get_signature,
     signatures_for,
 )
+from sagim_tf.utils import io
 from sagim_tf.utils.errors import ConfigError, ExportError, InputError
-from sagim_tf.utils.io import to_uint8
+from sagim_tf.utils.io import staging_prefix, to_uint8
 from tests.export_helpers import (
     batch,
     readme_rest_request_script,
@@ -242,6 +244,38 @@ def test_a_version_is_published_only_after_its_check_passes(tmp_path):
     assert {f: os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)} == before
     assert sorted(os.listdir(base)) == ["1"]
     load_savedmodel(path)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_the_next_export_clears_what_killed_ones_left(tmp_path):
+    """Staging folders of dead exports are never versions and go with the next export; a
+    version moved aside by a killed overwrite is put back; a live export's are kept."""
+    g, base = trivial_generator(), tmp_path / "sagim"
+    first = export_savedmodel(g, tmp_path, name="sagim")
+    owner = f"p{_dead_pid()}@{io._host()}"
+    killed = base / f".tmp-2-{owner}-abcd1234"  # killed while checking version 2: complete
+    shutil.copytree(first, killed)
+    moved = base / f".old-1-{owner}-efgh5678"  # killed while overwriting version 1
+    moved.mkdir()
+    os.rename(first, moved / "version")
+    running = base / f"{staging_prefix('3')}ijkl9012"  # this process: a live export
+    running.mkdir()
+    config_tmp = tmp_path / f".tmp-{owner}-mnop.config"  # a killed models.config write
+    config_tmp.write_text("model_config_list {")
+    assert versions(base) == []  # no staging folder is a version, complete or not
+    assert clean_staging(base) == sorted([str(killed), str(moved)])
+    assert sorted(os.listdir(base)) == sorted(["1", running.name]) and versions(base) == [1]
+    load_savedmodel(first)  # the overwritten version, back in place
+    shutil.copytree(first, killed)
+    assert export_savedmodel(g, tmp_path, name="sagim").endswith(os.path.join("sagim", "2"))
+    assert sorted(os.listdir(base)) == sorted(["1", "2", running.name])
+    write_models_config(tmp_path, "sagim")
+    assert not config_tmp.exists()
 
 
 def test_models_config(tmp_path):

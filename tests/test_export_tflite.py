@@ -1,6 +1,8 @@
 """TFLite variants: builtin ops only, any size through the signature runner, parity with Keras."""
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -8,11 +10,12 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from sagim_tf.export import ExportError, TFLiteRunner, convert_to_tflite, export_tflite
-from sagim_tf.export.parity import psnr
+from sagim_tf.export import ExportError, TFLiteRunner, convert_to_tflite, export_tflite, parity
+from sagim_tf.export.parity import check_parity, psnr
 from sagim_tf.export.tflite import DEFAULT_FIXED_SIZE, tflite_filename
+from sagim_tf.utils import io
 from sagim_tf.utils.errors import ConfigError, InputError
-from tests.export_helpers import batch, readme_python, tiny_generator
+from tests.export_helpers import batch, readme_python, tiny_generator, trivial_generator
 
 # Parity bounds of each format against Keras G (the same as `sagim export` checks):
 FP32_TOL = 1e-4  # TFLite's float32 kernels sum in another order than TensorFlow's
@@ -112,6 +115,52 @@ def test_fixed_size_variant(tmp_path):
 class _BesselLayer(keras.layers.Layer):
     def call(self, x):
         return tf.math.special.bessel_i0e(x)
+
+
+def test_files_are_published_only_after_their_parity_check_passes(tmp_path, monkeypatch):
+    """Written under hidden names, checked there, then renamed 0644 onto their names; a
+    failed check publishes nothing and keeps an earlier export's file."""
+    g, target = trivial_generator(), tmp_path / "tflite"
+    target.mkdir()
+    left = target / f".tmp-p{_dead_pid()}@{io._host()}-abcd.tflite"  # a killed export's
+    left.write_bytes(b"half")
+    staged = []
+
+    def parity_of(generator):
+        def check(files):
+            final = target / "sagim_fp32.tflite"  # what is published while the check runs
+            staged.append(final.read_bytes() if final.exists() else None)
+            for path in files["tflite"]:
+                assert os.path.basename(path).startswith(".tmp-p")
+            return check_parity(generator, files)
+
+        return check
+
+    previous = os.umask(0o022)
+    try:
+        with monkeypatch.context() as m:
+            m.setitem(parity.TOLERANCES, "tflite", -1.0)  # no file can pass
+            with pytest.raises(ExportError, match="no TFLite file was published.*max .diff"):
+                export_tflite(g, tmp_path, fixed_size=None, check=parity_of(g))
+        assert os.listdir(target) == []  # nothing published, the killed one's file gone
+        written = export_tflite(g, tmp_path, fixed_size=None, check=parity_of(g))
+    finally:
+        os.umask(previous)
+    path = str(target / "sagim_fp32.tflite")
+    assert written == {"tflite": [path]} and os.listdir(target) == ["sagim_fp32.tflite"]
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    good = open(path, "rb").read()
+    other = trivial_generator(seed=1)  # another model: fails the check against G
+    with pytest.raises(ExportError, match="no TFLite file was published"):
+        export_tflite(other, tmp_path, fixed_size=None, check=parity_of(g))
+    assert open(path, "rb").read() == good and os.listdir(target) == ["sagim_fp32.tflite"]
+    assert staged == [None, None, good]  # each new file was checked before it was published
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 def test_non_builtin_op_is_an_error_naming_the_op():

@@ -58,7 +58,14 @@ from sagim_tf.export.signatures import (
 from sagim_tf.models.generate import has_operator_head
 from sagim_tf.models.operator_head import field_model
 from sagim_tf.utils.errors import ConfigError, ExportError, InputError, SagimError
-from sagim_tf.utils.io import write_text
+from sagim_tf.utils.io import (
+    fsync_dir,
+    fsync_tree,
+    is_stale_staging,
+    remove_stale_staging,
+    staging_prefix,
+    write_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +300,10 @@ def build_archive(
 
 
 def versions(base_path) -> list[int]:
-    """Numeric version directories under ``base_path`` that hold a ``saved_model.pb``, sorted."""
+    """Numeric version directories under ``base_path`` that hold a ``saved_model.pb``, sorted.
+
+    Hidden staging folders (``.tmp-*``, ``.old-*``) are never versions, whatever they hold.
+    """
     try:
         entries = os.listdir(base_path)
     except FileNotFoundError:
@@ -311,6 +321,43 @@ def next_version(base_path) -> int:
         return 1
     existing = [int(entry) for entry in os.listdir(base_path) if entry.isdigit()]
     return max(existing, default=0) + 1
+
+
+def clean_staging(base_path) -> list[str]:
+    """Clear what killed exports left under ``base_path``; return the removed paths.
+
+    A version moved aside by an overwrite (``.old-<N>-*``) whose export died before the
+    new one took its place is first put back as ``<N>`` (it was published and checked);
+    then every staging entry of a dead run is removed
+    (:func:`~sagim_tf.utils.io.remove_stale_staging`: its process is gone, or it is older
+    than :data:`~sagim_tf.utils.io.STALE_STAGING_HOURS`). A running export's are kept.
+    """
+    base_path = os.fspath(base_path)
+    try:
+        names = sorted(os.listdir(base_path))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for name in names:
+        moved = re.match(r"\.old-(\d+)-", name)
+        path = os.path.join(base_path, name)
+        if not moved or not is_stale_staging(path):
+            continue
+        kept = os.path.join(path, "version")
+        final = os.path.join(base_path, str(int(moved.group(1))))
+        if os.path.isfile(os.path.join(kept, "saved_model.pb")) and not os.path.exists(final):
+            try:
+                os.rename(kept, final)
+            except OSError as exc:
+                log.warning("cannot put back %s as %s: %s", kept, final, exc)
+            else:
+                fsync_dir(base_path)
+                log.warning(
+                    "put back version %s under %s: an export replacing it was killed before "
+                    "the new version took its place",
+                    moved.group(1),
+                    base_path,
+                )
+    return remove_stale_staging(base_path)
 
 
 def _publishable_modes(path) -> None:
@@ -338,11 +385,13 @@ def export_savedmodel(
 ) -> str:
     """Write G as ``<out_dir>/<name>/<version>/`` for TF Serving; return that path.
 
-    The version is written under a hidden name beside it (``<name>/.tmp-<version>-*``),
-    given the usual modes (0755/0644 under umask 022), checked by ``check`` when one is
-    given, and only then renamed to ``<version>``: a server polling ``<out_dir>/<name>``
-    never sees a half-written or unchecked version, and an export that fails or is killed
-    leaves no version behind (at most a hidden ``.tmp-*`` folder, which no server loads).
+    The version is written under a hidden name beside it
+    (``<name>/.tmp-<version>-p<pid>@<host>-*``), given the usual modes (0755/0644 under
+    umask 022), checked by ``check`` when one is given, synced to disk, and only then
+    renamed to ``<version>``: a server polling ``<out_dir>/<name>`` never sees a
+    half-written or unchecked version, and an export that fails or is killed leaves no
+    version behind (at most a hidden ``.tmp-*`` folder, which no server loads, and which
+    the next export removes: :func:`clean_staging`).
 
     Args:
         generator: keras.Model. G, ``[image, guidance] -> edited`` (load one with
@@ -368,6 +417,7 @@ def export_savedmodel(
         raise ConfigError(f"model name {name!r}: use letters, digits, '_', '.', '-'")
     base = os.path.join(os.fspath(out_dir), name)
     os.makedirs(base, exist_ok=True)
+    clean_staging(base)  # what killed exports left, before the next version is chosen
     if version is None:
         version = next_version(base)
     if int(version) < 1:
@@ -377,7 +427,7 @@ def export_savedmodel(
     if os.path.exists(final) and not overwrite:
         raise ConfigError(f"{final} already exists; pass another --version or overwrite")
     signatures = model_signatures(generator, estimator)
-    tmp = tempfile.mkdtemp(dir=base, prefix=f".tmp-{version}-")
+    tmp = tempfile.mkdtemp(dir=base, prefix=staging_prefix(str(version)))
     old = None
     try:
         try:
@@ -395,8 +445,9 @@ def export_savedmodel(
                 raise ExportError(
                     f"version {version} was not published under {base}: {exc}"
                 ) from exc
+        fsync_tree(tmp)  # a power loss after the rename must not publish empty files
         if os.path.exists(final):  # overwrite: move the old one aside, then swap in
-            old = tempfile.mkdtemp(dir=base, prefix=f".old-{version}-")
+            old = tempfile.mkdtemp(dir=base, prefix=staging_prefix(str(version), "old"))
             os.rename(final, os.path.join(old, "version"))
         try:
             os.rename(tmp, final)
@@ -404,6 +455,7 @@ def export_savedmodel(
             if old is not None and not os.path.exists(final):
                 os.rename(os.path.join(old, "version"), final)
             raise ConfigError(f"{final} cannot be published: {exc}") from exc
+        fsync_dir(base)
     finally:
         for leftover in (tmp, old):
             if leftover and os.path.exists(leftover):
@@ -457,6 +509,7 @@ def write_models_config(out_dir, name: str = "sagim") -> str:
         name: str. The model name. Defaults to `"sagim"`.
     """
     path = os.path.join(os.fspath(out_dir), "models.config")
+    remove_stale_staging(os.fspath(out_dir))  # a killed write of this file left its temporary
     names = []
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:

@@ -45,7 +45,6 @@ no-op on the data) -- same weights, same arithmetic.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
@@ -67,9 +66,9 @@ from sagim_tf.export.signatures import (
 )
 from sagim_tf.models.generate import has_operator_head
 from sagim_tf.utils.checks import check_image, check_map, parse_size
-from sagim_tf.utils.errors import ConfigError, ExportError, InputError
+from sagim_tf.utils.errors import ConfigError, ExportError, InputError, SagimError
 from sagim_tf.utils.extras import missing_extra
-from sagim_tf.utils.io import atomic_write
+from sagim_tf.utils.io import publish_file, remove_stale_staging, staging_prefix
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +227,21 @@ def export_tflite(
     name: str = "sagim",
     formats=("tflite",),
     fixed_size=DEFAULT_FIXED_SIZE,
+    check=None,
 ) -> dict[str, list[str]]:
     """Write each TFLite format, dynamic and (unless ``fixed_size`` is None) fixed-size.
 
-    Files go to ``<out_dir>/tflite/<name>_<fp32|fp16|int8>[_<W>x<H>].tflite``, each
-    written atomically; for an operator-head G also the fields files
+    Files go to ``<out_dir>/tflite/<name>_<fp32|fp16|int8>[_<W>x<H>].tflite``; for an
+    operator-head G also the fields files
     ``<name>_fields_<fp32|fp16|int8>[_<W>x<H>].tflite``. The two intermediate SavedModels
     are built once and shared by the formats.
+
+    Every file is first written under a hidden temporary name beside its final one
+    (``.tmp-p<pid>@<host>-*.tflite``); ``check``, when given, sees them all there; only
+    if it passes is each one given the usual mode (0644 under umask 022), synced to disk
+    and renamed onto its final name (:func:`~sagim_tf.utils.io.publish_file`). A failed
+    check or conversion publishes nothing and leaves the files of an earlier export as
+    they were; what a killed export leaves is removed by the next one.
 
     Args:
         generator: keras.Model. G, ``[image, guidance] -> edited``.
@@ -244,10 +251,18 @@ def export_tflite(
             `("tflite",)`.
         fixed_size: tuple of two ints or None. ``(width, height)`` of the fixed-size files;
             None writes the dynamic files only. Defaults to `(256, 192)`.
+        check: callable or None. ``check(staged)`` on ``{format: [temporary paths]}``
+            (the shape of the return value) before anything is published; ``sagim
+            export``'s parity check (:func:`sagim_tf.export.parity.check_parity`) fits.
+            Defaults to `None`.
 
     Returns:
         ``{format: [paths]}``, the dynamic file first; for an operator-head G also
         ``{format + ":fields": [paths]}`` (:data:`FIELDS_SUFFIX`).
+
+    Raises:
+        ConfigError: an unknown format or a bad size.
+        ExportError: a conversion failed, or ``check`` refused the files.
     """
     unknown = [f for f in formats if f not in TFLITE_FORMATS]
     if unknown:
@@ -255,25 +270,45 @@ def export_tflite(
     fixed_size = _check_size(fixed_size)
     target = os.path.join(os.fspath(out_dir), "tflite")
     os.makedirs(target, exist_ok=True)
+    remove_stale_staging(target)  # what killed exports left
     clone = tflite_ready_clone(generator)
     fields = has_operator_head(generator)
     kinds = [(SIGNATURE, "")] + ([(FIELDS_SIGNATURE, FIELDS_SUFFIX)] if fields else [])
     written = {fmt + suffix: [] for _, suffix in kinds for fmt in formats}
+    staged = {key: [] for key in written}
     sizes = [None] + ([fixed_size] if fixed_size is not None else [])
-    for size in sizes:
-        tmp = tempfile.mkdtemp(prefix="sagim-tflite-")
-        try:
-            _write_tflite_savedmodel(clone, tmp, size, [signature for signature, _ in kinds])
-            for signature, suffix in kinds:
-                for fmt in formats:
-                    data = convert_saved_model(tmp, TFLITE_FORMATS[fmt][0], signature)
-                    filename = tflite_filename(name, fmt, size, fields=bool(suffix))
-                    path = os.path.join(target, filename)
-                    atomic_write(path, functools.partial(_write_bytes, data=data))
-                    log.info("wrote %s (%s%s)", path, fmt, suffix)
-                    written[fmt + suffix].append(path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for size in sizes:
+            tmp = tempfile.mkdtemp(prefix="sagim-tflite-")
+            try:
+                _write_tflite_savedmodel(clone, tmp, size, [signature for signature, _ in kinds])
+                for signature, suffix in kinds:
+                    for fmt in formats:
+                        data = convert_saved_model(tmp, TFLITE_FORMATS[fmt][0], signature)
+                        filename = tflite_filename(name, fmt, size, fields=bool(suffix))
+                        fd, path = tempfile.mkstemp(
+                            dir=target, prefix=staging_prefix(), suffix=".tflite"
+                        )
+                        os.close(fd)
+                        staged[fmt + suffix].append(path)
+                        written[fmt + suffix].append(os.path.join(target, filename))
+                        _write_bytes(path, data)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if check is not None:
+            try:
+                check({key: list(paths) for key, paths in staged.items()})
+            except SagimError as exc:
+                raise ExportError(f"no TFLite file was published under {target}: {exc}") from exc
+        for key, paths in staged.items():
+            for path, final in zip(paths, written[key]):
+                publish_file(path, final)
+                log.info("wrote %s (%s)", final, key)
+    finally:
+        for paths in staged.values():
+            for path in paths:
+                if os.path.exists(path):
+                    os.remove(path)
     return written
 
 
