@@ -79,6 +79,12 @@ def test_export_that_fails_or_is_killed_leaves_no_servable_version(model, tmp_pa
         time.sleep(0.005)
     _kill(proc)
     assert versions(base) == [] and not [e for e in os.listdir(base) if e.isdigit()]
+    assert [e for e in os.listdir(base) if e.startswith(".tmp-1-")]  # the killed one's folder
+    # 3. the next export clears what the killed one left, and publishes its version
+    proc = _export(model_path, tmp_path / "export")
+    assert proc.wait(timeout=300) == 0, proc.communicate()
+    proc.communicate()
+    assert os.listdir(base) == ["1"] and versions(base) == [1]
 
 
 @pytest.mark.slow
@@ -108,6 +114,10 @@ def test_sigkill_at_random_points_never_leaves_a_half_or_unchecked_version(model
     assert versions(base)[0] == 1 and not [
         e for e in os.listdir(base) if not e.isdigit() and not e.startswith(".")
     ]
+    proc = _export(model_path, out)  # the next export leaves nothing hidden behind
+    assert proc.wait(timeout=300) == 0, proc.communicate()
+    proc.communicate()
+    assert all(e.isdigit() for e in os.listdir(base)), os.listdir(base)
 
 
 def _wait_version(client, version, timeout=60):
@@ -123,6 +133,10 @@ def test_a_corrupt_version_while_serving_keeps_the_old_one_and_is_retried(
     _, path, _ = shared_savedmodel(tmp_path_factory)
     base = tmp_path / "sagim"
     shutil.copytree(path, base / "1")
+    # a killed export's complete staging folder, and one of an export still running: the
+    # server's scan (versions()) never takes them for versions
+    shutil.copytree(path, base / ".tmp-9-p1@elsewhere-abcd1234")
+    shutil.copytree(path, base / ".tmp-8-legacy")
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "sagim_tf", "serve", "--model-base-path", str(base)]
@@ -146,7 +160,7 @@ def test_a_corrupt_version_while_serving_keeps_the_old_one_and_is_retried(
             with open(data, "rb") as f:  # a truncated data file: the copy is not done
                 (new / "variables" / os.path.basename(data)).write_bytes(f.read()[:100])
             shutil.copy2(os.path.join(path, "variables", "variables.index"), new / "variables")
-            for _ in range(5):  # several polls: the old version goes on serving
+            for _ in range(5):  # several polls: the old version goes on serving (not 8 or 9)
                 time.sleep(0.2)
                 assert client.metadata()["version"] == 1
                 assert (client.edit(image, guidance) == before).all()
