@@ -12,6 +12,12 @@
   a time budget;
 * saves ``config.yaml`` at the start and ``generator.keras`` (G alone) and
   ``sagim.keras`` (G, D, E, features and optimizers) at the end, beside it.
+
+Under ``train.distribution: multi_worker`` every worker runs this same function (one
+process per machine, ``TF_CONFIG`` telling each its place). The chief alone writes the run
+folder; the other workers write nothing and read the chief's checkpoint from ``run_dir``
+to resume, so ``run_dir`` must be one folder that every worker sees at the same path. A
+worker that dies ends the others with :class:`WorkerLost` (docs/training.md).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import json
 import logging
 import math
 import os
+import re
 
 import keras
 import numpy as np
@@ -67,6 +74,24 @@ class TrainingDiverged(SagimError, FloatingPointError):
     """A loss went NaN or infinite; the message names the step and the terms."""
 
 
+class WorkerLost(SagimError):
+    """Multi-worker training lost a peer (it died, hung or became unreachable).
+
+    The message names the peer and says what to run; every worker must be restarted, and
+    the same command resumes from the chief's last checkpoint.
+    """
+
+
+#: What a collective op raises when a peer is gone: the coordination service reports the
+#: missing heartbeats as UNAVAILABLE; a peer lost mid-transfer can surface as the others.
+PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+)
+
+
 def make_strategy(distribution: str):
     """The ``tf.distribute`` strategy that ``train.distribution`` names."""
     if distribution == "none":
@@ -83,17 +108,122 @@ def make_strategy(distribution: str):
     raise ConfigError(f"train.distribution: unknown value {distribution!r}")
 
 
-def is_chief() -> bool:
-    """True unless TF_CONFIG names this process as a non-chief worker."""
-    raw = os.environ.get("TF_CONFIG")
+def _tf_config(raw: str | None) -> dict:
     if not raw:
+        return {}
+    try:
+        config = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise ConfigError("TF_CONFIG must be a JSON object with 'cluster' and 'task'")
+    return config
+
+
+def is_chief(tf_config: str | None = None) -> bool:
+    """True unless TF_CONFIG names this process as a non-chief worker.
+
+    Args:
+        tf_config: str or None. The TF_CONFIG JSON; None reads the environment variable.
+
+    The chief is task ``chief`` when the cluster has one, else ``worker`` 0 (as
+    ``MultiWorkerMirroredStrategy`` decides).
+    """
+    config = _tf_config(os.environ.get("TF_CONFIG") if tf_config is None else tf_config)
+    if not config:
         return True
-    task = json.loads(raw).get("task", {})
-    cluster = json.loads(raw).get("cluster", {})
+    task, cluster = config.get("task", {}), config.get("cluster", {})
     kind, index = task.get("type", "chief"), int(task.get("index", 0))
     if kind == "chief":
         return True
     return kind == "worker" and index == 0 and "chief" not in cluster
+
+
+_TASK = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
+
+
+def lost_peer(error_text: str, tf_config: str | None = None) -> str:
+    """The peer a collective error names, as ``worker 1 (host:port)``; ``a peer`` if none.
+
+    Args:
+        error_text: str. The TensorFlow error's message; it names the tasks that stopped
+            sending heartbeats as ``/job:worker/replica:0/task:1``.
+        tf_config: str or None. The TF_CONFIG JSON, for the peer's address and to leave
+            this process's own task out; None reads the environment variable.
+    """
+    config = _tf_config(os.environ.get("TF_CONFIG") if tf_config is None else tf_config)
+    cluster, task = config.get("cluster", {}), config.get("task", {})
+    seen = {(task.get("type"), int(task.get("index", 0)))}  # not this process itself
+    peers = []
+    for kind, index in _TASK.findall(error_text):
+        if (kind, int(index)) in seen:
+            continue
+        seen.add((kind, int(index)))
+        addresses = cluster.get(kind, [])
+        address = addresses[int(index)] if int(index) < len(addresses) else None
+        peers.append(f"{kind} {index} ({address})" if address else f"{kind} {index}")
+    return " and ".join(peers) if peers else "a peer"
+
+
+def worker_lost_message(error, tf_config, g_steps, checkpoint_dir) -> str:
+    """What :class:`WorkerLost` says: the peer, where training stopped and how to resume."""
+    # TensorFlow's message starts with the op ("{{function_node ...}}"); keep the reason.
+    text = re.sub(r"\{\{.*?\}\}\s*", "", str(getattr(error, "message", error))).strip()
+    reason = text.splitlines()[0] if text else ""
+    resumed = latest_checkpoint(checkpoint_dir)
+    saved = (
+        f"the last checkpoint is epoch {resumed[0]} in {checkpoint_dir!r}"
+        if resumed
+        else "no epoch has been checkpointed yet"
+    )
+    return (
+        f"multi-worker training lost {lost_peer(str(error), tf_config)} after G step "
+        f"{g_steps} ({type(error).__name__}: {reason}); {saved}. Start every worker again "
+        "with the same command to resume."
+    )
+
+
+def check_same_start(strategy, initial_epoch: int, checkpoint_dir: str) -> None:
+    """Refuse to train unless every worker resumes from the same epoch.
+
+    A worker that cannot read the chief's checkpoint (``run_dir`` not shared) would start
+    from epoch 0 and run a different number of steps than the others, which hangs them
+    in a collective. One all-reduce of (epoch, epoch squared) tells: the epochs are all
+    equal exactly when n * sum(e^2) == sum(e)^2.
+    """
+    if strategy.num_replicas_in_sync == 1:
+        return
+    e = float(initial_epoch)
+    values = strategy.run(lambda: tf.constant([e, e * e, 1.0]))
+    total, squares, n = (float(x) for x in np.asarray(strategy.reduce("SUM", values, axis=None)))
+    if n * squares != total * total:
+        raise ConfigError(
+            f"the workers would resume from different epochs (this one: {initial_epoch}, "
+            f"mean over all: {total / n:g}); run_dir must be one folder that every worker "
+            f"sees at the same path (a shared file system); this worker reads {checkpoint_dir!r}"
+        )
+
+
+def adapt_to_multi_worker(model) -> None:
+    """Make ``model.fit`` run under ``MultiWorkerMirroredStrategy`` in Keras 3 / TF 2.21.
+
+    Two Keras bugs (tensorflow/tensorflow#72388) stop it on the first step: ``fit``'s
+    "symbolic build" all-reduces the first batch as a mean, which the strategy cannot do
+    for a tuple (``ValueError`` on a ``PerReplica``); and the logs each replica returns are
+    all-reduced as ``reduce("MEAN", v, axis=0)``, which fails on a scalar. SaGIM builds all
+    its weights and optimizer slots in its constructor and ``compile``, so the first is
+    skipped; the second gets each log as a one-element vector, whose mean over axis 0
+    across the replicas is the scalar every replica's log stands for (equal halves of the
+    global batch, so the mean of the replicas' means is the batch's mean).
+    """
+    train_step, test_step = model.train_step, model.test_step
+
+    def as_vectors(logs):
+        return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    model.train_step = lambda data: as_vectors(train_step(data))
+    model.test_step = lambda data: as_vectors(test_step(data))
 
 
 def make_optimizer(cfg, name):
@@ -202,6 +332,16 @@ def make_datasets(cfg: ExperimentConfig):
         val = val.apply(tf.data.experimental.assert_cardinality(batches))
         if cfg.data.val_steps:
             val = val.take(cfg.data.val_steps)
+    if cfg.train.distribution == "multi_worker":
+        # Every worker reads the same seeded pipeline and keeps its replicas' part of each
+        # global batch, so the workers' batches together are exactly one process's.
+        # (AUTO would shard by file: uneven when the shards do not divide evenly.)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        train = train.with_options(options)
+        val = val.with_options(options) if val is not None else None
     return train, val
 
 
@@ -269,14 +409,18 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
 
     Returns:
         ``{"run_dir", "initial_epoch", "epochs", "g_steps", "history", "outputs", "data",
-        "replicas", "model_object"}``; ``g_steps`` counts every G step the run has made,
-        resumed ones included.
+        "replicas", "chief", "model_object"}``; ``g_steps`` counts every G step the run has
+        made, resumed ones included; ``outputs`` is empty on a non-chief worker.
+
+    Raises:
+        WorkerLost: under ``multi_worker``, when a peer dies or stops answering.
     """
     manifest = check_data(cfg)
     strategy = make_strategy(cfg.train.distribution)
-    chief = is_chief()
-    run_dir = prepare_run_dir(cfg) if chief else os.path.join(cfg.run_dir, ".worker")
-    os.makedirs(run_dir, exist_ok=True)
+    multi_worker = cfg.train.distribution == "multi_worker"
+    # A non-chief worker writes nothing: it reads the chief's checkpoints to resume.
+    chief = is_chief() if multi_worker else True
+    run_dir = prepare_run_dir(cfg) if chief else cfg.run_dir
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
     keras.utils.set_random_seed(cfg.train.seed)
     if os.environ.get("SAGIM_DETERMINISTIC", "") not in ("", "0"):
@@ -284,10 +428,13 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
         tf.config.experimental.enable_op_determinism()
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(POLICIES[cfg.train.precision])
+    model = None
     try:
         train, val = make_datasets(cfg)
         with strategy.scope():
             model = build_model(cfg, estimator=estimator)
+        if multi_worker:
+            adapt_to_multi_worker(model)
         log.info(
             "estimator %s; content features: %s",
             cfg.estimator,
@@ -304,14 +451,21 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
                 initial_epoch,
                 g_step(model),
             )
+        if multi_worker:
+            check_same_start(strategy, initial_epoch, checkpoint_dir)
         guard = NaNGuard()
         preemption = Preemption()
         callbacks = [
             guard,
             preemption,
             EpochCheckpoint(checkpoint_dir, keep=cfg.train.keep_checkpoints, enabled=chief),
-            keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs"), update_freq="epoch"),
         ]
+        if chief:
+            callbacks.append(
+                keras.callbacks.TensorBoard(
+                    log_dir=os.path.join(run_dir, "logs"), update_freq="epoch"
+                )
+            )
         if cfg.train.image_every_steps > 0 and chief:
             image, guidance = _sample_batch(train)
             callbacks.append(
@@ -361,6 +515,7 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
             "outputs": outputs,
             "data": {"dir": cfg.data.dir, "counts": manifest.get("counts")},
             "replicas": strategy.num_replicas_in_sync,
+            "chief": chief,
         }
         if chief:
             with open(os.path.join(run_dir, "history.json"), "a", encoding="utf-8") as f:
@@ -373,5 +528,11 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
             )
         summary["model_object"] = model
         return summary
+    except PEER_ERRORS as exc:
+        if not multi_worker:
+            raise
+        steps = g_step(model) if model is not None else 0
+        message = worker_lost_message(exc, os.environ.get("TF_CONFIG"), steps, checkpoint_dir)
+        raise WorkerLost(message) from None
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
