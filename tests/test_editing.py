@@ -626,3 +626,17 @@ def test_write_edit_figure_and_resize_map(tmp_path):
     resized = resize_map(m, 7, 9)
     assert resized.shape == (7, 9, 1) and 0 <= resized.min() and resized.max() <= 1
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]
+
+
+def test_max_pixels_on_the_command_line_raises_the_limit_for_the_whole_edit(
+    files, tmp_path, capsys, monkeypatch
+):
+    # the environment's limit is below the 53x37 photo; --max-pixels lifts it for the read
+    # and for the edit itself (not only for the read)
+    monkeypatch.setenv("SAGIM_MAX_PIXELS", "100")
+    out = tmp_path / "o.png"
+    argv = ["edit", "--model", files["model"], "--image", files["rgb"], "--out", str(out)]
+    assert main(argv + ["--emphasize", "1,1,10,10"]) == 2
+    assert "above the limit of 100" in capsys.readouterr().err
+    assert main(argv + ["--emphasize", "1,1,10,10", "--max-pixels", "5000"]) == 0
+    assert out.is_file()

@@ -183,6 +183,26 @@ def test_a_version_that_fails_parity_is_not_published(model_path, tmp_path, caps
     assert os.listdir(out / "sagim") == ["1"]
 
 
+def test_tflite_files_that_fail_parity_are_not_published(model_path, tmp_path, capsys, monkeypatch):
+    from sagim_tf.export import parity
+
+    out = tmp_path / "export"
+    argv = ["export", "--model", model_path, "--out", str(out), "--formats", "tflite"]
+    argv += ["--tflite-size", "32", "24"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    good = {name: (out / "tflite" / name).read_bytes() for name in os.listdir(out / "tflite")}
+    other = tmp_path / "other.keras"  # another model: its files would differ from these
+    tiny_generator(seed=1).save(other)
+    monkeypatch.setitem(parity.TOLERANCES, "tflite", -1.0)  # every file fails the check now
+    assert main([a if a != model_path else str(other) for a in argv]) == 2
+    assert "tflite" in capsys.readouterr().err
+    # the earlier export's files are untouched, and nothing half-written or hidden is left
+    assert {
+        name: (out / "tflite" / name).read_bytes() for name in os.listdir(out / "tflite")
+    } == good
+
+
 def _readme_commands():
     """Each ``sagim ...`` command in export/README.md's shell blocks, as an argv list."""
     blocks = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.S)

@@ -278,6 +278,7 @@ def run(args) -> int:
         strength=strength,
         max_side=args.max_side,
         work_pixels=work_pixels,
+        max_pixels=limit,
         **box_options,
     )
 
