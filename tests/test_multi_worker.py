@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagim_tf.training.callbacks import STATE_FILE
+from sagim_tf.training.callbacks import STATE_FILE, Preemption, SyncStop
 from sagim_tf.training.config import config_from_dict
 from sagim_tf.training.run import (
     check_same_start,
@@ -309,6 +309,43 @@ def test_a_killed_worker_ends_the_chief_with_a_message_and_the_same_command_resu
     assert state["epoch"] == epochs and state["g_iterations"] == epochs * STEPS
 
 
+@pytest.mark.slow
+def test_sigterm_to_one_worker_stops_every_worker_after_the_same_step(tiny_sam, tmp_path):
+    epochs = 40  # far more than the test waits for: only SIGTERM ends it
+    ports = free_loopback_ports(2)
+    run_dir = tmp_path / "run"
+    config = write_config(
+        tmp_path / "multi.yaml",
+        _config(tiny_sam, run_dir, "multi_worker", epochs=epochs, image_every_steps=0),
+    )
+    state_path = run_dir / "checkpoints" / STATE_FILE
+    command = ["-m", "sagim_tf", "train", "--config", config]
+    procs = _start_workers(lambda i: command, ports, tmp_path, "term")
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+            if state_path.is_file() and json.loads(state_path.read_text() or "{}").get("epoch"):
+                break
+            time.sleep(0.05)
+        assert all(p.poll() is None for p in procs), _log(tmp_path, "term", 0)
+        procs[1].send_signal(signal.SIGTERM)  # the non-chief only
+        codes = [p.wait(timeout=LOST_PEER_SECONDS) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    logs = [_log(tmp_path, "term", i) for i in range(2)]
+    assert codes == [143, 143], "\n----\n".join(logs)
+    steps = [re.search(r"stopped by SIGTERM after G step (\d+)", log) for log in logs]
+    assert all(steps), "\n----\n".join(logs)
+    assert steps[0].group(1) == steps[1].group(1)  # the same step on both
+    assert "a peer got SIGTERM" in logs[0]
+    state = json.loads(state_path.read_text())
+    assert state["g_iterations"] == int(steps[0].group(1)) < epochs * STEPS
+    assert (run_dir / "sagim.keras").is_file() and (run_dir / "generator.keras").is_file()
+
+
 # ---------------------------------------------------------------------- pure helpers
 CLUSTER = {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}
 
@@ -397,3 +434,40 @@ def test_multi_worker_input_is_sharded_by_data(tiny_sam, tmp_path):
         )
         for dataset in make_datasets(cfg):
             assert dataset.options().experimental_distribute.auto_shard_policy == policy
+
+
+class _OtherWorkers:
+    """Stands in for a strategy's all-reduce: adds the other workers' given flags."""
+
+    def __init__(self, *others):
+        self.others = np.asarray(others, np.float32).reshape(-1, 2)
+
+    def run(self, fn):
+        return fn()
+
+    def reduce(self, op, value, axis=None):
+        assert op == "SUM"
+        return np.asarray(value) + self.others.sum(axis=0)
+
+
+class _Model:
+    def __init__(self):
+        self.stop_training = False
+        self.g_optimizer = type("Opt", (), {"iterations": np.int64(12)})()
+
+
+def _sync(*others, stop=False, signalled=False):
+    model, preemption = _Model(), Preemption()
+    model.stop_training, preemption.signalled = stop, signalled
+    callback = SyncStop(_OtherWorkers(*others), preemption)
+    callback.set_model(model)
+    callback.on_train_batch_end(0)
+    return model.stop_training, preemption.signalled
+
+
+def test_one_worker_stopping_stops_all_and_a_peer_sigterm_counts_as_ones_own():
+    assert _sync([0, 0]) == (False, False)  # nobody stops
+    assert _sync([1, 0]) == (True, False)  # a peer's time budget or NaN guard
+    assert _sync([0, 0], stop=True) == (True, False)  # this worker's own
+    assert _sync([1, 1], [0, 0]) == (True, True)  # a peer got SIGTERM
+    assert _sync([0, 0], stop=True, signalled=True) == (True, True)

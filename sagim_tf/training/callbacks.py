@@ -1,5 +1,6 @@
 """Training callbacks: per-epoch checkpoints for resume, image grids, a NaN guard, a time
-budget and a SIGTERM handler that stops after the current step."""
+budget, a SIGTERM handler that stops after the current step, and (several workers) one
+stop for all."""
 
 from __future__ import annotations
 
@@ -173,6 +174,37 @@ class Preemption(keras.callbacks.Callback):
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
+
+
+# ---------------------------------------------------------------------------- several workers
+class SyncStop(keras.callbacks.Callback):
+    """Under ``multi_worker``, make every worker stop after the same step.
+
+    :class:`NaNGuard`, :class:`TimeBudget` and :class:`Preemption` decide on what one
+    worker sees (its clock, the SIGTERM sent to its machine). A worker that stopped alone
+    would leave the others waiting in the next step's all-reduce until they gave it up as
+    lost. Placed after them, this sums the workers' (stop, SIGTERM) flags across the
+    cluster at every batch end: when one worker stops, all stop after that step, and when
+    one was sent SIGTERM, every worker's ``preemption`` reports it (each ends as preempted,
+    the chief after writing its checkpoint and model files).
+    """
+
+    def __init__(self, strategy, preemption: Preemption | None = None):
+        super().__init__()
+        self.strategy = strategy
+        self.preemption = preemption
+
+    def on_train_batch_end(self, batch, logs=None):
+        signalled = bool(self.preemption is not None and self.preemption.signalled)
+        flags = tf.constant([float(bool(self.model.stop_training)), float(signalled)])
+        votes = self.strategy.reduce("SUM", self.strategy.run(lambda: flags), axis=None)
+        stop, sigterm = (float(v) > 0 for v in np.asarray(votes))
+        if sigterm and self.preemption is not None and not self.preemption.signalled:
+            self.preemption.signalled = True
+            self.preemption.step = g_step(self.model)
+            logger.warning("a peer got SIGTERM: stopping after G step %d", self.preemption.step)
+        if stop or sigterm:
+            self.model.stop_training = True
 
 
 # ---------------------------------------------------------------------------- image grid

@@ -44,6 +44,7 @@ from sagim_tf.training.callbacks import (
     ImageGrid,
     NaNGuard,
     Preemption,
+    SyncStop,
     TimeBudget,
     g_step,
     latest_checkpoint,
@@ -480,6 +481,8 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
         if cfg.train.time_budget_minutes > 0:
             callbacks.append(TimeBudget(cfg.train.time_budget_minutes * 60.0))
         callbacks.extend(extra_callbacks)
+        if multi_worker:
+            callbacks.append(SyncStop(strategy, preemption))  # last: after every stop
         history = {}
         if initial_epoch < cfg.train.epochs:
             result = model.fit(
