@@ -23,6 +23,7 @@ from sagim_tf.training.callbacks import STATE_FILE, Preemption, SyncStop
 from sagim_tf.training.config import config_from_dict
 from sagim_tf.training.run import (
     check_same_start,
+    error_reason,
     is_chief,
     lost_peer,
     make_datasets,
@@ -385,6 +386,28 @@ def test_lost_peer_names_the_other_task_and_its_address():
     assert lost_peer("/job:worker/replica:0/task:7", _tf_config("worker", 0)) == "worker 7"
 
 
+GRAPH_ERROR = (
+    "Graph execution error:\n\nDetected at node CollectiveReduceV2 defined at (most recent "
+    'call last):\n  File "train.py", line 1, in <module>\n    main()\n\n'
+    "Collective ops is aborted by: recvmsg:Connection reset by peer\n"
+    "Additional GRPC error information from remote target /job:worker/replica:0/task:0 "
+    "while calling /tensorflow.WorkerService/CompleteInstance:\n"
+    ':UNKNOWN:Error received from peer  {grpc_status:14, grpc_message:"recvmsg"}\n'
+    "\t [[{{node CollectiveReduceV2}}]] [Op:__inference_total_12]"
+)
+
+
+def test_error_reason_is_the_line_that_says_what_went_wrong():
+    assert (
+        error_reason(GRAPH_ERROR)
+        == "Collective ops is aborted by: recvmsg:Connection reset by peer"
+    )
+    assert error_reason(HEARTBEAT_ERROR).startswith("Collective ops is aborted by: Error reported")
+    assert error_reason("Graph execution error:") == "Graph execution error:"  # nothing better
+    assert error_reason("") == ""
+    assert lost_peer(GRAPH_ERROR, _tf_config("worker", 1)) == "worker 0 (10.0.0.1:2222)"
+
+
 def test_worker_lost_message_says_what_stopped_and_how_to_resume(tmp_path):
     error = tf.errors.UnavailableError(None, None, HEARTBEAT_ERROR)
     message = worker_lost_message(error, _tf_config("worker", 0), 7, str(tmp_path))
@@ -407,7 +430,7 @@ class _SummingStrategy:
         self.num_replicas_in_sync = len(epochs)
 
     def run(self, fn):
-        return fn  # ignored: reduce sums the given epochs
+        return fn()
 
     def reduce(self, op, value, axis=None):
         assert op == "SUM"
@@ -436,6 +459,26 @@ def test_multi_worker_input_is_sharded_by_data(tiny_sam, tmp_path):
             assert dataset.options().experimental_distribute.auto_shard_policy == policy
 
 
+def test_multi_worker_validates_on_whole_global_batches(tiny_sam, tmp_path):
+    """The 4 test records in batches of 3: one process validates on 2 batches (3 + 1); the
+    workers on the whole one only, since a batch of 1 would leave a replica none."""
+    data_dir, spec = tiny_sam
+    for distribution, batches in (("none", 2), ("multi_worker", 1)):
+        cfg = config_from_dict(
+            tiny_config(
+                data_dir, spec, tmp_path, train={"distribution": distribution, "batch_size": 3}
+            )
+        )
+        assert int(make_datasets(cfg)[1].cardinality()) == batches, distribution
+    cfg = config_from_dict(
+        tiny_config(
+            data_dir, spec, tmp_path, train={"distribution": "multi_worker", "batch_size": 6}
+        )
+    )
+    with pytest.raises(ConfigError, match="has 4 record.*fewer than train.batch_size 6"):
+        make_datasets(cfg)
+
+
 class _OtherWorkers:
     """Stands in for a strategy's all-reduce: adds the other workers' given flags."""
 
@@ -447,7 +490,7 @@ class _OtherWorkers:
 
     def reduce(self, op, value, axis=None):
         assert op == "SUM"
-        return np.asarray(value) + self.others.sum(axis=0)
+        return value + self.others.sum(axis=0)
 
 
 class _Model:

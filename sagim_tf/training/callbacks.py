@@ -177,6 +177,21 @@ class Preemption(keras.callbacks.Callback):
 
 
 # ---------------------------------------------------------------------------- several workers
+def cross_replica_sum(strategy):
+    """A function that sums a float vector over all the strategy's replicas (every worker).
+
+    Compiled: eagerly, the strategy all-reduces through a new thread pool per call and
+    warns of its overhead each time; a pool left open by a lost peer's error then fails
+    noisily at interpreter exit.
+    """
+
+    @tf.function
+    def total(values):
+        return strategy.reduce("SUM", strategy.run(lambda: tf.identity(values)), axis=None)
+
+    return total
+
+
 class SyncStop(keras.callbacks.Callback):
     """Under ``multi_worker``, make every worker stop after the same step.
 
@@ -191,13 +206,13 @@ class SyncStop(keras.callbacks.Callback):
 
     def __init__(self, strategy, preemption: Preemption | None = None):
         super().__init__()
-        self.strategy = strategy
         self.preemption = preemption
+        self._sum = cross_replica_sum(strategy)
 
     def on_train_batch_end(self, batch, logs=None):
         signalled = bool(self.preemption is not None and self.preemption.signalled)
         flags = tf.constant([float(bool(self.model.stop_training)), float(signalled)])
-        votes = self.strategy.reduce("SUM", self.strategy.run(lambda: flags), axis=None)
+        votes = self._sum(flags)
         stop, sigterm = (float(v) > 0 for v in np.asarray(votes))
         if sigterm and self.preemption is not None and not self.preemption.signalled:
             self.preemption.signalled = True

@@ -23,6 +23,7 @@ worker that dies ends the others with :class:`WorkerLost` (docs/training.md).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import math
@@ -46,6 +47,7 @@ from sagim_tf.training.callbacks import (
     Preemption,
     SyncStop,
     TimeBudget,
+    cross_replica_sum,
     g_step,
     latest_checkpoint,
 )
@@ -166,11 +168,24 @@ def lost_peer(error_text: str, tf_config: str | None = None) -> str:
     return " and ".join(peers) if peers else "a peer"
 
 
+_NOT_A_REASON = ("Graph execution error", "Detected at node", "Additional GRPC", ":UNKNOWN", "[[")
+
+
+def error_reason(text: str) -> str:
+    """The line of a TensorFlow error message that says what went wrong.
+
+    Eager errors start with the op (``{{function_node ...}}``), graph errors with ``Graph
+    execution error:`` and the Python stack of the node (indented lines); both are left out.
+    """
+    for line in re.sub(r"\{\{.*?\}\}\s*", "", text).splitlines():
+        if line.strip() and not line[0].isspace() and not line.startswith(_NOT_A_REASON):
+            return line.strip()
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
 def worker_lost_message(error, tf_config, g_steps, checkpoint_dir) -> str:
     """What :class:`WorkerLost` says: the peer, where training stopped and how to resume."""
-    # TensorFlow's message starts with the op ("{{function_node ...}}"); keep the reason.
-    text = re.sub(r"\{\{.*?\}\}\s*", "", str(getattr(error, "message", error))).strip()
-    reason = text.splitlines()[0] if text else ""
+    reason = error_reason(str(getattr(error, "message", error)))
     resumed = latest_checkpoint(checkpoint_dir)
     saved = (
         f"the last checkpoint is epoch {resumed[0]} in {checkpoint_dir!r}"
@@ -195,8 +210,8 @@ def check_same_start(strategy, initial_epoch: int, checkpoint_dir: str) -> None:
     if strategy.num_replicas_in_sync == 1:
         return
     e = float(initial_epoch)
-    values = strategy.run(lambda: tf.constant([e, e * e, 1.0]))
-    total, squares, n = (float(x) for x in np.asarray(strategy.reduce("SUM", values, axis=None)))
+    sums = cross_replica_sum(strategy)(tf.constant([e, e * e, 1.0]))
+    total, squares, n = (float(x) for x in np.asarray(sums))
     if n * squares != total * total:
         raise ConfigError(
             f"the workers would resume from different epochs (this one: {initial_epoch}, "
@@ -329,8 +344,21 @@ def make_datasets(cfg: ExperimentConfig):
             cfg.data.dir, split=cfg.data.val_split, batch_size=cfg.train.batch_size, size=size
         )
         val = val.map(lambda d: (d["image"], d[key]))
-        batches = math.ceil(split_size(cfg.data.dir, cfg.data.val_split) / cfg.train.batch_size)
+        records = split_size(cfg.data.dir, cfg.data.val_split)
+        batches = math.ceil(records / cfg.train.batch_size)
         val = val.apply(tf.data.experimental.assert_cardinality(batches))
+        if cfg.train.distribution == "multi_worker":
+            # Whole global batches only: a last batch smaller than the replicas' number
+            # leaves a replica an empty batch, on which the losses cannot be computed.
+            batches = records // cfg.train.batch_size
+            if batches == 0:
+                raise ConfigError(
+                    f"data.val_split {cfg.data.val_split!r} has {records} record(s), fewer "
+                    f"than train.batch_size {cfg.train.batch_size}; multi_worker validates "
+                    "on whole global batches (use a larger split, a smaller batch, or "
+                    "data.val_split '')"
+                )
+            val = val.take(batches)
         if cfg.data.val_steps:
             val = val.take(cfg.data.val_steps)
     if cfg.train.distribution == "multi_worker":
@@ -536,6 +564,12 @@ def run_training(cfg: ExperimentConfig, estimator=None, extra_callbacks=()) -> d
             raise
         steps = g_step(model) if model is not None else 0
         message = worker_lost_message(exc, os.environ.get("TF_CONFIG"), steps, checkpoint_dir)
+        log.debug("the collective error in full: %s", exc)
+        # The error's frames hold the thread pool of the eager all-reduce it came from,
+        # unclosed; freed at interpreter exit it prints "Exception ignored ... Bad file
+        # descriptor". Free it now, while its pipes are open.
+        exc.__traceback__ = None
+        gc.collect()
         raise WorkerLost(message) from None
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
