@@ -29,6 +29,9 @@ from sagim_tf.training.experiments import (
 from sagim_tf.utils.errors import ConfigError
 from tests.train_helpers import ROOT, run_sagim
 
+#: The terms beyond the paper, all off unless a config turns them on.
+EXTRAS_OFF = {"photorealism": 0.0, "locality": 0.0, "settings": 0.0}
+
 
 def _write(path, data, fmt="yaml"):
     with open(path, "w", encoding="utf-8") as f:
@@ -288,11 +291,11 @@ def test_image_size_mapping_forms():
 
 # ---------------------------------------------------------------------------- loss weights
 def test_loss_weights_are_the_one_definition():
-    # the paper's five, then the extra photorealism and locality terms, off by default
-    assert LossConfig().weights() == {**PAPER_LOSS_WEIGHTS, "photorealism": 0.0, "locality": 0.0}
+    # the paper's five, then the extra photorealism, locality and settings terms, off by default
+    assert LossConfig().weights() == {**PAPER_LOSS_WEIGHTS, **EXTRAS_OFF}
     assert tuple(LossConfig().weights()) == ALL_LOSS_NAMES
     assert ALL_LOSS_NAMES[: len(LOSS_NAMES)] == LOSS_NAMES
-    assert tuple(LossConfig(adv=0.0).weights().values()) == (5.0, 5.0, 1.0, 9.0, 0.0, 0.0, 0.0)
+    assert tuple(LossConfig(adv=0.0).weights().values()) == (5.0, 5.0, 1.0, 9.0, 0.0, 0.0, 0.0, 0.0)
 
 
 # ---------------------------------------------------------------------------- docs
@@ -326,7 +329,7 @@ def test_registered_experiments():
         assert name in names
     paper = get_experiment("paper")
     assert paper.estimator.startswith("salgan:")
-    assert paper.losses.weights() == {**PAPER_LOSS_WEIGHTS, "photorealism": 0.0, "locality": 0.0}
+    assert paper.losses.weights() == {**PAPER_LOSS_WEIGHTS, **EXTRAS_OFF}
     assert (paper.g_optimizer.name, paper.g_optimizer.learning_rate) == ("adam", 1e-3)
     assert (paper.d_optimizer.name, paper.d_optimizer.learning_rate) == ("adam", 1e-3)
     assert paper.train.epochs == 100 and paper.data.image_size == (192, 256)
@@ -337,12 +340,7 @@ def test_registered_experiments():
     assert demo.data.image_size == (72, 96)
     for variant, removed in ABLATION_VARIANTS.items():
         cfg = get_experiment(f"ablation/{variant}")
-        expected = dict(
-            PAPER_LOSS_WEIGHTS,
-            photorealism=0.0,
-            locality=0.0,
-            **({removed: 0.0} if removed else {}),
-        )
+        expected = dict(PAPER_LOSS_WEIGHTS, **EXTRAS_OFF, **({removed: 0.0} if removed else {}))
         assert cfg.losses.weights() == expected, variant
         assert cfg.run_dir == os.path.join("runs/ablation", variant)
     # A fresh copy each time: no caller can change another's.

@@ -1,5 +1,6 @@
 """The five losses: minimum on identical inputs, positive otherwise, equal to NumPy."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -159,3 +160,71 @@ def test_sagim_trains_with_the_locality_term_only_when_asked():
     assert "locality_loss" not in plain.train_on_batch(
         {"image": image, "guidance": guidance}, return_dict=True
     )
+
+
+def test_settings_loss_is_the_mean_share_of_each_settings_range():
+    from sagim_tf.losses import settings_loss
+
+    assert float(settings_loss(np.zeros((2, 4, 5, 7), np.float32))) == 0.0
+    fields = np.random.default_rng(0).normal(0, 2, (2, 4, 5, 7)).astype(np.float32)
+    # float32 tanh and mean against float64
+    np.testing.assert_allclose(
+        float(settings_loss(fields)), np.abs(np.tanh(fields.astype(np.float64))).mean(), rtol=1e-5
+    )
+    assert float(settings_loss(np.full((1, 2, 2, 7), 50.0, np.float32))) == 1.0  # bounded
+
+
+def _operator_sagim(seed=0):
+    from sagim_tf.models.content_features import ContentFeatures
+    from sagim_tf.models.discriminator import PatchDiscriminator
+    from sagim_tf.models.generator import SaGIMGenerator
+    from sagim_tf.models.sagim import SaGIM
+    from tests.helpers import nudge_operator_head, tiny_estimator
+
+    keras.utils.set_random_seed(seed)
+    g = SaGIMGenerator(base_filters=8, depth=2, num_residual_blocks=1, head="operators")
+    return SaGIM(
+        generator=nudge_operator_head(g),
+        discriminator=PatchDiscriminator(base_filters=8, num_layers=2),
+        estimator=tiny_estimator(seed),
+        content_features=ContentFeatures(layers=("block1_conv1",), weights=None, seed=seed),
+        color_kernel_size=5,
+    )
+
+
+def test_the_settings_prior_pulls_the_operator_heads_settings_to_zero(tmp_path):
+    from sagim_tf.models.generate import predict_fields
+    from tests.helpers import random_batch
+
+    image, guidance = random_batch(2, 24, 32)
+    batch = {"image": image, "guidance": guidance}
+    model = _operator_sagim()
+    only_prior = {name: 0.0 for name in ("rec", "content", "color", "cycle", "adv")}
+    model.compile(
+        g_optimizer=keras.optimizers.SGD(1.0), loss_weights={**only_prior, "settings": 1.0}
+    )
+
+    def mean_setting():
+        fields = [predict_fields(model.generator, image[i], guidance[i]) for i in range(2)]
+        return np.abs(np.tanh(np.stack(fields))).mean()
+
+    before = mean_setting()
+    logs = [model.train_on_batch(batch, return_dict=True)["settings_loss"] for _ in range(5)]
+    after = mean_setting()
+    # the logged term is the fields' mean |tanh| (float32 rounding, training=False vs True
+    # is the same for these layers), and it falls under its own gradient
+    np.testing.assert_allclose(logs[0], before, rtol=1e-4)
+    assert after < 0.7 * before and logs[-1] < logs[0]
+    # the second output is not saved: the file holds G once and loads back
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert len(loaded.weights) == len(model.weights)
+
+
+def test_the_settings_prior_needs_the_operator_head():
+    from sagim_tf.utils.errors import ConfigError
+    from tests.helpers import tiny_sagim
+
+    with pytest.raises(ConfigError, match="losses.settings is a prior on the operator head"):
+        tiny_sagim().compile(loss_weights={"settings": 1.0})

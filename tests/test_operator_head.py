@@ -96,6 +96,17 @@ def test_fields_from_a_small_copy_edit_the_full_size_photo_smoothly():
     np.testing.assert_allclose(out, apply_fields(big, full), atol=1e-3)
 
 
+def _first_four(x, c):
+    """Gains with highlight roll-off, the contrast S-curve, tone and saturation, written out
+    from their definitions (photo_operators' table) under coefficients ``c``."""
+    luma = np.float32([0.299, 0.587, 0.114])
+    gains = c[..., 0:3]
+    x = gains * x / (1.0 + np.maximum((gains * luma).sum(-1, keepdims=True) - 1.0, 0.0) * x)
+    x = x + c[..., 3:4] * x * (1.0 - x) * (2.0 * x - 1.0)
+    x = x + c[..., 4:5] * x * (1.0 - x)
+    return x + (x - (x * luma).sum(-1, keepdims=True)) * c[..., 5:6]
+
+
 @pytest.mark.parametrize("strip_rows", [1, 5, 48, 512])
 def test_the_strip_apply_is_the_2d_resize_of_the_coefficients_then_the_operators(strip_rows):
     """apply_fields (coefficients across once, down per strip, NumPy/OpenCV operators)
@@ -117,20 +128,13 @@ def test_the_strip_apply_is_the_2d_resize_of_the_coefficients_then_the_operators
     blur = GaussianBlur(DETAIL_KERNEL_SIZE, DETAIL_SIGMA)
     # G's detail change at its own size, d (x - blur(x)) of x after the first five
     # operators, written out from their definitions (photo_operators' table)
-    x = small * c[..., 0:3]
-    x = np.clip(x + (x - 0.5) * c[..., 3:4], 0.0, 1.0)
-    x = x + c[..., 4:5] * x * (1.0 - x)
-    x = x + (x - (x * np.float32([0.299, 0.587, 0.114])).sum(-1, keepdims=True)) * c[..., 5:6]
+    x = _first_four(small, c)
     change = c[..., 6:7] * (x - np.asarray(blur(x[None].astype(np.float32)))[0])
     no_detail = c.copy()
     no_detail[..., 6] = 0.0
     coef = cv2.resize(no_detail, (83, 61))
     # the photo's own edit without detail, unclipped: apply_coefficients clips at its end
-    big_x = big * coef[..., 0:3]
-    big_x = np.clip(big_x + (big_x - 0.5) * coef[..., 3:4], 0.0, 1.0)
-    big_x = big_x + coef[..., 4:5] * big_x * (1.0 - big_x)
-    luma = (big_x * np.float32([0.299, 0.587, 0.114])).sum(-1, keepdims=True)
-    big_x = big_x + (big_x - luma) * coef[..., 5:6]
+    big_x = _first_four(big, coef)
     want = np.clip(big_x + cv2.resize(change.astype(np.float32), (83, 61)), 0.0, 1.0)
     got = apply_fields(big, fields, strip_rows=strip_rows, work_image=small)
     # float32 rounding only: interpolation order (across, then down), blur and luma sums

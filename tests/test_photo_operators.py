@@ -99,11 +99,42 @@ def test_white_balance_keeps_brightness():
         assert not np.allclose(out, img)
 
 
-def test_exposure_one_ev_doubles_linear_values():
-    img = np.full((1, 4, 4, 3), 0.2, np.float32)
-    ev = np.arctanh(0.5)  # tanh -> 0.5 EV with the 1 EV range
-    out = _apply(img, _fields("exposure", ev, 4, 4))
-    np.testing.assert_allclose(out, 0.2 * 2**0.5, rtol=1e-5)  # float32 pow and tanh rounding
+def test_exposure_darkens_by_its_gain_and_brightens_without_clipping():
+    ramp = np.linspace(0.0, 1.0, 101, dtype=np.float32)
+    img = np.tile(ramp[None, None, :, None], (1, 8, 1, 3))  # (1, 8, 101, 3) greys, 0 to 1
+    half = np.arctanh(0.5)  # tanh -> 0.5 EV with the 1 EV range
+    dark = _apply(img, _fields("exposure", -half, 8, 101))
+    np.testing.assert_allclose(dark, img * 2**-0.5, rtol=1e-5)  # float32 pow and tanh rounding
+    bright = _apply(img, _fields("exposure", half, 8, 101))[0, 0, :, 0]
+    gain = 2**0.5
+    # the gain's slope in the shadows, white kept white, and no two greys merged
+    np.testing.assert_allclose(bright, gain * ramp / (1 + (gain - 1) * ramp), rtol=1e-5)
+    assert bright[1] / ramp[1] > 0.99 * gain and bright[-1] == 1.0
+    assert np.all(np.diff(bright) > 0)
+
+
+def test_contrast_is_an_s_curve_through_black_mid_grey_and_white():
+    ramp = np.linspace(0.0, 1.0, 101, dtype=np.float32)
+    img = np.tile(ramp[None, None, :, None], (1, 8, 1, 3))  # the blur needs a few rows
+    for value in (-50.0, -0.5, 0.5, 50.0):
+        out = _apply(img, _fields("contrast", value, 8, 101))[0, 0, :, 0]
+        # 0, 1/2 and 1 are fixed points of the cubic (float32 rounding of its terms)
+        np.testing.assert_allclose(out[[0, 50, 100]], [0.0, 0.5, 1.0], atol=1e-6)
+        assert np.all(np.diff(out) > 0)  # monotone over the whole range: nothing clipped
+        slope = (out[51] - out[49]) / (ramp[51] - ramp[49])
+        expected = 2 ** (OPERATOR_RANGES["contrast"] * np.tanh(value))
+        # a central difference over 0.02 of a cubic: exact up to float32 rounding / 0.02
+        np.testing.assert_allclose(slope, expected, rtol=1e-3)
+
+
+def test_gains_and_contrast_clip_nothing_before_the_end():
+    ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32)
+    img = np.tile(ramp[None, None, :, None], (1, 8, 1, 3))  # the blur needs a few rows
+    fields = _fields(None, 0.0, 8, 256)
+    fields[..., OPERATOR_NAMES.index("exposure")] = 50.0  # +1 EV
+    fields[..., OPERATOR_NAMES.index("contrast")] = 50.0  # steepest S-curve
+    out = _apply(img, fields)[0, 0, :, 0]
+    assert np.all(np.diff(out) > 0) and out[-1] == 1.0  # every grey level stays distinct
 
 
 @pytest.mark.parametrize("value", [0.0, 0.7, -3.0, 30.0])

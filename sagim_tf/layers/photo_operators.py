@@ -14,8 +14,10 @@ channel (index)  what it does, with ``t = tanh(field)``                  range
 ===============  =====================================================  ===================
 temperature (0)  red gain ``e^{0.25 t}``, blue gain ``e^{-0.25 t}``      about +-28% R/B
 tint (1)         green gain ``e^{-0.15 t}`` (positive: magenta)          about +-16% G
-exposure (2)     ``x * 2^{EV}``, ``EV = 1.0 t``                          -1 .. +1 EV
-contrast (3)     ``(x - 0.5) * 2^{0.5 t} + 0.5``                          x0.71 .. x1.41
+exposure (2)     gain ``2^{EV}``, ``EV = 1.0 t``; brightening rolls the     -1 .. +1 EV
+                 highlights off (below)
+contrast (3)     S-curve ``x + k x (1 - x) (2x - 1)``, ``k = 2 (2^{0.5 t}  mid-tone slope
+                 - 1)``: mid-tones steeper by ``2^{0.5 t}``; 0 and 1 stay  x0.71 .. x1.41
 tone (4)         ``x + a x (1 - x)``, ``a = 0.6 t`` (positive: brighter   mid-grey +-0.15
                  mid-tones; black and white stay)
 saturation (5)   ``Y + (x - Y) * 2^{t}``, ``Y`` the Rec. 601 luma        x0.5 .. x2
@@ -28,13 +30,23 @@ Image Enhancement (Miangoleh et al., CVPR 2023) bounds exposure to x[0.5, 2] and
 saturation to x[0, 2], and judges parameters far from identity as unrealistic; we keep
 saturation at x[0.5, 2] for that reason. The tone curve is a quadratic rather than a
 power law: monotone and inside [0, 1] for ``|a| <= 1``, and free of per-pixel ``pow``,
-which dominated the cost of a 12-megapixel edit. Values are clipped to [0, 1] after
-contrast and at the end. The detail gain is bounded at 0.5: at 1, a demo model sharpened
+which dominated the cost of a 12-megapixel edit.
+
+Nothing is clipped on the way (the result is clipped once, at the end). White balance and
+exposure multiply channel ``c`` by its gain ``g_c`` and divide by ``1 + max(m - 1, 0) x``,
+``m`` the gains' luma-weighted mean (``2^{EV}``, since white balance keeps brightness):
+darkening is a plain gain, and brightening keeps the gain's slope in the shadows but maps
+white to white, rolling the highlights off instead of clipping them. Contrast is an
+S-curve through 0, 1/2 and 1, monotone for ``|k| <= 1``. An earlier version multiplied
+and then applied a linear contrast clipped to [0, 1]: re-applying a demo model's fields
+with the roll-off and the S-curve instead took a third off its non-affine share (the
+photorealism measure) and a sixth off its colour change where nothing was asked, the
+flat, blown-out patches that clipping makes. The detail gain is bounded at 0.5: at 1, a demo model sharpened
 the regions it emphasized by up to +0.7, which made half of its edits' non-affine share
 (the photorealism measure) and showed as grain in flat regions.
 
 The work is split in two: :func:`coefficients` turns raw fields into per-pixel
-coefficients (the gains, ``2^c - 1``, ``a``, ``2^s - 1``, the detail amount: all the
+coefficients (the gains, ``k``, ``a``, ``2^s - 1``, the detail amount: all the
 transcendental work) and :func:`apply_coefficients` applies them with a few multiply-adds.
 An editor can compute the coefficients on G's small grid and interpolate them to a
 12-megapixel photo, instead of running ``tanh``/``exp`` per pixel of the photo.
@@ -86,8 +98,9 @@ def _luma(x):
 def coefficients(fields):
     """Raw fields (..., 7) -> per-pixel coefficients (..., 7); zero fields give the identity's.
 
-    Channels: the R, G, B gains (white balance times exposure), then ``2^c - 1``
-    (contrast), ``a`` (tone), ``2^s - 1`` (saturation) and the detail amount.
+    Channels: the R, G, B gains (white balance times exposure), then ``k = 2 (2^c - 1)``
+    (the contrast S-curve's strength: its slope at mid-grey is ``1 + k / 2 = 2^c``), ``a``
+    (tone), ``2^s - 1`` (saturation) and the detail amount.
     """
     p = bounded(fields)
     temperature, tint, ev = p[..., 0:1], p[..., 1:2], p[..., 2:3]
@@ -96,7 +109,7 @@ def coefficients(fields):
     # is not exactly 1, so zero fields give gains of exactly 1.
     neutral = 1.0 + _luma(gains) - _luma(ops.ones_like(gains))
     gains = gains / neutral * ops.power(2.0, ev)
-    contrast = ops.power(2.0, p[..., 3:4]) - 1.0
+    contrast = 2.0 * (ops.power(2.0, p[..., 3:4]) - 1.0)
     saturation = ops.power(2.0, p[..., 5:6]) - 1.0
     return ops.concatenate([gains, contrast, p[..., 4:5], saturation, p[..., 6:7]], axis=-1)
 
@@ -107,8 +120,13 @@ def coefficients(fields):
 def apply_coefficients(x, coef, blur):
     """Apply :func:`coefficients` (..., 7) to images x (..., 3) in [0, 1]; ``blur`` is the
     detail operator's Gaussian (a callable on (B, H, W, 3))."""
-    x = x * coef[..., 0:3]
-    x = ops.clip(x + (x - 0.5) * coef[..., 3:4], 0.0, 1.0)
+    gains = coef[..., 0:3]
+    # g x / (1 + max(m - 1, 0) x), m the gains' luma: a plain gain when darkening; when
+    # brightening, the gain's slope in the shadows and white kept white. At identity the
+    # gains are exactly 1 and their luma exactly 1 in float32 (0.9999999999999999 in
+    # float64), so the division is by exactly 1.
+    x = gains * x / (1.0 + ops.relu(_luma(gains) - 1.0) * x)
+    x = x + coef[..., 3:4] * x * (1.0 - x) * (2.0 * x - 1.0)
     x = x + coef[..., 4:5] * x * (1.0 - x)
     x = x + (x - _luma(x)) * coef[..., 5:6]
     x = x + coef[..., 6:7] * (x - blur(x))

@@ -18,12 +18,14 @@ LOSS_NAMES = ("rec", "content", "color", "cycle", "adv")
 PAPER_LOSS_WEIGHTS = {"rec": 5.0, "content": 5.0, "color": 1.0, "cycle": 9.0, "adv": 5.0}
 
 #: Terms beyond the paper's, off (weight 0) unless asked for: ``photorealism``, the local
-#: affine residual of the edit (:mod:`sagim_tf.losses.photorealism`), and ``locality``, the
-#: change where the guidance asks for none (:mod:`sagim_tf.losses.locality`).
-EXTRA_LOSS_NAMES = ("photorealism", "locality")
+#: affine residual of the edit (:mod:`sagim_tf.losses.photorealism`), ``locality``, the
+#: change where the guidance asks for none (:mod:`sagim_tf.losses.locality`), and
+#: ``settings``, a sparsity prior on the operator head's settings
+#: (:mod:`sagim_tf.losses.settings`).
+EXTRA_LOSS_NAMES = ("photorealism", "locality", "settings")
 #: Every term G can be trained with, and the default weights: the paper's, extras off.
 ALL_LOSS_NAMES = LOSS_NAMES + EXTRA_LOSS_NAMES
-DEFAULT_LOSS_WEIGHTS = {**PAPER_LOSS_WEIGHTS, "photorealism": 0.0, "locality": 0.0}
+DEFAULT_LOSS_WEIGHTS = {**PAPER_LOSS_WEIGHTS, "photorealism": 0.0, "locality": 0.0, "settings": 0.0}
 
 _LAZY = {
     "color_loss": "sagim_tf.losses.color",
@@ -36,6 +38,7 @@ _LAZY = {
     "locality_loss": "sagim_tf.losses.locality",
     "photorealism_loss": "sagim_tf.losses.photorealism",
     "reconstruction_loss": "sagim_tf.losses.reconstruction",
+    "settings_loss": "sagim_tf.losses.settings",
 }
 
 

@@ -24,7 +24,7 @@ def normalize_loss_weights(loss_weights) -> dict:
 
     Args:
         loss_weights: dict or None. Weights over ``rec, content, color, cycle, adv`` and
-            the extras ``photorealism`` and ``locality`` (0 unless given); 0 removes a term. Defaults to the
+            the extras ``photorealism``, ``locality`` and ``settings`` (0 unless given); 0 removes a term. Defaults to the
             paper's weights when ``None``.
     """
     weights = dict(DEFAULT_LOSS_WEIGHTS)

@@ -222,13 +222,14 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
     coef = np.empty((n, planes.shape[1], width), np.float32)
     x = np.empty((n, 3, width), np.float32)
     tmp = np.empty_like(x)
+    tmp2 = np.empty_like(x)
     luma = np.empty((n, 1, width), np.float32)
     rounded = np.empty((n, 3, width), np.uint8) if out.dtype == np.uint8 else None
     for r0 in rows:
         r1 = min(height, r0 + strip_rows)
         a0, a1 = max(0, r0 - halo), min(height, r1 + halo)
         m = a1 - a0
-        c, xs, ts, ls = coef[:m], x[:m], tmp[:m], luma[:m]
+        c, xs, ts, t2, ls = coef[:m], x[:m], tmp[:m], tmp2[:m], luma[:m]
         for j, row in enumerate(range(a0, a1)):
             t = float(weight[row])
             if t == 0.0:
@@ -237,17 +238,27 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
                 cv2.addWeighted(planes[first[row]], 1.0 - t, planes[second[row]], t, 0.0, c[j])
         gains, contrast, tone = c[:, 0:3], c[:, 3:4], c[:, 4:5]
         saturation, detail = c[:, 5:6], c[:, 6:]
-        # white balance and exposure, read from the (rows, width, channel) photo
+        # white balance and exposure, read from the (rows, width, channel) photo, with
+        # the highlights rolled off: g x / (1 + max(m - 1, 0) x), m the gains' luma
         pixels = image[a0:a1].transpose(0, 2, 1)
         if image.dtype == np.uint8:
             np.divide(pixels, np.float32(255.0), out=xs)
-            xs *= gains
         else:
-            np.multiply(pixels, gains, out=xs)
-        # contrast: x + (x - 0.5) * c, clipped
-        np.subtract(xs, np.float32(0.5), out=ts)
+            np.copyto(xs, pixels)
+        np.matmul(_LUMA, gains, out=ls[:, 0])
+        ls -= np.float32(1.0)
+        np.maximum(ls, np.float32(0.0), out=ls)
+        np.multiply(xs, ls, out=ts)
+        ts += np.float32(1.0)
+        xs *= gains
+        xs /= ts
+        # contrast: x + k x (1 - x) (2x - 1), an S-curve through 0, 1/2 and 1
+        np.multiply(xs, np.float32(2.0), out=t2)
+        t2 -= np.float32(1.0)
+        np.subtract(np.float32(1.0), xs, out=ts)
+        ts *= xs
+        ts *= t2
         _add_product(xs, ts, contrast)
-        np.clip(xs, 0.0, 1.0, out=xs)
         # tone: x + a x (1 - x)
         np.subtract(np.float32(1.0), xs, out=ts)
         ts *= xs
@@ -306,8 +317,10 @@ def _detail_change(work_image, coef) -> np.ndarray:
     """G's detail change ``d (x - blur(x))`` (h, w, 3) at its own size: the first five
     operators applied to ``work_image`` (h, w, 3) under coefficients ``coef`` (h, w, 7),
     then the detail operator's high-pass of the result, times its amount."""
-    x = work_image * coef[..., 0:3]
-    x = np.clip(x + (x - np.float32(0.5)) * coef[..., 3:4], 0.0, 1.0)
+    gains = coef[..., 0:3]
+    excess = np.maximum(gains @ _LUMA - np.float32(1.0), 0)[..., None]
+    x = gains * work_image / (np.float32(1.0) + excess * work_image)
+    x = x + coef[..., 3:4] * x * (np.float32(1.0) - x) * (np.float32(2.0) * x - np.float32(1.0))
     x = x + coef[..., 4:5] * x * (np.float32(1.0) - x)
     x = x + (x - (x @ _LUMA)[..., None]) * coef[..., 5:6]
     blurred = cv2.sepFilter2D(

@@ -78,6 +78,15 @@ class SaGIMGenerator(keras.Model):
         work_size: int. The longer side, in pixels, that G was trained at and that the
             editor runs it at when it applies the operator head's fields to a larger photo.
             Defaults to 256.
+        field_guide_radius: int. The operator head's edge-aware step: the radius, in
+            pixels of G's input, of a guided filter with the image as guide that makes the
+            upsampled fields follow the image's edges; 0 keeps plain bilinear fields
+            (and is what a file saved without this setting loads as). Defaults to 0.
+        field_luma_bins: int. Brightness bins of the operator head's coarse grid: with
+            more than 1, each cell holds one setting per band of brightness and every
+            pixel reads its own band's (a bilateral grid, :mod:`sagim_tf.layers.luma_slice`),
+            so dark and bright parts of a cell can be edited differently. 1 (what a file
+            saved without this setting loads as) is one setting per cell. Defaults to 1.
         dtype: string or ``keras.mixed_precision.DTypePolicy``. The dtype policy of every
             layer but the last three (the residual convolution, the crop and the output,
             always float32). None uses the global policy. Defaults to None.
@@ -101,6 +110,8 @@ class SaGIMGenerator(keras.Model):
         head="residual",
         field_stride=DEFAULT_FIELD_STRIDE,
         work_size=256,
+        field_guide_radius=0,
+        field_luma_bins=1,
         dtype=None,
         **kwargs,
     ):
@@ -117,6 +128,14 @@ class SaGIMGenerator(keras.Model):
             raise ValueError(
                 f"SaGIMGenerator: field_stride must be a power of 2, got {field_stride}"
             )
+        field_guide_radius = int(field_guide_radius)
+        if field_guide_radius < 0:
+            raise ValueError(
+                f"SaGIMGenerator: field_guide_radius must be >= 0, got {field_guide_radius}"
+            )
+        field_luma_bins = int(field_luma_bins)
+        if field_luma_bins < 1:
+            raise ValueError(f"SaGIMGenerator: field_luma_bins must be >= 1, got {field_luma_bins}")
         if work_size < 16:
             raise ValueError(f"SaGIMGenerator: work_size must be at least 16, got {work_size}")
         multiple = 2**depth if head == "residual" else max(2**depth, field_stride)
@@ -152,7 +171,15 @@ class SaGIMGenerator(keras.Model):
             x = _conv_norm_act(x, width(stage - 1), 3, 1, f"up{stage}b", dtype)
         # The output end stays float32 under any policy: the edit is never rounded to half.
         if head == "operators":
-            _, edited = operator_head(x, image, field_stride, width(0), dtype)
+            _, edited = operator_head(
+                x,
+                image,
+                field_stride,
+                width(0),
+                dtype,
+                guide_radius=field_guide_radius,
+                luma_bins=field_luma_bins,
+            )
         else:
             residual = layers.Conv2D(
                 3,
@@ -178,6 +205,8 @@ class SaGIMGenerator(keras.Model):
         self.head = head
         self.field_stride = field_stride
         self.work_size = work_size
+        self.field_guide_radius = field_guide_radius
+        self.field_luma_bins = field_luma_bins
 
     def get_config(self):
         return {
@@ -192,6 +221,8 @@ class SaGIMGenerator(keras.Model):
             "head": self.head,
             "field_stride": self.field_stride,
             "work_size": self.work_size,
+            "field_guide_radius": self.field_guide_radius,
+            "field_luma_bins": self.field_luma_bins,
         }
 
     @classmethod

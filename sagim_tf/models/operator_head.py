@@ -7,6 +7,9 @@ contrast, gamma, saturation, local detail; :mod:`sagim_tf.layers.photo_operators
 coarse grid, ``field_stride`` times coarser than the input, and applies them to the
 photo. The fields are smooth by construction (bilinear upsampling of a coarse grid), so
 the edit changes tone and colour regionally, as a photographer's local adjustments do.
+With ``guide_radius`` > 0 a guided filter with the image as guide then bends them to the
+image's edges (:mod:`sagim_tf.layers.guided_filter`), so that a change stops at an
+object's outline instead of spreading a grid cell beyond it.
 
 Because the fields are smooth, they can be computed on a small copy of a photo and
 applied to the photo at its own resolution (:class:`sagim_tf.inference.editor.Editor`
@@ -22,14 +25,28 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from sagim_tf.layers import BilinearUpsample, CropToReference, PhotoOperators
+from sagim_tf.layers import (
+    BilinearUpsample,
+    CropToReference,
+    GuidedFilter,
+    LumaSlice,
+    PhotoOperators,
+)
 from sagim_tf.layers.photo_operators import NUM_OPERATORS
 
 #: Default coarseness of the fields: one setting per 8x8 pixels of G's input.
 DEFAULT_FIELD_STRIDE = 8
 
 
-def operator_head(features, image, field_stride: int, width: int, dtype=None):
+def operator_head(
+    features,
+    image,
+    field_stride: int,
+    width: int,
+    dtype=None,
+    guide_radius: int = 0,
+    luma_bins: int = 1,
+):
     """Add the operator head to G's functional graph.
 
     Args:
@@ -39,16 +56,24 @@ def operator_head(features, image, field_stride: int, width: int, dtype=None):
         field_stride: int. How much coarser than the input the fields are predicted.
         width: int. Channels of the head's hidden convolution.
         dtype: the dtype policy of the hidden layers (the fields and the edit are float32).
+        guide_radius: int. Radius in pixels of the guided filter that makes the upsampled
+            fields follow the image's edges (:class:`~sagim_tf.layers.GuidedFilter`); 0
+            keeps the plain bilinear fields. Defaults to 0.
+        luma_bins: int. Brightness bins of the coarse grid (a bilateral grid sliced with
+            the image's luma, :class:`~sagim_tf.layers.LumaSlice`); 1 is one setting per
+            cell. Defaults to 1.
 
     Returns:
         ``(fields, edited)``: raw fields (B, H, W, 7) at the input's resolution (bilinear
-        from the coarse grid) and the edited image (B, H, W, 3).
+        from the coarse grid, then guided by the image when ``guide_radius`` > 0) and the
+        edited image (B, H, W, 3). The fields are the output of the layer named
+        ``"fields"`` either way.
     """
     x = layers.AveragePooling2D(field_stride, dtype=dtype, name="fields_pool")(features)
     x = layers.Conv2D(width, 3, padding="same", dtype=dtype, name="fields_hidden")(x)
     x = layers.ReLU(dtype=dtype, name="fields_relu")(x)
     coarse = layers.Conv2D(
-        NUM_OPERATORS,
+        NUM_OPERATORS * luma_bins,
         1,
         dtype="float32",
         kernel_initializer="zeros",
@@ -56,7 +81,14 @@ def operator_head(features, image, field_stride: int, width: int, dtype=None):
         name="fields_coarse",
     )(x)
     fields = BilinearUpsample(field_stride, dtype="float32", name="fields_upsample")(coarse)
-    fields = CropToReference(name="fields", dtype="float32")([fields, image])
+    makers = [lambda name: CropToReference(name=name, dtype="float32")]
+    if luma_bins > 1:
+        makers.append(lambda name: LumaSlice(luma_bins, name=name, dtype="float32"))
+    if guide_radius:
+        makers.append(lambda name: GuidedFilter(guide_radius, name=name, dtype="float32"))
+    names = [f"fields_step{k}" for k in range(len(makers) - 1)] + ["fields"]
+    for make, name in zip(makers, names):  # the last step's output is the layer "fields"
+        fields = make(name)([fields, image])
     edited = PhotoOperators(name="edited", dtype="float32")([image, fields])
     return fields, edited
 

@@ -28,6 +28,7 @@ from sagim_tf.losses import (
     locality_loss,
     photorealism_loss,
     reconstruction_loss,
+    settings_loss,
 )
 from sagim_tf.models.batches import check_batch, check_eager_pair, unpack_batch
 from sagim_tf.models.compile_options import (
@@ -40,7 +41,7 @@ from sagim_tf.models.compile_options import (
 )
 from sagim_tf.models.content_features import ContentFeatures
 from sagim_tf.models.discriminator import PatchDiscriminator
-from sagim_tf.models.generate import generate
+from sagim_tf.models.generate import generate, has_operator_head
 from sagim_tf.models.generator import SaGIMGenerator
 from sagim_tf.utils.errors import ConfigError
 
@@ -144,6 +145,17 @@ class SaGIM(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
         self.g_optimizer = None
         self.d_optimizer = None
+        self._with_fields = None
+        if has_operator_head(self.generator):
+            # G's layers and weights with the "fields" layer as a second output (for
+            # L_settings), kept out of Keras' tracking (a lambda), so it adds nothing to
+            # what is saved: G is saved once, as itself.
+            both = keras.Model(
+                self.generator.inputs,
+                [self.generator.outputs[0], self.generator.get_layer("fields").output],
+                name=f"{self.generator.name}_with_fields",
+            )
+            self._with_fields = lambda inputs, training: both(inputs, training=training)
         self.build()
 
     # ------------------------------------------------------------------ building
@@ -196,6 +208,12 @@ class SaGIM(keras.Model):
             logger.info("XLA off: the estimator %r resizes with antialiasing", self.estimator.name)
             kwargs["jit_compile"] = False
         self.loss_weights = normalize_loss_weights(loss_weights)
+        if self.loss_weights["settings"] > 0 and not has_operator_head(self.generator):
+            raise ConfigError(
+                "losses.settings is a prior on the operator head's settings; this G has the "
+                f"{getattr(self.generator, 'head', 'residual')} head (set the weight to 0, or "
+                "generator.head: operators)"
+            )
         self.adv_warmup_steps = check_adv_warmup_steps(adv_warmup_steps)
         self.g_optimizer = prepare_optimizer(g_optimizer, "g_optimizer")
         self.d_optimizer = prepare_optimizer(d_optimizer, "d_optimizer")
@@ -232,6 +250,12 @@ class SaGIM(keras.Model):
         )
 
     # ------------------------------------------------------------------ forward
+    def _forward(self, image, guidance, training):
+        """G's edit and, when L_settings is on, its raw fields, from one forward pass."""
+        if self.loss_weights["settings"] <= 0:
+            return self.generator([image, guidance], training=training), None
+        return self._with_fields([image, guidance], training=training)
+
     def call(self, inputs, training=False):
         """G's edit of ``(image, guidance)`` (or a dict with those keys); nothing else."""
         image, guidance = check_eager_pair(*unpack_batch(inputs))
@@ -269,8 +293,9 @@ class SaGIM(keras.Model):
             return [tf.stop_gradient(f) for f in self.content_features(image)]
         return None
 
-    def _generator_terms(self, image, guidance, edited, fake_logits, phi_image):
-        """G's five terms (skipping zero weights) and its weighted total."""
+    def _generator_terms(self, image, guidance, edited, fake_logits, phi_image, fields=None):
+        """G's five terms and the extras (skipping zero weights) and its weighted total;
+        ``fields``: G's raw operator fields, needed by L_settings only."""
         w = self.loss_weights
         terms = {}
         if w["rec"] > 0:
@@ -291,6 +316,8 @@ class SaGIM(keras.Model):
             terms["photorealism"] = photorealism_loss(image, edited, radius=_photo_radius(image))
         if w["locality"] > 0:
             terms["locality"] = locality_loss(image, edited, guidance, original_saliency)
+        if w["settings"] > 0:
+            terms["settings"] = settings_loss(fields)
         scale = self.effective_loss_weights()
         total = tf.add_n([scale[name] * value for name, value in terms.items()]) if terms else 0.0
         return terms, total
@@ -318,13 +345,13 @@ class SaGIM(keras.Model):
         g_tape = tf.GradientTape(watch_accessed_variables=False)
         with g_tape:
             g_tape.watch([v.value for v in self.generator.trainable_variables])
-            edited = self.generator([image, guidance], training=True)
+            edited, fields = self._forward(image, guidance, training=True)
 
         # 3. D's step on the stopped-gradient edit, on its own tape; G's is not recording.
         d_loss = self._train_discriminator(image, tf.stop_gradient(edited))
 
         # 4. G's step: its losses against the D just updated, recorded on G's tape again.
-        terms, g_total = self._train_generator(g_tape, image, guidance, edited, phi_image)
+        terms, g_total = self._train_generator(g_tape, image, guidance, edited, phi_image, fields)
         return self._update_trackers(terms, g_total, d_loss)
 
     def _train_discriminator(self, image, fake):
@@ -349,7 +376,7 @@ class SaGIM(keras.Model):
             self.d_optimizer.apply(d_grads, d_vars)
         return d_loss
 
-    def _train_generator(self, g_tape, image, guidance, edited, phi_image):
+    def _train_generator(self, g_tape, image, guidance, edited, phi_image, fields=None):
         """G's losses and update; ``g_tape`` recorded G's forward pass that made ``edited``.
 
         Returns:
@@ -363,7 +390,9 @@ class SaGIM(keras.Model):
             fake_logits = None
             if self.loss_weights["adv"] > 0:
                 fake_logits = self.discriminator(edited, training=True)
-            terms, g_total = self._generator_terms(image, guidance, edited, fake_logits, phi_image)
+            terms, g_total = self._generator_terms(
+                image, guidance, edited, fake_logits, phi_image, fields
+            )
             g_scaled = self.g_optimizer.scale_loss(g_total / self._replicas())
         # 4b. G's update. Keras increments an optimizer's step counter with no data
         # dependence, so when a dataset of unknown length ran out inside `fit`, the failed
@@ -379,12 +408,14 @@ class SaGIM(keras.Model):
         w = self.loss_weights
         need_phi = w["content"] > 0 or w["cycle"] > 0
         phi_image = self.content_features(image) if need_phi else None
-        edited = self.generator([image, guidance], training=False)
+        edited, fields = self._forward(image, guidance, training=False)
         d_loss = fake_logits = None
         if w["adv"] > 0:
             fake_logits = self.discriminator(edited, training=False)
             d_loss = discriminator_loss(self.discriminator(image, training=False), fake_logits)
-        terms, g_total = self._generator_terms(image, guidance, edited, fake_logits, phi_image)
+        terms, g_total = self._generator_terms(
+            image, guidance, edited, fake_logits, phi_image, fields
+        )
         return self._update_trackers(terms, g_total, d_loss)
 
     # ------------------------------------------------------------------ config

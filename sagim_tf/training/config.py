@@ -85,6 +85,13 @@ class GeneratorConfig:
             ``data.image_size``.
         field_stride: int. The operator head's field grid: one setting per
             ``field_stride`` x ``field_stride`` pixels; a power of 2.
+        field_guide_radius: int. The operator head's edge-aware step: the radius in
+            pixels of G's input of the guided filter that makes the upsampled fields follow
+            the photo's edges (:mod:`sagim_tf.layers.guided_filter`); 0 turns it off
+            (plain bilinear fields).
+        field_luma_bins: int. Brightness bins of the operator head's grid (a bilateral
+            grid sliced with the photo's luma, :mod:`sagim_tf.layers.luma_slice`); 1 is
+            one setting per grid cell.
     """
 
     base_filters: int = 32
@@ -93,6 +100,8 @@ class GeneratorConfig:
     max_filters: int = 256
     head: str = "residual"
     field_stride: int = 8
+    field_guide_radius: int = 0
+    field_luma_bins: int = 1
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,10 @@ class LossConfig:
         locality: float. Weight of L_local, not in the paper: the change where the guiding
             map equals E's map of the photo, i.e. where no change is asked
             (:mod:`sagim_tf.losses.locality`). Default 0 (off).
+        settings: float. Weight of L_settings, not in the paper: a sparsity prior on the
+            operator head's settings, the mean of ``|tanh(field)|``
+            (:mod:`sagim_tf.losses.settings`); needs ``generator.head: operators``.
+            Default 0 (off).
         color_kernel_size: int. Side of the color loss' Gaussian filter (odd; paper: 21).
         adv_warmup_steps: int. G steps over which the adv weight ramps up from 0 (paper: 0).
     """
@@ -161,6 +174,7 @@ class LossConfig:
     adv: float = PAPER_LOSS_WEIGHTS["adv"]
     photorealism: float = DEFAULT_LOSS_WEIGHTS["photorealism"]
     locality: float = DEFAULT_LOSS_WEIGHTS["locality"]
+    settings: float = DEFAULT_LOSS_WEIGHTS["settings"]
     color_kernel_size: int = 21
     adv_warmup_steps: int = 0
 
@@ -443,6 +457,14 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     stride = config.generator.field_stride
     if stride < 1 or stride & (stride - 1):
         raise ConfigError(f"generator.field_stride: must be a power of 2, got {stride}")
+    if config.generator.field_luma_bins < 1:
+        raise ConfigError(
+            f"generator.field_luma_bins: must be >= 1, got {config.generator.field_luma_bins}"
+        )
+    if config.generator.field_guide_radius < 0:
+        raise ConfigError(
+            f"generator.field_guide_radius: must be >= 0, got {config.generator.field_guide_radius}"
+        )
     for key in (*ALL_LOSS_NAMES, "adv_warmup_steps"):
         value = getattr(config.losses, key)
         if not math.isfinite(value) or value < 0:

@@ -3,8 +3,10 @@
 // The same arithmetic as sagim_tf.layers.photo_operators (coefficients, then
 // apply_coefficients) and sagim_tf.models.generate.apply_fields: the coefficients are
 // computed on G's field grid, interpolated bilinearly to the photo (OpenCV's INTER_LINEAR,
-// half-pixel centres), then per pixel: white balance and exposure gains, contrast (then
-// clipped), tone, saturation, and local detail; the result is clipped to [0, 1].
+// half-pixel centres), then per pixel: white balance and exposure gains (brightening rolls
+// the highlights off: g x / (1 + max(m - 1, 0) x), m the gains' luma), the contrast S-curve
+// x + k x (1 - x) (2x - 1), tone, saturation, and local detail; the result is clipped to
+// [0, 1] once, at the end.
 //
 // Local detail is x + d (x - blur(x)) with a 7-tap Gaussian (sigma 1.5 pixels, reflect-101
 // borders) of the image G saw. At the grid's own size it is applied as it is (strips of
@@ -40,7 +42,7 @@ export function coefficientsFromFields(fields, ranges, luma, strength = 1) {
     coef[f] = gr;
     coef[f + 1] = gg;
     coef[f + 2] = gb;
-    coef[f + 3] = Math.pow(2, p(3)) - 1;
+    coef[f + 3] = 2 * (Math.pow(2, p(3)) - 1);
     coef[f + 4] = p(4);
     coef[f + 5] = Math.pow(2, p(5)) - 1;
     coef[f + 6] = p(6);
@@ -148,15 +150,19 @@ export async function applyCoefficients(src, coef, gridWidth, gridHeight, dst, o
           g = s[i * 3 + 1];
           b = s[i * 3 + 2];
         }
-        // white balance and exposure
-        r *= C[x];
-        g *= C[W + x];
-        b *= C[2 * W + x];
-        // contrast, clipped
+        // white balance and exposure, highlights rolled off
+        const gr = C[x];
+        const gg = C[W + x];
+        const gb = C[2 * W + x];
+        const ro = Math.max(0, l0 * gr + l1 * gg + l2 * gb - 1);
+        r = (gr * r) / (1 + ro * r);
+        g = (gg * g) / (1 + ro * g);
+        b = (gb * b) / (1 + ro * b);
+        // contrast S-curve
         const ct = C[3 * W + x];
-        r = Math.min(1, Math.max(0, r + (r - 0.5) * ct));
-        g = Math.min(1, Math.max(0, g + (g - 0.5) * ct));
-        b = Math.min(1, Math.max(0, b + (b - 0.5) * ct));
+        r += ct * r * (1 - r) * (2 * r - 1);
+        g += ct * g * (1 - g) * (2 * g - 1);
+        b += ct * b * (1 - b) * (2 * b - 1);
         // tone
         const tone = C[4 * W + x];
         r += tone * r * (1 - r);
@@ -226,12 +232,13 @@ export async function applyCoefficients(src, coef, gridWidth, gridHeight, dst, o
 // The first four operators (gains, contrast, tone, saturation) on one pixel, in place in
 // `px` (a Float64Array of 3).
 function firstFour(px, g0, g1, g2, contrast, tone, sat, l0, l1, l2) {
-  let r = px[0] * g0;
-  let g = px[1] * g1;
-  let b = px[2] * g2;
-  r = Math.min(1, Math.max(0, r + (r - 0.5) * contrast));
-  g = Math.min(1, Math.max(0, g + (g - 0.5) * contrast));
-  b = Math.min(1, Math.max(0, b + (b - 0.5) * contrast));
+  const ro = Math.max(0, l0 * g0 + l1 * g1 + l2 * g2 - 1);
+  let r = (g0 * px[0]) / (1 + ro * px[0]);
+  let g = (g1 * px[1]) / (1 + ro * px[1]);
+  let b = (g2 * px[2]) / (1 + ro * px[2]);
+  r += contrast * r * (1 - r) * (2 * r - 1);
+  g += contrast * g * (1 - g) * (2 * g - 1);
+  b += contrast * b * (1 - b) * (2 * b - 1);
   r += tone * r * (1 - r);
   g += tone * g * (1 - g);
   b += tone * b * (1 - b);
@@ -327,13 +334,17 @@ async function applyInterpolated(src, grid, gridWidth, gridHeight, dst, band, op
         g = s[i * 3 + 1];
         b = s[i * 3 + 2];
       }
-      r *= C[x];
-      g *= C[W + x];
-      b *= C[2 * W + x];
+      const gr = C[x];
+      const gg = C[W + x];
+      const gb = C[2 * W + x];
+      const ro = Math.max(0, l0 * gr + l1 * gg + l2 * gb - 1);
+      r = (gr * r) / (1 + ro * r);
+      g = (gg * g) / (1 + ro * g);
+      b = (gb * b) / (1 + ro * b);
       const ct = C[3 * W + x];
-      r = Math.min(1, Math.max(0, r + (r - 0.5) * ct));
-      g = Math.min(1, Math.max(0, g + (g - 0.5) * ct));
-      b = Math.min(1, Math.max(0, b + (b - 0.5) * ct));
+      r += ct * r * (1 - r) * (2 * r - 1);
+      g += ct * g * (1 - g) * (2 * g - 1);
+      b += ct * b * (1 - b) * (2 * b - 1);
       const tone = C[4 * W + x];
       r += tone * r * (1 - r);
       g += tone * g * (1 - g);
