@@ -1,5 +1,6 @@
 """The demo end to end, shrunk: tiny set, tiny G, a few seconds of training."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -26,10 +27,13 @@ def test_demo_config_is_the_registered_experiment(tmp_path):
     assert cfg.run_dir == os.path.join(str(tmp_path), "run")
     assert cfg.data.dir == os.path.join(str(tmp_path), "sam")
     assert cfg.generator.head == registered.generator.head == "operators"
-    assert cfg.losses.locality > 0
-    # the comparison run: the same setup, only the head and its folder differ
+    assert cfg.losses.locality > 0 and cfg.losses.settings > 0
+    assert cfg.generator.field_guide_radius > 0
+    # the comparison run: the same setup, only the head, its folder and the settings prior
+    # (there are no settings with the residual head) differ
     residual = demo.demo_config(str(tmp_path), image_size=(48, 64), head="residual")
-    assert residual.generator.head == "residual" and residual.losses == cfg.losses
+    assert residual.generator.head == "residual" and residual.losses.settings == 0.0
+    assert dataclasses.replace(residual.losses, settings=cfg.losses.settings) == cfg.losses
     assert residual.run_dir == os.path.join(str(tmp_path), "residual")
     with pytest.raises(ConfigError, match="head"):
         demo.demo_config(str(tmp_path), head="pixels")

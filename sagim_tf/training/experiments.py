@@ -165,14 +165,20 @@ def paper() -> ExperimentConfig:
 DEMO_FEATURE_LAYERS = ("block1_conv1", "block1_conv2", "block2_conv1")
 
 
+#: The demo's weight of the settings prior (:mod:`sagim_tf.losses.settings`).
+DEMO_SETTINGS_WEIGHT = 3.0
+
+
 @register_experiment("demo-cpu")
 def demo_cpu() -> ExperimentConfig:
     """What ``sagim demo`` trains on a CPU in about 5 minutes (departures: see the demo).
 
     The weight-free Itti-Koch E; a small G (16 base filters) with the photographic-operator
-    head, and D (32); no adversarial term and content weight 20 (random VGG weights hold
-    the picture more weakly); the locality term at 40 (no change where the guidance asks
-    for none); mixed binary and continuous guiding maps; 96x72 images; 50 G steps an epoch
+    head, its fields bent to the photo's edges by a guided filter of radius 6, and D (32);
+    no adversarial term and content weight 20 (random VGG weights hold the picture more
+    weakly); the locality term at 40 (no change where the guidance asks for none) and the
+    settings prior at DEMO_SETTINGS_WEIGHT (each operator setting costs its share of its
+    range); mixed binary and continuous guiding maps; 96x72 images; 50 G steps an epoch
     with up to 1000 epochs, cut short by a 5-minute time budget. The demo trains the same
     setup with the residual head beside it, for comparison.
     """
@@ -187,11 +193,11 @@ def demo_cpu() -> ExperimentConfig:
             guidance="mixed",
         ),
         generator=GeneratorConfig(
-            base_filters=16, depth=3, num_residual_blocks=2, head="operators"
+            base_filters=16, depth=3, num_residual_blocks=2, head="operators", field_guide_radius=6
         ),
         discriminator=DiscriminatorConfig(base_filters=32, num_layers=3),
         features=FeaturesConfig(layers=DEMO_FEATURE_LAYERS),
-        losses=LossConfig(adv=0.0, content=20.0, locality=40.0),
+        losses=LossConfig(adv=0.0, content=20.0, locality=40.0, settings=DEMO_SETTINGS_WEIGHT),
         train=TrainConfig(
             epochs=1000,
             batch_size=4,

@@ -96,13 +96,17 @@ def demo_config(
         base_filters: int. G's first-stage filters. Defaults to 16.
         minutes: float. The training time budget. Defaults to 5.
         head: str. G's head, ``"operators"`` (the experiment's) or ``"residual"``; all
-            else is the same. Defaults to ``"operators"``.
+            else is the same, but for the settings prior, which has no settings to act on
+            with the residual head. Defaults to ``"operators"``.
     """
     if head not in HEAD_RUN_DIRS:
         raise ConfigError(f"head must be one of {', '.join(HEAD_RUN_DIRS)}, got {head!r}")
     height, width = image_size
+    base = get_experiment(DEMO_EXPERIMENT)
+    # the settings prior acts on operator settings; the residual head has none
+    settings = base.losses.settings if head == "operators" else 0.0
     return replace_config(
-        get_experiment(DEMO_EXPERIMENT),
+        base,
         {
             "run_dir": os.path.join(out_dir, HEAD_RUN_DIRS[head]),
             "data": {
@@ -110,6 +114,7 @@ def demo_config(
                 "image_size": {"height": int(height), "width": int(width)},
             },
             "generator": {"base_filters": int(base_filters), "head": head},
+            "losses": {"settings": settings},
             "train": {"seed": int(seed), "time_budget_minutes": float(minutes)},
         },
     )
