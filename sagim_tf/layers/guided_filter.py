@@ -29,8 +29,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-#: Rec. 601 luma weights (the same as the saturation operator's).
-_LUMA = (0.299, 0.587, 0.114)
+from sagim_tf.layers.photo_operators import luma
 #: Default regulariser: luma edges with a contrast above about sqrt(0.01) = 0.1 are kept.
 DEFAULT_EPS = 1e-2
 
@@ -44,7 +43,7 @@ def box_mean(x, radius: int):
 
 def guided_filter(fields, image, radius: int, eps: float = DEFAULT_EPS):
     """Guided filter of ``fields`` (B, H, W, C) by the luma of ``image`` (B, H, W, 3)."""
-    guide = ops.sum(image * ops.convert_to_tensor(_LUMA, image.dtype), axis=-1, keepdims=True)
+    guide = luma(image)
     mean_i = box_mean(guide, radius)
     var_i = ops.maximum(box_mean(guide * guide, radius) - mean_i * mean_i, 0.0)
     mean_p = box_mean(fields, radius)

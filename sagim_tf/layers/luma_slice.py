@@ -22,14 +22,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-#: Rec. 601 luma weights (the same as the saturation operator's).
-_LUMA = (0.299, 0.587, 0.114)
+from sagim_tf.layers.photo_operators import luma
 
 
 def luma_weights(image, bins: int):
     """Each pixel's linear-interpolation weights on the ``bins`` brightness bins, (B, H, W, bins)."""
-    luma = ops.sum(image * ops.convert_to_tensor(_LUMA, image.dtype), axis=-1, keepdims=True)
-    position = ops.clip(luma, 0.0, 1.0) * float(bins - 1)
+    position = ops.clip(luma(image), 0.0, 1.0) * float(bins - 1)
     centres = ops.convert_to_tensor([float(d) for d in range(bins)], image.dtype)
     return ops.relu(1.0 - ops.abs(position - centres))
 

@@ -90,7 +90,8 @@ def bounded(fields):
     return ops.tanh(fields) * limits
 
 
-def _luma(x):
+def luma(x):
+    """Rec. 601 luma of images (..., 3) -> (..., 1)."""
     w = ops.convert_to_tensor(LUMA, x.dtype)
     return ops.sum(x * w, axis=-1, keepdims=True)
 
@@ -107,7 +108,7 @@ def coefficients(fields):
     gains = ops.concatenate([ops.exp(temperature), ops.exp(-tint), ops.exp(-temperature)], -1)
     # luma(gains) - luma(ones) is exactly 0 at identity, even where the weights' float sum
     # is not exactly 1, so zero fields give gains of exactly 1.
-    neutral = 1.0 + _luma(gains) - _luma(ops.ones_like(gains))
+    neutral = 1.0 + luma(gains) - luma(ops.ones_like(gains))
     gains = gains / neutral * ops.power(2.0, ev)
     contrast = 2.0 * (ops.power(2.0, p[..., 3:4]) - 1.0)
     saturation = ops.power(2.0, p[..., 5:6]) - 1.0
@@ -125,10 +126,10 @@ def apply_coefficients(x, coef, blur):
     # brightening, the gain's slope in the shadows and white kept white. At identity the
     # gains are exactly 1 and their luma exactly 1 in float32 (0.9999999999999999 in
     # float64), so the division is by exactly 1.
-    x = gains * x / (1.0 + ops.relu(_luma(gains) - 1.0) * x)
+    x = gains * x / (1.0 + ops.relu(luma(gains) - 1.0) * x)
     x = x + coef[..., 3:4] * x * (1.0 - x) * (2.0 * x - 1.0)
     x = x + coef[..., 4:5] * x * (1.0 - x)
-    x = x + (x - _luma(x)) * coef[..., 5:6]
+    x = x + (x - luma(x)) * coef[..., 5:6]
     x = x + coef[..., 6:7] * (x - blur(x))
     return ops.clip(x, 0.0, 1.0)
 
