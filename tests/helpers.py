@@ -36,10 +36,10 @@ def tiny_estimator(seed: int = 0) -> keras.Model:
     return model
 
 
-def tiny_sagim(seed: int = 0, **kwargs):
+def tiny_sagim(seed: int = 0, head: str = "residual", **kwargs):
     keras.utils.set_random_seed(seed)
     return SaGIM(
-        generator=SaGIMGenerator(base_filters=8, depth=2, num_residual_blocks=1),
+        generator=SaGIMGenerator(base_filters=8, depth=2, num_residual_blocks=1, head=head),
         discriminator=PatchDiscriminator(base_filters=8, num_layers=2),
         estimator=tiny_estimator(seed),
         content_features=ContentFeatures(
@@ -55,6 +55,17 @@ def random_batch(batch=2, height=24, width=32, seed=0):
     image = rng.uniform(0.0, 1.0, (batch, height, width, 3)).astype(np.float32)
     guidance = rng.uniform(0.0, 1.0, (batch, height, width, 1)).astype(np.float32)
     return image, guidance
+
+
+#: A tiny operator-head G: fields every 8 pixels, trained at a longer side of 48.
+TINY_OPERATOR_G = dict(
+    base_filters=4, depth=2, num_residual_blocks=1, head="operators", field_stride=8, work_size=48
+)
+
+
+def tiny_operator_g(**kwargs):
+    """A :data:`TINY_OPERATOR_G` generator, ``kwargs`` overriding its arguments."""
+    return SaGIMGenerator(**{**TINY_OPERATOR_G, **kwargs})
 
 
 def nudge_operator_head(generator, seed: int = 1, kernel_std: float = 0.3, bias_std: float = 0.5):

@@ -9,7 +9,7 @@ import pytest
 from sagim_tf.layers import GuidedFilter, LumaSlice
 from sagim_tf.models.generate import apply_fields, predict_fields
 from sagim_tf.models.generator import SaGIMGenerator
-from tests.helpers import nudge_operator_head
+from tests.helpers import TINY_OPERATOR_G, nudge_operator_head, tiny_operator_g
 from tests.test_case import run_model_saving_test, run_serialization_test
 
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -100,18 +100,12 @@ def test_layer_serialization_and_saving():
     run_model_saving_test(GuidedFilter, {"radius": 2, "eps": 1e-3}, inputs)
 
 
+#: The tiny operator-head G with guided fields of radius 4.
+GUIDED_G = dict(TINY_OPERATOR_G, field_guide_radius=4)
+
+
 def _g(**kw):
-    args = dict(
-        base_filters=4,
-        depth=2,
-        num_residual_blocks=1,
-        head="operators",
-        field_stride=8,
-        work_size=48,
-        field_guide_radius=4,
-    )
-    args.update(kw)
-    return SaGIMGenerator(**args)
+    return tiny_operator_g(**{**GUIDED_G, **kw})
 
 
 def _inputs(h=40, w=56):
@@ -125,17 +119,8 @@ def test_an_untrained_guided_head_returns_the_photo_and_saves():
     image, guide = _inputs()
     g = _g()
     assert np.array_equal(np.asarray(g([image[None], guide[None]]))[0], image)
-    kwargs = dict(
-        base_filters=4,
-        depth=2,
-        num_residual_blocks=1,
-        head="operators",
-        field_stride=8,
-        work_size=48,
-        field_guide_radius=4,
-    )
-    run_serialization_test(SaGIMGenerator, kwargs)
-    run_model_saving_test(SaGIMGenerator, kwargs, [image[None], guide[None]])
+    run_serialization_test(SaGIMGenerator, GUIDED_G)
+    run_model_saving_test(SaGIMGenerator, GUIDED_G, [image[None], guide[None]])
     with pytest.raises(ValueError, match="field_guide_radius"):
         _g(field_guide_radius=-2)
 

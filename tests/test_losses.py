@@ -174,31 +174,14 @@ def test_settings_loss_is_the_mean_share_of_each_settings_range():
     assert float(settings_loss(np.full((1, 2, 2, 7), 50.0, np.float32))) == 1.0  # bounded
 
 
-def _operator_sagim(seed=0):
-    from sagim_tf.models.content_features import ContentFeatures
-    from sagim_tf.models.discriminator import PatchDiscriminator
-    from sagim_tf.models.generator import SaGIMGenerator
-    from sagim_tf.models.sagim import SaGIM
-    from tests.helpers import nudge_operator_head, tiny_estimator
-
-    keras.utils.set_random_seed(seed)
-    g = SaGIMGenerator(base_filters=8, depth=2, num_residual_blocks=1, head="operators")
-    return SaGIM(
-        generator=nudge_operator_head(g),
-        discriminator=PatchDiscriminator(base_filters=8, num_layers=2),
-        estimator=tiny_estimator(seed),
-        content_features=ContentFeatures(layers=("block1_conv1",), weights=None, seed=seed),
-        color_kernel_size=5,
-    )
-
-
 def test_the_settings_prior_pulls_the_operator_heads_settings_to_zero(tmp_path):
     from sagim_tf.models.generate import predict_fields
-    from tests.helpers import random_batch
+    from tests.helpers import nudge_operator_head, random_batch, tiny_sagim
 
     image, guidance = random_batch(2, 24, 32)
     batch = {"image": image, "guidance": guidance}
-    model = _operator_sagim()
+    model = tiny_sagim(head="operators")
+    nudge_operator_head(model.generator)
     only_prior = {name: 0.0 for name in ("rec", "content", "color", "cycle", "adv")}
     model.compile(
         g_optimizer=keras.optimizers.SGD(1.0), loss_weights={**only_prior, "settings": 1.0}

@@ -36,6 +36,7 @@ from tests.train_helpers import (
     subprocess_env,
     tf_config,
     tiny_config,
+    wait_for_first_checkpoint,
     write_config,
 )
 
@@ -273,11 +274,7 @@ def test_a_killed_worker_ends_the_chief_with_a_message_and_the_same_command_resu
     state_path = run_dir / "checkpoints" / STATE_FILE
     procs = _start_workers(command, ports, tmp_path, "first")
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and all(p.poll() is None for p in procs):
-            if state_path.is_file() and json.loads(state_path.read_text() or "{}").get("epoch"):
-                break
-            time.sleep(0.05)
+        wait_for_first_checkpoint(procs, state_path.parent, timeout=300)
         assert all(p.poll() is None for p in procs), _log(tmp_path, "first", 0)
         procs[1].send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
@@ -323,11 +320,7 @@ def test_sigterm_to_one_worker_stops_every_worker_after_the_same_step(tiny_sam, 
     command = ["-m", "sagim_tf", "train", "--config", config]
     procs = _start_workers(lambda i: command, ports, tmp_path, "term")
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and all(p.poll() is None for p in procs):
-            if state_path.is_file() and json.loads(state_path.read_text() or "{}").get("epoch"):
-                break
-            time.sleep(0.05)
+        wait_for_first_checkpoint(procs, state_path.parent, timeout=300)
         assert all(p.poll() is None for p in procs), _log(tmp_path, "term", 0)
         procs[1].send_signal(signal.SIGTERM)  # the non-chief only
         codes = [p.wait(timeout=LOST_PEER_SECONDS) for p in procs]

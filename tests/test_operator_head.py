@@ -12,21 +12,10 @@ from sagim_tf.models.generate import apply_fields, predict_fields, scale_fields
 from sagim_tf.models.generator import SaGIMGenerator
 from sagim_tf.utils.errors import ConfigError
 from sagim_tf.utils.io import to_uint8
-from tests.helpers import nudge_operator_head, tiny_estimator
+from tests.helpers import nudge_operator_head, tiny_estimator, tiny_operator_g
 from tests.test_case import run_model_saving_test, run_serialization_test
 
-
-def _g(**kw):
-    args = dict(
-        base_filters=4,
-        depth=2,
-        num_residual_blocks=1,
-        head="operators",
-        field_stride=8,
-        work_size=48,
-    )
-    args.update(kw)
-    return SaGIMGenerator(**args)
+_g = tiny_operator_g
 
 
 def _inputs(h=40, w=56, seed=0):

@@ -1,6 +1,5 @@
 """Resume: kill a real `scripts/train.py` process and run the same command again."""
 
-import json
 import os
 import signal
 import subprocess
@@ -10,10 +9,18 @@ import time
 import numpy as np
 import pytest
 
-from sagim_tf.training.callbacks import STATE_FILE, latest_checkpoint
+from sagim_tf.training.callbacks import latest_checkpoint
 from sagim_tf.training.config import load_config
 from sagim_tf.training.run import build_model
-from tests.train_helpers import ROOT, subprocess_env, tiny_config, tiny_sam, write_config
+from tests.train_helpers import (
+    ROOT,
+    read_run_state,
+    subprocess_env,
+    tiny_config,
+    tiny_sam,
+    wait_for_first_checkpoint,
+    write_config,
+)
 
 EPOCHS = 6
 STEPS = 2  # 2 x batch 4 = the 8 training records: every epoch sees the same batches
@@ -50,24 +57,6 @@ def _command(config_path):
 
 def _env():
     return subprocess_env(SAGIM_DETERMINISTIC="1")
-
-
-def _read_state(checkpoint_dir):
-    try:
-        with open(os.path.join(checkpoint_dir, STATE_FILE), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _wait_for_first_checkpoint(proc, checkpoint_dir, timeout=120):
-    """Wait until the run's first epoch checkpoint is written (or the process ends)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        state = _read_state(checkpoint_dir)
-        if state and state["epoch"] >= 1:
-            return
-        time.sleep(0.02)
 
 
 def _run_to_end(config_path, cwd):
@@ -114,7 +103,7 @@ def kill_and_resume(sam, tmp_path, **sections):
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_for_first_checkpoint(proc, checkpoint_dir)
+            wait_for_first_checkpoint([proc], checkpoint_dir)
             time.sleep(0.1)  # land anywhere: mid-epoch, mid-checkpoint
             assert proc.poll() is None, (
                 "training ended before it could be killed:\n" + log_path.read_text()
@@ -128,7 +117,7 @@ def kill_and_resume(sam, tmp_path, **sections):
     assert proc.returncode == -signal.SIGKILL
 
     # The checkpoint left behind is complete and consistent.
-    state = _read_state(checkpoint_dir)
+    state = read_run_state(checkpoint_dir)
     assert state is not None, log_path.read_text()
     killed_at = state["epoch"]
     assert 1 <= killed_at < EPOCHS
@@ -148,7 +137,7 @@ def kill_and_resume(sam, tmp_path, **sections):
     assert f"{killed_at} epoch(s) done, G step {killed_at * STEPS}" in result.stderr, result.stderr
     assert f"Epoch {killed_at + 1}/{EPOCHS}" in result.stdout
     assert f"Epoch {killed_at}/{EPOCHS}" not in result.stdout  # finished epochs are not redone
-    final = _read_state(checkpoint_dir)
+    final = read_run_state(checkpoint_dir)
     assert final["epoch"] == EPOCHS and final["g_iterations"] == EPOCHS * STEPS
     assert os.path.isfile(os.path.join(str(run_dir), "generator.keras"))
     return cfg, final, killed_at
@@ -174,7 +163,7 @@ def test_resumed_run_equals_uninterrupted_run(sam, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Resuming" not in result.stdout + result.stderr
     whole_cfg = load_config(config_path)
-    whole_state = _read_state(os.path.join(whole_cfg.run_dir, "checkpoints"))
+    whole_state = read_run_state(os.path.join(whole_cfg.run_dir, "checkpoints"))
     whole = _snapshot(
         whole_cfg, os.path.join(whole_cfg.run_dir, "checkpoints", whole_state["weights"])
     )
@@ -199,7 +188,7 @@ def test_sigterm_stops_after_the_step_saves_and_the_same_command_resumes(sam, tm
         text=True,
     )
     try:
-        _wait_for_first_checkpoint(proc, checkpoint_dir)
+        wait_for_first_checkpoint([proc], checkpoint_dir)
         assert proc.poll() is None, "training ended before it could be stopped"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
@@ -210,7 +199,7 @@ def test_sigterm_stops_after_the_step_saves_and_the_same_command_resumes(sam, tm
     assert proc.returncode == 143, out + err
     assert "stopped by SIGTERM after G step" in err and "Run the same command" in err, err
     stopped_at = int(err.split("stopped by SIGTERM after G step ")[1].split(";")[0])
-    state = _read_state(checkpoint_dir)
+    state = read_run_state(checkpoint_dir)
     # the checkpoint holds the step the process stopped at, not an earlier epoch's
     assert state["g_iterations"] == stopped_at >= STEPS
     for name in ("generator.keras", "sagim.keras"):
@@ -219,6 +208,6 @@ def test_sigterm_stops_after_the_step_saves_and_the_same_command_resumes(sam, tm
     result = _run_to_end(config_path, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"G step {stopped_at}" in result.stderr, result.stderr
-    final = _read_state(checkpoint_dir)
+    final = read_run_state(checkpoint_dir)
     assert final["epoch"] == EPOCHS
     assert final["g_iterations"] == stopped_at + (EPOCHS - state["epoch"]) * STEPS

@@ -7,10 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import yaml
 
 from sagim_tf.data import split_size
+from sagim_tf.training.callbacks import STATE_FILE
 from tests.sam_helpers import save_test_estimator, tiny_build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,3 +113,22 @@ def tf_config(ports, index: int) -> str:
     """TF_CONFIG for worker ``index`` of a cluster of workers on 127.0.0.1 at ``ports``."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+
+
+def read_run_state(checkpoint_dir):
+    """A run's checkpoint state (its ``STATE_FILE``), or None while there is none to read."""
+    try:
+        with open(os.path.join(checkpoint_dir, STATE_FILE), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for_first_checkpoint(procs, checkpoint_dir, timeout=120):
+    """Wait until the run's first epoch checkpoint is written, or one of ``procs`` ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        state = read_run_state(checkpoint_dir)
+        if state and state["epoch"] >= 1:
+            return
+        time.sleep(0.02)
