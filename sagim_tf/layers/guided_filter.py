@@ -30,6 +30,7 @@ import keras
 from keras import ops
 
 from sagim_tf.layers.photo_operators import luma
+
 #: Default regulariser: luma edges with a contrast above about sqrt(0.01) = 0.1 are kept.
 DEFAULT_EPS = 1e-2
 
