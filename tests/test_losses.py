@@ -162,19 +162,39 @@ def test_sagim_trains_with_the_locality_term_only_when_asked():
     )
 
 
-def test_settings_loss_is_the_mean_share_of_each_settings_range():
+def _costs_vector(costs):
+    from sagim_tf.layers.photo_operators import OPERATOR_NAMES
+
+    return np.array([costs.get(name, 1.0) for name in OPERATOR_NAMES])
+
+
+def test_settings_loss_is_the_costed_mean_share_of_each_settings_range():
     from sagim_tf.losses import settings_loss
+    from sagim_tf.losses.settings import OPERATOR_COSTS
 
     assert float(settings_loss(np.zeros((2, 4, 5, 7), np.float32))) == 0.0
     fields = np.random.default_rng(0).normal(0, 2, (2, 4, 5, 7)).astype(np.float32)
-    # float32 tanh and mean against float64
+    shares = np.abs(np.tanh(fields.astype(np.float64)))
+    for costs in (None, {}, {"saturation": 3.0, "exposure": 0.0}):
+        expected = (shares * _costs_vector(OPERATOR_COSTS if costs is None else costs)).mean()
+        # float32 tanh and mean against float64
+        np.testing.assert_allclose(float(settings_loss(fields, costs)), expected, rtol=1e-5)
+    # bounded by the mean cost; float32 sum of seven costs
     np.testing.assert_allclose(
-        float(settings_loss(fields)), np.abs(np.tanh(fields.astype(np.float64))).mean(), rtol=1e-5
+        float(settings_loss(np.full((1, 2, 2, 7), 50.0, np.float32))),
+        _costs_vector(OPERATOR_COSTS).mean(),
+        rtol=1e-6,
     )
-    assert float(settings_loss(np.full((1, 2, 2, 7), 50.0, np.float32))) == 1.0  # bounded
+    # colour is dearer than tone: the same setting costs more in saturation than in exposure
+    sat = np.zeros((2, 1, 1, 1, 7), np.float32)
+    sat[0, ..., 5], sat[1, ..., 2] = 1.0, 1.0
+    assert float(settings_loss(sat[0])) == 4 * float(settings_loss(sat[1])) > 0
+    with pytest.raises(ValueError, match="unknown operators.*'hue'"):
+        settings_loss(fields, {"hue": 1.0})
 
 
 def test_the_settings_prior_pulls_the_operator_heads_settings_to_zero(tmp_path):
+    from sagim_tf.losses.settings import OPERATOR_COSTS
     from sagim_tf.models.generate import predict_fields
     from tests.helpers import nudge_operator_head, random_batch, tiny_sagim
 
@@ -189,12 +209,12 @@ def test_the_settings_prior_pulls_the_operator_heads_settings_to_zero(tmp_path):
 
     def mean_setting():
         fields = [predict_fields(model.generator, image[i], guidance[i]) for i in range(2)]
-        return np.abs(np.tanh(np.stack(fields))).mean()
+        return (np.abs(np.tanh(np.stack(fields))) * _costs_vector(OPERATOR_COSTS)).mean()
 
     before = mean_setting()
     logs = [model.train_on_batch(batch, return_dict=True)["settings_loss"] for _ in range(5)]
     after = mean_setting()
-    # the logged term is the fields' mean |tanh| (float32 rounding, training=False vs True
+    # the logged term is the fields' costed mean |tanh| (float32 rounding, training=False vs True
     # is the same for these layers), and it falls under its own gradient
     np.testing.assert_allclose(logs[0], before, rtol=1e-4)
     assert after < 0.7 * before and logs[-1] < logs[0]

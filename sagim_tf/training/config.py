@@ -160,7 +160,7 @@ class LossConfig:
             map equals E's map of the photo, i.e. where no change is asked
             (:mod:`sagim_tf.losses.locality`). Default 0 (off).
         settings: float. Weight of L_settings, not in the paper: a sparsity prior on the
-            operator head's settings, the mean of ``|tanh(field)|``
+            operator head's settings, the costed mean of ``|tanh(field)|``
             (:mod:`sagim_tf.losses.settings`); needs ``generator.head: operators``.
             Default 0 (off).
         color_kernel_size: int. Side of the color loss' Gaussian filter (odd; paper: 21).

@@ -178,7 +178,7 @@ def demo_cpu() -> ExperimentConfig:
     no adversarial term and content weight 20 (random VGG weights hold the picture more
     weakly); the locality term at 40 (no change where the guidance asks for none) and the
     settings prior at DEMO_SETTINGS_WEIGHT (each operator setting costs its share of its
-    range); mixed binary and continuous guiding maps; 96x72 images; 50 G steps an epoch
+    range, colour four times tone); mixed binary and continuous guiding maps; 96x72 images; 50 G steps an epoch
     with up to 1000 epochs, cut short by a 5-minute time budget. The demo trains the same
     setup with the residual head beside it, for comparison.
     """
