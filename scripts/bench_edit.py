@@ -10,6 +10,11 @@ time on a shared machine), the ratio of the median wall times, and the process's
 
     python scripts/bench_edit.py                                   # built-in models
     python scripts/bench_edit.py --operators runs/demo/run/sagim.keras --repeats 5
+    python scripts/bench_edit.py --heads operators --refine 20     # also refined edits
+
+With ``--refine STEPS`` the operator head is also timed with its fields refined by that
+many steps against E on its working copy (``sagim edit --refine``), as ``12mp_refine`` and
+``small_refine``.
 
 Without a model file, each head is the default ``SaGIMGenerator`` (base 32) with random
 weights (time does not depend on their values; the operator head's zero-initialised last
@@ -79,19 +84,25 @@ def _child(args) -> dict:
     out = {"head": args.head, "model": args.model or "built-in, random weights"}
     with tempfile.TemporaryDirectory() as tmp:
         edits = {}
+        refines = {"": 0}
+        if args.refine and args.head == "operators":
+            refines["_refine"] = args.refine
         for name, (h, w) in SIZES.items():
             src = os.path.join(tmp, f"{name}.jpg")
             _photo(src, h, w)
             dst = os.path.join(tmp, f"{name}_edited.jpg")
             box = (w * 0.3, h * 0.2, w * 0.6, h * 0.6)
+            for suffix, steps in refines.items():
 
-            def once(src=src, dst=dst, box=box):
-                image = load_image(src, dtype=np.uint8)  # as `sagim edit` reads it
-                result = edit_image(editor, image, emphasize=[box], max_side=max_side)
-                save_image(dst, result["edited"])
+                def once(src=src, dst=dst, box=box, steps=steps):
+                    image = load_image(src, dtype=np.uint8)  # as `sagim edit` reads it
+                    result = edit_image(
+                        editor, image, emphasize=[box], max_side=max_side, refine=steps
+                    )
+                    save_image(dst, result["edited"])
 
-            once()  # warm-up: traces the compiled steps
-            edits[name] = once
+                once()  # warm-up: traces the compiled steps
+                edits[name + suffix] = once
         # the sizes take turns, so that both see the same load on a shared machine
         wall = {name: [] for name in edits}
         cpu = {name: [] for name in edits}
@@ -106,6 +117,8 @@ def _child(args) -> dict:
             out[f"{name}_min_s"] = round(min(wall[name]), 3)
             out[f"{name}_cpu_s"] = round(statistics.median(cpu[name]), 3)
     out["ratio_12mp_to_small"] = round(out["12mp_s"] / out["small_s"], 2)
+    if "12mp_refine_s" in out:
+        out["ratio_12mp_refine_to_small"] = round(out["12mp_refine_s"] / out["small_s"], 2)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return out
 
@@ -118,6 +131,9 @@ def main() -> int:
     )
     parser.add_argument("--heads", default="operators,residual", help="heads to time")
     parser.add_argument("--repeats", type=int, default=3, help="timed edits per size (median)")
+    parser.add_argument(
+        "--refine", type=int, default=0, metavar="STEPS", help="also time refined operator edits"
+    )
     parser.add_argument("--child", choices=("operators", "residual"), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -140,6 +156,8 @@ def main() -> int:
             head,
             "--repeats",
             str(args.repeats),
+            "--refine",
+            str(args.refine),
         ]
         model = getattr(args, head)
         if model:

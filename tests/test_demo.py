@@ -95,6 +95,8 @@ def test_demo_runs_end_to_end_and_reports(tmp_path, caplog):
         "| operator-rule |",
         "non-affine",
         "Operator head against residual head",
+        "| sagim-refined |",
+        "by 20 steps against E",
         "| wsr |",
         "| hag |",
         "| oha |",
@@ -111,6 +113,8 @@ def test_demo_runs_end_to_end_and_reports(tmp_path, caplog):
         "sagim-binary",
         "sagim-residual",
         "sagim-residual-binary",
+        "sagim-refined",
+        "sagim-refined-binary",
         "wsr",
         "hag",
         "oha",
@@ -133,3 +137,5 @@ def test_demo_rejects_bad_options(capsys):
     assert "--minutes" in capsys.readouterr().err
     assert main(["demo", "--heads", "residual"]) == 2
     assert "--heads" in capsys.readouterr().err
+    assert main(["demo", "--refine-steps", "-1", "--out", "never"]) == 2
+    assert "refine steps" in capsys.readouterr().err

@@ -116,6 +116,19 @@ def test_explain_needs_the_operator_head_and_nothing_is_written(files, tmp_path,
     assert ".npz" in capsys.readouterr().err and not out.exists()
 
 
+def test_refine_follows_the_guidance_more_and_needs_the_operator_head(files, tmp_path, capsys):
+    plain, refined = tmp_path / "plain.npz", tmp_path / "refined.npz"
+    for out, extra in ((plain, ()), (refined, ("--refine", "8"))):
+        args = ("--emphasize-mask", files["mask"], "--no-figure", "--params-out", str(out))
+        assert _edit(files, tmp_path / "o.png", *args, *extra) == 0
+    assert not np.array_equal(np.load(plain)["fields"], np.load(refined)["fields"])
+    out = tmp_path / "never.png"
+    assert _edit(files, out, "--emphasize", "1,1,9,9", "--refine", "3", model="residual") == 2
+    assert "operator head" in capsys.readouterr().err and not out.exists()
+    assert _edit(files, out, "--emphasize", "1,1,9,9", "--refine", "-1") == 2
+    assert "--refine" in capsys.readouterr().err and not out.exists()
+
+
 def test_explain_settings_and_words():
     fields = np.zeros((4, 6, NUM_OPERATORS), np.float32)
     fields[:2, :, OPERATOR_NAMES.index("exposure")] = np.arctanh(0.4)  # +0.4 EV on top

@@ -106,6 +106,16 @@ def add_arguments(parser) -> None:
         "E(I) to the target)",
     )
     parser.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="operator-head models: refine G's fields on its working copy by STEPS gradient "
+        "steps against E before applying them (about 20 follow the guidance much more "
+        "closely; each step costs one pass of E forward and back at G's working size); "
+        "default 0",
+    )
+    parser.add_argument(
         "--estimator",
         metavar="SPEC",
         default=None,
@@ -211,6 +221,8 @@ def run(args) -> int:
     if args.params_out and not args.params_out.endswith(".npz"):
         raise InputError(f"--params-out {args.params_out!r}: expected a .npz file")
     strength = check_strength(args.strength)
+    if args.refine < 0:
+        raise InputError(f"--refine must be a whole number >= 0, got {args.refine}")
     if args.max_side is not None and args.max_side < 1:
         raise ConfigError(f"--max-side must be a positive integer, got {args.max_side}")
     if not has_boxes and (args.raise_to is not None or args.lower_factor is not None):
@@ -259,10 +271,11 @@ def run(args) -> int:
 
     editor = load_editor(args.model, args.estimator)
     operators = has_operator_head(editor.generator)
-    if (args.explain or args.params_out) and not operators:
+    if (args.explain or args.params_out or args.refine) and not operators:
         raise ConfigError(
-            f"--explain and --params-out need a model with the operator head; {args.model} "
-            "has the residual head (its edit is a pixel residual, not operator settings)"
+            f"--explain, --params-out and --refine need a model with the operator head; "
+            f"{args.model} has the residual head (its edit is a pixel residual, not operator "
+            "settings)"
         )
     box_options = {}
     if args.raise_to is not None:
@@ -279,6 +292,7 @@ def run(args) -> int:
         max_side=args.max_side,
         work_pixels=work_pixels,
         max_pixels=limit,
+        refine=args.refine,
         **box_options,
     )
 

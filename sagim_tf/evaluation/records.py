@@ -6,6 +6,7 @@ import numpy as np
 
 from sagim_tf.data import eval_dataset
 from sagim_tf.models.generate import generate
+from sagim_tf.models.refine import FieldRefiner
 
 
 def load_records(data_dir, split: str = "test", size=None, limit: int | None = None) -> list[dict]:
@@ -34,7 +35,9 @@ def load_records(data_dir, split: str = "test", size=None, limit: int | None = N
     return records
 
 
-def generator_method(generator, guidance: str = "continuous"):
+def generator_method(
+    generator, guidance: str = "continuous", refine_steps: int = 0, estimator=None
+):
     """An evaluation method (image, guidance_binary, guidance) -> edited that runs G.
 
     G runs through its cached compiled generate step
@@ -44,12 +47,23 @@ def generator_method(generator, guidance: str = "continuous"):
         generator: keras.Model. G.
         guidance: str. Which map G receives: ``"continuous"`` (the SAM guidance) or
             ``"binary"``. Defaults to ``"continuous"``.
+        refine_steps: int. With an operator-head G, refine its fields for each image by
+            this many steps against ``estimator``
+            (:class:`~sagim_tf.models.refine.FieldRefiner`). Defaults to 0 (G alone).
+        estimator: the E that refinement follows; needed when ``refine_steps`` > 0.
     """
     if guidance not in ("continuous", "binary"):
         raise ValueError(f"guidance must be 'continuous' or 'binary', got {guidance!r}")
+    refiner = None
+    if refine_steps:
+        if estimator is None:
+            raise ValueError("refine_steps > 0 needs the estimator E that refinement follows")
+        refiner = FieldRefiner(generator, estimator, steps=refine_steps)
 
     def method(image, guidance_binary, guidance_map):
-        g = guidance_binary if guidance == "binary" else guidance_map
-        return generate(generator, image, np.asarray(g, np.float32))
+        g = np.asarray(guidance_binary if guidance == "binary" else guidance_map, np.float32)
+        if refiner is not None:
+            return refiner.edit(image, g)
+        return generate(generator, image, g)
 
     return method

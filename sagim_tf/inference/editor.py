@@ -41,6 +41,7 @@ from sagim_tf.models.generate import (
 )
 from sagim_tf.models.generator import SaGIMGenerator
 from sagim_tf.models.loading import load_model
+from sagim_tf.models.refine import FieldRefiner, check_refine_steps
 from sagim_tf.models.sagim import SaGIM
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError, InputError
@@ -76,9 +77,18 @@ class Editor:
     source: str = "<memory>"
     max_pixels: int | None = None
     generate_function: object = field(init=False, repr=False, compare=False)
+    _refiners: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.generate_function = make_generate_function(self.generator)
+
+    def refiner(self, steps: int) -> FieldRefiner:
+        """The :class:`~sagim_tf.models.refine.FieldRefiner` of G and E for ``steps`` steps
+        (built once per step count: its compiled loop is reused across photos)."""
+        steps = check_refine_steps(steps)
+        if steps not in self._refiners:
+            self._refiners[steps] = FieldRefiner(self.generator, self.estimator, steps=steps)
+        return self._refiners[steps]
 
     @classmethod
     def from_model(cls, model, estimator=None, source="<memory>"):
@@ -310,6 +320,7 @@ def edit_image(
     max_side: int | None = None,
     work_pixels: int | None = None,
     max_pixels: int | None = None,
+    refine: int = 0,
     **box_options,
 ) -> EditResult:
     """Edit one photo so that E's map of it moves toward a guiding map.
@@ -356,6 +367,10 @@ def edit_image(
             :data:`WORK_PIXELS`); the operator head always runs G at its work size.
         max_pixels: the most pixels an input may have (None: ``editor.max_pixels``, else
             ``$SAGIM_MAX_PIXELS``, else 100 megapixels; ``sagim edit --max-pixels``).
+        refine: int. Operator head only: refine G's fields on its copy by this many steps
+            against E before they are scaled and applied
+            (:class:`~sagim_tf.models.refine.FieldRefiner`; ``sagim edit --refine``).
+            Defaults to 0 (G's fields as they are).
 
     Returns:
         An :class:`EditResult` (a dict-like mapping) of arrays at the input's size:
@@ -385,10 +400,24 @@ def edit_image(
         raise ConfigError(f"max_side must be a positive integer, got {max_side!r}")
     if work_pixels is not None and (not isinstance(work_pixels, int) or work_pixels < 1):
         raise ConfigError(f"work_pixels must be a positive integer, got {work_pixels!r}")
+    refine = check_refine_steps(refine)
 
     if has_operator_head(editor.generator):
         return _edit_with_operators(
-            editor, photo, guidance, emphasize or (), deemphasize or (), a, max_side, box_options
+            editor,
+            photo,
+            guidance,
+            emphasize or (),
+            deemphasize or (),
+            a,
+            max_side,
+            box_options,
+            refine,
+        )
+    if refine:
+        raise ConfigError(
+            "refine needs an operator-head G (it refines the operator fields); "
+            f"{editor.source} has a residual head"
         )
     image = check_image(photo) if photo.dtype == np.uint8 else photo
     if max_side is None:
@@ -452,7 +481,7 @@ def _scaled_region(region, sx: float, sy: float, height: int, width: int):
 
 
 def _edit_with_operators(
-    editor, image, guidance, emphasize, deemphasize, strength, max_side, box_options
+    editor, image, guidance, emphasize, deemphasize, strength, max_side, box_options, refine=0
 ) -> EditResult:
     """:func:`edit_image` for an operator-head G: fields at the work size, applied at full size."""
     generator = editor.generator
@@ -490,7 +519,10 @@ def _edit_with_operators(
             [_scaled_region(r, sx, sy, wh, ww) for r in deemphasize],
             **options,
         )
-    fields = scale_fields(predict_fields(generator, small, target_small), strength)
+    fields = predict_fields(generator, small, target_small)
+    if refine:
+        fields = editor.refiner(refine)(small, target_small, fields)
+    fields = scale_fields(fields, strength)
     # E's map after the edit, on G's own edit of its copy (the fields at their own size)
     # rather than on the full-size edit shrunk again: the same edit, without a second
     # pass over every pixel of the photo

@@ -32,6 +32,8 @@ from sagim_tf.inference.editor import Editor, edit_image, resize_image
 from sagim_tf.inference.explain import describe, explain, operator_settings
 from sagim_tf.inference.figures import write_edit_figure
 from sagim_tf.losses import LOSS_NAMES, PAPER_LOSS_WEIGHTS
+from sagim_tf.models.generate import has_operator_head
+from sagim_tf.models.refine import check_refine_steps
 from sagim_tf.training.callbacks import grid_rows
 from sagim_tf.training.config import ExperimentConfig, replace_config, to_dict
 from sagim_tf.training.experiments import get_experiment
@@ -49,6 +51,11 @@ HEAD_RUN_DIRS = {"operators": "run", "residual": "residual"}
 #: The evaluation's method name for each head's G under the continuous guidance (the
 #: binary guidance adds ``-binary``).
 HEAD_METHODS = {"operators": "sagim", "residual": "sagim-residual"}
+#: Refinement steps of the operator head's fields per image (against E) in the demo's
+#: ``sagim-refined`` rows and its photo edits (:class:`~sagim_tf.models.refine.FieldRefiner`).
+DEMO_REFINE_STEPS = 20
+#: The evaluation's method name for the operator head's G with refined fields.
+REFINED_METHOD = "sagim-refined"
 #: The judges SaGIM never saw in training (E is itti-koch).
 UNSEEN_JUDGES = ("spectral-residual", "fine-grained")
 #: How many C1 points (mean over the unseen judges) the operator head may give up to the
@@ -137,11 +144,11 @@ def _box_mean(saliency, box):
     return float(np.asarray(saliency)[y0:y1, x0:x1].mean())
 
 
-def edit_photos(model, out_dir: str, max_side: int | None = None) -> list[dict]:
+def edit_photos(model, out_dir: str, max_side: int | None = None, refine: int = 0) -> list[dict]:
     """Edit scikit-image's bundled photographs; returns per-photo saliency numbers.
 
     Each photo is edited at its own size (``max_side``: shrink it first to that longer
-    side). The emphasized box is the least salient cell of a 3x3 grid, the de-emphasized
+    side), an operator-head G's fields refined by ``refine`` steps (default 0: G's own). The emphasized box is the least salient cell of a 3x3 grid, the de-emphasized
     one the most salient; an operator-head edit also says, per box, the mean operator
     settings it applied (:func:`~sagim_tf.inference.explain.explain`).
     """
@@ -161,7 +168,12 @@ def edit_photos(model, out_dir: str, max_side: int | None = None) -> list[dict]:
             )
         low_box, high_box = _photo_boxes(editor.saliency(image))
         result = edit_image(
-            editor, image, emphasize=[low_box], deemphasize=[high_box], strength=1.0
+            editor,
+            image,
+            emphasize=[low_box],
+            deemphasize=[high_box],
+            strength=1.0,
+            refine=refine if has_operator_head(editor.generator) else 0,
         )
         fields = result.get("fields")
         save_image(os.path.join(out_dir, f"{name}_edited.png"), result["edited"])
@@ -199,10 +211,11 @@ def edit_photos(model, out_dir: str, max_side: int | None = None) -> list[dict]:
     return rows
 
 
-def compare_heads(aggregates, judges=UNSEEN_JUDGES) -> dict:
+def compare_heads(aggregates, judges=UNSEEN_JUDGES, method=HEAD_METHODS["operators"]) -> dict:
     """The operator head's G against the residual head's, and which one the demo keeps.
 
-    Both under the continuous guidance (methods ``sagim`` and ``sagim-residual``). The
+    Both under the continuous guidance (methods ``method``, by default ``sagim``, and
+    ``sagim-residual``; ``sagim-refined`` compares the refined operator edits). The
     operator head is picked unless its C1, averaged over the ``judges`` SaGIM never saw,
     falls more than :data:`MAX_C1_DROP` points below the residual head's: it is the one
     made for realistic edits at any resolution, and may give up that much consistency.
@@ -213,7 +226,7 @@ def compare_heads(aggregates, judges=UNSEEN_JUDGES) -> dict:
         gains), its non-affine share and ΔE outside as fractions of the residual head's,
         and its PSNR minus the residual head's in dB.
     """
-    op, res = aggregates[HEAD_METHODS["operators"]], aggregates[HEAD_METHODS["residual"]]
+    op, res = aggregates[method], aggregates[HEAD_METHODS["residual"]]
 
     def c1(agg):
         return float(np.mean([agg["judges"][j]["c1"] for j in judges]))
@@ -252,6 +265,20 @@ def _head_lines(comparison, summaries) -> list[str]:
         f"PSNR {c['psnr_gain']:+.2f} dB, and its C1 over the unseen judges "
         f"{-c['c1_drop']:+.1f} points. The photographs below are edited with the "
         f"**{c['pick']} head**: {c['reason']}.",
+        "",
+    ] + _refined_lines(c.get("refined"))
+
+
+def _refined_lines(r) -> list[str]:
+    if r is None:
+        return []
+    return [
+        f"`sagim-refined` is the operator head's G with its fields refined for each image "
+        f"by {DEMO_REFINE_STEPS} steps against E (`sagim edit --refine`). Under the "
+        f"continuous map its non-affine share is {r['non_affine_ratio']:.2f}x the residual "
+        f"head's, its ΔE outside {r['cast_ratio']:.2f}x, its PSNR {r['psnr_gain']:+.2f} dB, "
+        f"and its C1 over the unseen judges {-r['c1_drop']:+.1f} points. The photographs "
+        "below are edited with refinement when the operator head edits them.",
         "",
     ]
 
@@ -338,6 +365,7 @@ def run_demo(
     base_filters=16,
     photo_max_side=None,
     heads=("operators", "residual"),
+    refine_steps=DEMO_REFINE_STEPS,
 ) -> dict:
     """Run every stage; returns the paths of what was written and the results.
 
@@ -358,13 +386,18 @@ def run_demo(
         heads: the heads to train, the operator head first: ``("operators",
             "residual")`` (default) compares the two; ``("operators",)`` trains the
             demo's own alone.
+        refine_steps: int. Refinement steps of the operator head's fields: the
+            ``sagim-refined`` rows and the photo edits (with the operator head). Defaults to
+            :data:`DEMO_REFINE_STEPS`; 0 leaves both out.
 
     Returns:
         ``{"paths", "aggregates", "photos", "table", "seconds", "g_steps", "comparison",
         "head"}``: ``g_steps`` is the operator head's, ``comparison`` that of
-        :func:`compare_heads` (None with one head), ``head`` the head that edited the photos.
+        :func:`compare_heads` (None with one head; with refinement its ``"refined"`` entry
+        compares the refined edits), ``head`` the head that edited the photos.
     """
     heads = tuple(heads)
+    refine_steps = check_refine_steps(refine_steps)
     if not heads or heads[0] != "operators" or not set(heads) <= set(HEAD_RUN_DIRS):
         raise ConfigError(
             f"heads must start with 'operators' and be among {', '.join(HEAD_RUN_DIRS)}, "
@@ -425,6 +458,12 @@ def run_demo(
         name = HEAD_METHODS[head]
         methods[name] = generator_method(models[head].generator, "continuous")
         methods[f"{name}-binary"] = generator_method(models[head].generator, "binary")
+    if "operators" in heads and refine_steps:
+        op = models["operators"]
+        for kind, suffix in (("continuous", ""), ("binary", "-binary")):
+            methods[REFINED_METHOD + suffix] = generator_method(
+                op.generator, kind, refine_steps=refine_steps, estimator=op.estimator
+            )
     methods.update(baseline_methods())
     judges = {name: build_estimator(name) for name in JUDGES}
     result = evaluate_methods(records, methods, judges, progress=True)
@@ -433,6 +472,10 @@ def run_demo(
     table = format_table1(result.aggregates, result.judges)
     details = format_details_table(result.aggregates, result.judges)
     comparison = compare_heads(result.aggregates) if len(heads) > 1 else None
+    refined = None
+    if comparison and REFINED_METHOD in result.aggregates:
+        refined = compare_heads(result.aggregates, method=REFINED_METHOD)
+        comparison["refined"] = refined
     pick = comparison["pick"] if comparison else "operators"
     if comparison:
         log.info("the photographs are edited with the %s head: %s", pick, comparison["reason"])
@@ -446,7 +489,7 @@ def run_demo(
         np.stack([r["guidance"] for r in sample]),
     )
     synthetic_grid = save_image(os.path.join(fig_dir, "synthetic_edits.png"), grid)
-    photos = edit_photos(models[pick], fig_dir, max_side=photo_max_side)
+    photos = edit_photos(models[pick], fig_dir, max_side=photo_max_side, refine=refine_steps)
 
     summary = summaries["operators"]
     paths = {

@@ -1,0 +1,165 @@
+"""Refinement: a few gradient steps on one photo's operator fields, against E.
+
+G predicts an operator head's fields in one pass, amortised over its training set; after a
+few hundred CPU steps that prediction is faint and often misses what the guiding map asks
+(a demo model moved O_low up and O_high down under its own E in half of the held-out
+images). Refinement takes G's fields as the starting point and runs ``steps`` Adam steps
+on the same objective G was trained on, for this one photo:
+
+    5 * L_rec(guidance, E(edit))  +  40 * L_local  +  3 * L_settings(fields)
+
+with the weights of ``demo-cpu`` (:data:`REFINE_WEIGHTS`). The steps change only a
+correction on G's coarse grid (one setting per ``field_stride`` pixels), which goes
+through the same upsampling and, when G has one, the same guided filter as G's own fields.
+So the result is still a smooth, edge-aware field of photographic settings, inside each
+operator's range, and it applies to the full-size photo as G's fields do. L_local and the
+costed L_settings (colour dearer than tone, :data:`sagim_tf.losses.settings.OPERATOR_COSTS`)
+keep the refined edit where the map asks for one. This is the "semi-amortised" pattern of
+Kim et al. (ICML 2018): a network's guess, finished by optimisation.
+
+It runs at G's working resolution (the photo's small copy), so its cost does not grow with
+the photo: on this machine's CPU, 20 steps at 96x72 take about 0.3 s. Zero steps return G's
+fields unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from sagim_tf.layers import BilinearUpsample, GuidedFilter, PhotoOperators
+from sagim_tf.losses.locality import locality_loss
+from sagim_tf.losses.reconstruction import reconstruction_loss
+from sagim_tf.losses.settings import settings_loss
+from sagim_tf.models.generate import apply_fields, predict_fields
+from sagim_tf.utils.checks import check_image, check_map
+from sagim_tf.utils.errors import ConfigError, InputError
+
+#: The objective's weights: ``demo-cpu``'s rec, locality and settings weights.
+REFINE_WEIGHTS = {"rec": 5.0, "locality": 40.0, "settings": 3.0}
+#: Steps when refinement is asked for without a number.
+DEFAULT_REFINE_STEPS = 20
+#: Adam's step size on the raw (pre-``tanh``) coarse fields.
+DEFAULT_REFINE_LEARNING_RATE = 0.1
+_BETA_1, _BETA_2, _EPSILON = 0.9, 0.999, 1e-7
+
+
+def check_refine_steps(steps) -> int:
+    """``steps`` as a non-negative int, or an ``InputError`` that names it."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise InputError(f"refine steps must be a whole number >= 0, got {steps!r}")
+    return int(steps)
+
+
+class FieldRefiner:
+    """Refines an operator-head G's fields for one photo against an estimator E.
+
+    Args:
+        generator: keras.Model. An operator-head G (its ``field_stride`` and
+            ``field_guide_radius`` shape the correction).
+        estimator: keras.Model. E, differentiable (the Itti-Koch E or SalGAN).
+        steps: int. Adam steps. Defaults to :data:`DEFAULT_REFINE_STEPS`.
+        learning_rate: float. Adam's step size. Defaults to
+            :data:`DEFAULT_REFINE_LEARNING_RATE`.
+        weights: dict or None. ``rec``, ``locality`` and ``settings`` weights. Defaults to
+            :data:`REFINE_WEIGHTS`.
+
+    Call it with ``(image, guidance, fields)``: the photo's small copy (H, W, 3) in [0, 1],
+    its guiding map (H, W) or (H, W, 1) and G's raw fields (H, W, 7) for them. It returns
+    the refined raw fields (H, W, 7) as a float32 NumPy array.
+    """
+
+    def __init__(
+        self, generator, estimator, steps=DEFAULT_REFINE_STEPS, learning_rate=None, weights=None
+    ):
+        if getattr(generator, "head", "residual") != "operators":
+            raise ConfigError("refinement needs an operator-head G; this G has a residual head")
+        self.steps = check_refine_steps(steps)
+        self.learning_rate = float(
+            DEFAULT_REFINE_LEARNING_RATE if learning_rate is None else learning_rate
+        )
+        if not np.isfinite(self.learning_rate) or self.learning_rate <= 0:
+            raise InputError(f"refine learning rate must be > 0, got {learning_rate!r}")
+        self.weights = {**REFINE_WEIGHTS, **(weights or {})}
+        unknown = sorted(set(self.weights) - set(REFINE_WEIGHTS))
+        if unknown:
+            raise ConfigError(f"unknown refine weights {unknown}; known: {sorted(REFINE_WEIGHTS)}")
+        self.generator = generator
+        self.estimator = estimator
+        self.stride = int(getattr(generator, "field_stride", 8))
+        self.upsample = BilinearUpsample(self.stride, dtype="float32")
+        self.guide = GuidedFilter(int(getattr(generator, "field_guide_radius", 0)), dtype="float32")
+        self.operators = PhotoOperators(dtype="float32")
+        # traced per image size: E (Itti-Koch) needs static shapes
+        self._step = tf.function(self._refine)
+
+    def _spread(self, coarse, image):
+        """A coarse correction at the photo's size, smoothed as G's own fields are."""
+        height, width = tf.shape(image)[1], tf.shape(image)[2]
+        return self.guide([self.upsample(coarse)[:, :height, :width, :], image])
+
+    def _objective(self, image, guidance, fields, saliency):
+        edited = self.operators([image, fields])
+        w = self.weights
+        total = w["rec"] * reconstruction_loss(guidance, self.estimator(edited, training=False))
+        if w["locality"] > 0:
+            total += w["locality"] * locality_loss(image, edited, guidance, saliency)
+        if w["settings"] > 0:
+            total += w["settings"] * settings_loss(fields)
+        return total
+
+    def _refine(self, image, guidance, fields, steps):
+        saliency = tf.stop_gradient(self.estimator(image, training=False))
+        shape = tf.stack(
+            [1, -(-tf.shape(image)[1] // self.stride), -(-tf.shape(image)[2] // self.stride), 7]
+        )
+        delta = m = v = tf.zeros(shape)
+        for t in tf.range(1, steps + 1):
+            with tf.GradientTape() as tape:
+                tape.watch(delta)
+                total = self._objective(
+                    image, guidance, fields + self._spread(delta, image), saliency
+                )
+            grad = tape.gradient(total, delta)
+            m = _BETA_1 * m + (1.0 - _BETA_1) * grad
+            v = _BETA_2 * v + (1.0 - _BETA_2) * tf.square(grad)
+            step = tf.cast(t, tf.float32)
+            m_hat = m / (1.0 - tf.pow(_BETA_1, step))
+            v_hat = v / (1.0 - tf.pow(_BETA_2, step))
+            delta = delta - self.learning_rate * m_hat / (tf.sqrt(v_hat) + _EPSILON)
+        return fields + self._spread(delta, image)
+
+    def __call__(self, image, guidance, fields) -> np.ndarray:
+        image = check_image(image)
+        if image.ndim != 3:
+            raise InputError(f"refine: expected one image (H, W, 3), got shape {image.shape}")
+        guidance = check_map(guidance, "guidance", like=image)
+        if guidance.shape != image.shape[:2] + (1,):
+            raise InputError(
+                f"refine: a guiding map of shape {guidance.shape} for an image of {image.shape[:2]}"
+            )
+        fields = np.asarray(fields, np.float32)
+        if not np.isfinite(fields).all():
+            raise InputError("refine: the fields contain NaN or infinite values")
+        if fields.shape != image.shape[:2] + (7,):
+            raise InputError(
+                f"refine: fields of shape {fields.shape} do not match the image's {image.shape[:2]}"
+            )
+        if self.steps == 0:
+            return fields
+        refined = self._step(
+            tf.constant(image[None]),
+            tf.constant(guidance[None]),
+            tf.constant(fields[None]),
+            tf.constant(self.steps),
+        )
+        return np.asarray(refined)[0]
+
+    def fields(self, image, guidance) -> np.ndarray:
+        """G's raw fields (H, W, 7) for ``(image, guidance)``, refined."""
+        return self(image, guidance, predict_fields(self.generator, image, guidance))
+
+    def edit(self, image, guidance) -> np.ndarray:
+        """The refined edit (H, W, 3) of one image, float32 in [0, 1]."""
+        image = check_image(image)
+        return apply_fields(image, self.fields(image, guidance))

@@ -1,0 +1,133 @@
+"""Refinement of an operator-head G's fields against E (sagim_tf.models.refine)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from sagim_tf.evaluation.records import generator_method
+from sagim_tf.inference.editor import Editor, edit_image
+from sagim_tf.layers import BilinearUpsample, PhotoOperators
+from sagim_tf.losses.locality import locality_loss
+from sagim_tf.losses.reconstruction import reconstruction_loss
+from sagim_tf.losses.settings import settings_loss
+from sagim_tf.models.generate import apply_fields, predict_fields
+from sagim_tf.models.generator import SaGIMGenerator
+from sagim_tf.models.refine import REFINE_WEIGHTS, FieldRefiner
+from sagim_tf.utils.errors import ConfigError, InputError
+from tests.helpers import nudge_operator_head, random_batch, tiny_estimator, tiny_operator_g
+
+H, W = 24, 32
+
+
+@pytest.fixture(scope="module")
+def parts():
+    keras.utils.set_random_seed(0)
+    g = nudge_operator_head(tiny_operator_g(), seed=3, kernel_std=0.1, bias_std=0.2)
+    e = tiny_estimator(seed=1)
+    image, _ = random_batch(1, H, W, seed=4)
+    guidance = np.zeros((H, W, 1), np.float32)
+    guidance[4:16, 6:20] = 1.0  # raise one block, lower the rest
+    return g, e, image[0], guidance
+
+
+def _objective(e, image, guidance, fields):
+    """The refinement objective, from the public losses (REFINE_WEIGHTS)."""
+    x, g, f = image[None], guidance[None], fields[None]
+    edited = PhotoOperators()([x, f])
+    w = REFINE_WEIGHTS
+    return float(
+        w["rec"] * reconstruction_loss(g, e(edited))
+        + w["locality"] * locality_loss(x, edited, g, e(x))
+        + w["settings"] * settings_loss(f)
+    )
+
+
+def test_zero_steps_return_gs_fields(parts):
+    g, e, image, guidance = parts
+    fields = predict_fields(g, image, guidance)
+    assert np.array_equal(FieldRefiner(g, e, steps=0)(image, guidance, fields), fields)
+
+
+def test_refinement_lowers_the_objective_g_was_trained_on(parts):
+    g, e, image, guidance = parts
+    fields = predict_fields(g, image, guidance)
+    values = [
+        _objective(e, image, guidance, FieldRefiner(g, e, steps=n)(image, guidance, fields))
+        for n in (0, 5, 20)
+    ]
+    assert values[2] < values[1] < values[0], values
+
+
+def test_the_correction_is_a_bilinear_field_of_gs_coarse_grid(parts):
+    g, e, image, guidance = parts  # no guided filter: the correction is the bilinear field
+    fields = predict_fields(g, image, guidance)
+    change = FieldRefiner(g, e, steps=10)(image, guidance, fields) - fields
+    stride = g.field_stride
+    ch, cw = -(-H // stride), -(-W // stride)
+    basis = []
+    for i in range(ch * cw):
+        impulse = np.zeros((1, ch, cw, 1), np.float32)
+        impulse.flat[i] = 1.0
+        basis.append(np.asarray(BilinearUpsample(stride)(impulse))[0, :H, :W, 0].ravel())
+    basis = np.stack(basis, 1)
+    coef, *_ = np.linalg.lstsq(basis, change.reshape(H * W, -1), rcond=None)
+    residual = change.reshape(H * W, -1) - basis @ coef
+    assert np.abs(change).max() > 1e-3  # it moved
+    # float32 rounding of the upsample and the sum with G's fields
+    assert np.abs(residual).max() < 1e-4 * max(1.0, np.abs(change).max())
+
+
+def test_refined_edit_is_the_operators_applied_to_the_refined_fields(parts):
+    g, e, image, guidance = parts
+    refiner = FieldRefiner(g, e, steps=4)
+    fields = refiner.fields(image, guidance)
+    expected = np.clip(np.asarray(PhotoOperators()([image[None], fields[None]]))[0], 0, 1)
+    # the NumPy strip path against keras.ops, both float32 (as in test_operator_head)
+    np.testing.assert_allclose(refiner.edit(image, guidance), expected, atol=2e-5)
+    np.testing.assert_array_equal(refiner.edit(image, guidance), apply_fields(image, fields))
+
+
+def test_edit_image_refines_and_strength_zero_still_returns_the_photo(parts):
+    g, e, image, guidance = parts
+    editor = Editor(g, e)
+    photo = (image * 255).round().astype(np.uint8)
+    plain = edit_image(editor, photo, guidance=guidance[..., 0])
+    refined = edit_image(editor, photo, guidance=guidance[..., 0], refine=10)
+
+    def rec(result):
+        return float(reconstruction_loss(guidance[None], e(result["edited"][None] / 255.0)))
+
+    assert rec(refined) < rec(plain)
+    same = edit_image(editor, photo, guidance=guidance[..., 0], refine=10, strength=0.0)
+    assert np.array_equal(same["edited"], photo)
+    residual = Editor(SaGIMGenerator(base_filters=4, depth=1, num_residual_blocks=0), e)
+    with pytest.raises(ConfigError, match="operator-head G"):
+        edit_image(residual, image, guidance=guidance, refine=2)
+
+
+def test_refiner_rejects_bad_input(parts):
+    g, e, image, guidance = parts
+    fields = predict_fields(g, image, guidance)
+    residual = SaGIMGenerator(base_filters=4, depth=1, num_residual_blocks=0)
+    with pytest.raises(ConfigError, match="residual head"):
+        FieldRefiner(residual, e)
+    for steps in (-1, True, 1.5):
+        with pytest.raises(InputError, match="refine steps"):
+            FieldRefiner(g, e, steps=steps)
+    with pytest.raises(InputError, match="learning rate"):
+        FieldRefiner(g, e, learning_rate=0.0)
+    with pytest.raises(ConfigError, match="unknown refine weights.*'adv'"):
+        FieldRefiner(g, e, weights={"adv": 1.0})
+    refiner = FieldRefiner(g, e, steps=1)
+    with pytest.raises(InputError, match="NaN"):
+        refiner(image, guidance, np.full_like(fields, np.nan))
+    with pytest.raises(InputError, match="fields of shape"):
+        refiner(image, guidance, fields[:-1])
+    with pytest.raises(InputError, match="guid"):
+        refiner(image, guidance[:-1], fields)
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        refiner(image, guidance + 2.0, fields)
+    with pytest.raises(ValueError, match="estimator"):
+        generator_method(g, "binary", refine_steps=3)
