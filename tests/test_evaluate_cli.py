@@ -19,7 +19,7 @@ from sagim_tf.evaluation.run import (
     training_size,
 )
 from sagim_tf.utils.errors import ConfigError, InputError
-from tests.helpers import tiny_sagim
+from tests.helpers import nudge_operator_head, tiny_sagim
 from tests.sam_helpers import TEST_SPEC, contrast_estimator
 
 LIMIT = 3
@@ -208,6 +208,37 @@ def test_api_errors(setup):
         evaluate_model(None, data, methods="sagim", progress=False)
     with pytest.raises(InputError, match="file not found"):
         evaluate_model(os.path.join(str(root), "missing.keras"), data, progress=False)
+
+
+def test_refine_steps_refine_an_operator_head_and_are_refused_for_a_residual_one(setup, tmp_path):
+    root, data, manifest, model_path = setup
+    operators = tiny_sagim(head="operators")
+    nudge_operator_head(operators.generator)
+    path = str(tmp_path / "ops.keras")
+    operators.save(path)
+
+    def rows(steps):
+        result, _ = evaluate_model(
+            path,
+            data,
+            methods="sagim",
+            judges=["spectral-residual"],
+            limit=2,
+            progress=False,
+            refine_steps=steps,
+        )
+        return result
+
+    plain, refined = rows(0), rows(3)
+    assert refined.settings["refine_steps"] == 3 and plain.settings["refine_steps"] == 0
+    assert plain.aggregates["sagim"]["mse"] != refined.aggregates["sagim"]["mse"]
+    with pytest.raises(ConfigError, match="operator head"):
+        evaluate_model(model_path, data, methods="sagim", progress=False, refine_steps=2)
+    with pytest.raises(InputError, match="refine steps"):
+        evaluate_model(path, data, methods="sagim", progress=False, refine_steps=-1)
+    out = tmp_path / "out"
+    assert _run((root, data, manifest, path), out, "--methods", "sagim", "--refine-steps", "2") == 0
+    assert "refined by 2 steps" in (out / "results.md").read_text()
 
 
 def test_training_size_reads_both_forms():

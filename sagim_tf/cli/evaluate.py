@@ -85,6 +85,14 @@ def add_arguments(parser) -> None:
         metavar="DIR",
         help="folder for results.json, results.md and examples/",
     )
+    parser.add_argument(
+        "--refine-steps",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="operator-head models: refine G's fields for each image by STEPS gradient steps "
+        "against E before judging (sagim edit --refine); default 0",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
 
@@ -114,6 +122,7 @@ def run(args) -> int:
         size=args.size,
         n_examples=args.examples,
         warn=warn,
+        refine_steps=args.refine_steps,
     )
     n = result.settings.get("n_records")
     print(f"\n{n} image(s) of {args.data} ({args.split}), guidance {args.guidance}\n")

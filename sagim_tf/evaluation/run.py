@@ -37,8 +37,10 @@ from sagim_tf.evaluation.judges import (
 )
 from sagim_tf.evaluation.records import generator_method, load_records
 from sagim_tf.evaluation.report import write_report
+from sagim_tf.models.generate import has_operator_head
 from sagim_tf.models.generator import SaGIMGenerator
 from sagim_tf.models.loading import load_model
+from sagim_tf.models.refine import check_refine_steps
 from sagim_tf.models.sagim import SaGIM
 from sagim_tf.utils.checks import parse_size as _parse_size
 from sagim_tf.utils.errors import ConfigError, InputError
@@ -240,9 +242,12 @@ def compatibility_warnings(
     return messages
 
 
-def make_methods(names: Sequence[str], generator=None, guidance: str = "binary") -> dict:
-    """Evaluation methods by name: ``sagim`` (G under ``guidance``), the baselines
-    (binary guidance, as in the paper's Table 1) and ``identity``."""
+def make_methods(
+    names: Sequence[str], generator=None, guidance: str = "binary", refine_steps=0, estimator=None
+) -> dict:
+    """Evaluation methods by name: ``sagim`` (G under ``guidance``, its operator fields
+    refined by ``refine_steps`` against ``estimator`` when > 0), the baselines (binary
+    guidance, as in the paper's Table 1) and ``identity``."""
     if guidance not in GUIDANCE:
         raise ConfigError(f"guidance must be one of {', '.join(GUIDANCE)}, got {guidance!r}")
     names = check_methods(names)
@@ -252,7 +257,9 @@ def make_methods(names: Sequence[str], generator=None, guidance: str = "binary")
         if name == "sagim":
             if generator is None:
                 raise ConfigError("method 'sagim' needs a model")
-            methods[name] = generator_method(generator, guidance)
+            methods[name] = generator_method(
+                generator, guidance, refine_steps=refine_steps, estimator=estimator
+            )
         elif name == "identity":
             methods[name] = identity_method
         else:
@@ -324,6 +331,7 @@ def evaluate_model(
     n_examples: int = 4,
     warn: Callable[[str], None] = logger.warning,
     title: str = "SaGIM evaluation",
+    refine_steps: int = 0,
 ):
     """Evaluate a model and the baselines on a SAM split; write the report to ``out_dir``.
 
@@ -346,6 +354,9 @@ def evaluate_model(
         n_examples: records drawn in each method's PNG grid.
         warn: called with each warning message. Defaults to this module's logger.
         title: the report's title. Defaults to ``"SaGIM evaluation"``.
+        refine_steps: int. With an operator-head G, refine its fields for each image by
+            this many steps (:class:`~sagim_tf.models.refine.FieldRefiner`) against the
+            model's E, or for a bare G the data's estimator. Defaults to 0 (G alone).
 
     Returns:
         ``(result, paths)``: an :class:`~sagim_tf.evaluation.evaluator.EvaluationResult`
@@ -385,14 +396,30 @@ def evaluate_model(
         for message in compatibility_warnings(info, manifest, data_dir, reference, size):
             note(message)
 
+    refine_steps = check_refine_steps(refine_steps)
+    refine_estimator = None
+    if refine_steps and "sagim" in method_names:
+        if not has_operator_head(generator):
+            raise ConfigError(
+                "refine_steps needs a model with the operator head; this G has a residual head"
+            )
+        refine_estimator = info.get("estimator")
+        if refine_estimator is None and data_spec:
+            refine_estimator = _data_estimator(data_spec, judge_fns, judge_specs)
+        if refine_estimator is None:
+            raise ConfigError(
+                "refine_steps with a bare G refines against the data's estimator, and "
+                f"{data_dir}'s cannot be built here; pass the run's sagim.keras instead"
+            )
     records = load_eval_records(data_dir, split=split, size=size, limit=limit)
-    method_fns = make_methods(method_names, generator, guidance)
+    method_fns = make_methods(method_names, generator, guidance, refine_steps, refine_estimator)
     result = evaluate_methods(
         records, method_fns, judge_fns, n_examples=n_examples, progress=progress, desc="evaluate"
     )
     result.settings.update(
         run_settings(split, guidance, limit, size, manifest, judge_specs, warnings=warnings)
     )
+    result.settings["refine_steps"] = refine_steps
     paths = {}
     if out_dir is not None:
         extra = {
@@ -426,6 +453,11 @@ def _notes(settings: Mapping, data_dir, manifest, extra: Mapping) -> str:
         f"`{manifest.get('estimator')}`). SaGIM guidance: {settings['guidance']}; the baselines "
         "use the binary map (O_low's mask).",
     ]
+    if settings.get("refine_steps"):
+        lines.append(
+            f"SaGIM's operator fields refined by {settings['refine_steps']} steps per image "
+            "against E (`--refine-steps`)."
+        )
     if extra.get("model"):
         lines.append(f"Model: `{extra['model']}` ({extra.get('model_kind')}).")
     lines.append(
