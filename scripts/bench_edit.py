@@ -117,8 +117,8 @@ def _child(args) -> dict:
             out[f"{name}_min_s"] = round(min(wall[name]), 3)
             out[f"{name}_cpu_s"] = round(statistics.median(cpu[name]), 3)
     out["ratio_12mp_to_small"] = round(out["12mp_s"] / out["small_s"], 2)
-    if "12mp_refine_s" in out:
-        out["ratio_12mp_refine_to_small"] = round(out["12mp_refine_s"] / out["small_s"], 2)
+    if "12mp_refine_s" in out:  # both refined
+        out["ratio_12mp_to_small_refined"] = round(out["12mp_refine_s"] / out["small_refine_s"], 2)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return out
 
