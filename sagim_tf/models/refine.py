@@ -33,7 +33,7 @@ from sagim_tf.layers import BilinearUpsample, GuidedFilter, PhotoOperators
 from sagim_tf.losses.locality import locality_loss
 from sagim_tf.losses.reconstruction import reconstruction_loss
 from sagim_tf.losses.settings import settings_loss
-from sagim_tf.models.generate import apply_fields, predict_fields
+from sagim_tf.models.generate import apply_fields, has_operator_head, predict_fields
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError, InputError
 
@@ -74,7 +74,7 @@ class FieldRefiner:
     def __init__(
         self, generator, estimator, steps=DEFAULT_REFINE_STEPS, learning_rate=None, weights=None
     ):
-        if getattr(generator, "head", "residual") != "operators":
+        if not has_operator_head(generator):
             raise ConfigError("refinement needs an operator-head G; this G has a residual head")
         self.steps = check_refine_steps(steps)
         self.learning_rate = float(
@@ -135,11 +135,7 @@ class FieldRefiner:
         image = check_image(image)
         if image.ndim != 3:
             raise InputError(f"refine: expected one image (H, W, 3), got shape {image.shape}")
-        guidance = check_map(guidance, "guidance", like=image)
-        if guidance.shape != image.shape[:2] + (1,):
-            raise InputError(
-                f"refine: a guiding map of shape {guidance.shape} for an image of {image.shape[:2]}"
-            )
+        guidance = check_map(guidance, "guidance", like=image)  # (H, W, 1), the image's size
         fields = np.asarray(fields, np.float32)
         if not np.isfinite(fields).all():
             raise InputError("refine: the fields contain NaN or infinite values")

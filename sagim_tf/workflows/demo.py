@@ -148,8 +148,9 @@ def edit_photos(model, out_dir: str, max_side: int | None = None, refine: int = 
     """Edit scikit-image's bundled photographs; returns per-photo saliency numbers.
 
     Each photo is edited at its own size (``max_side``: shrink it first to that longer
-    side), an operator-head G's fields refined by ``refine`` steps (default 0: G's own). The emphasized box is the least salient cell of a 3x3 grid, the de-emphasized
-    one the most salient; an operator-head edit also says, per box, the mean operator
+    side), an operator-head G's fields refined by ``refine`` steps (default 0: G's own).
+    The emphasized box is the least salient cell of a 3x3 grid, the de-emphasized one the
+    most salient; an operator-head edit also says, per box, the mean operator
     settings it applied (:func:`~sagim_tf.inference.explain.explain`).
     """
     import skimage.data  # lazy: skimage.data's registry loads only when photos are edited
@@ -472,10 +473,8 @@ def run_demo(
     table = format_table1(result.aggregates, result.judges)
     details = format_details_table(result.aggregates, result.judges)
     comparison = compare_heads(result.aggregates) if len(heads) > 1 else None
-    refined = None
     if comparison and REFINED_METHOD in result.aggregates:
-        refined = compare_heads(result.aggregates, method=REFINED_METHOD)
-        comparison["refined"] = refined
+        comparison["refined"] = compare_heads(result.aggregates, method=REFINED_METHOD)
     pick = comparison["pick"] if comparison else "operators"
     if comparison:
         log.info("the photographs are edited with the %s head: %s", pick, comparison["reason"])
