@@ -120,6 +120,9 @@ def test_refiner_rejects_bad_input(parts):
         FieldRefiner(g, e, learning_rate=0.0)
     with pytest.raises(ConfigError, match="unknown refine weights.*'adv'"):
         FieldRefiner(g, e, weights={"adv": 1.0})
+    for bad in (-1.0, float("nan"), "5", True):
+        with pytest.raises(InputError, match="refine weight 'rec'"):
+            FieldRefiner(g, e, weights={"rec": bad})
     refiner = FieldRefiner(g, e, steps=1)
     with pytest.raises(InputError, match="NaN"):
         refiner(image, guidance, np.full_like(fields, np.nan))

@@ -36,7 +36,11 @@ def load_records(data_dir, split: str = "test", size=None, limit: int | None = N
 
 
 def generator_method(
-    generator, guidance: str = "continuous", refine_steps: int = 0, estimator=None
+    generator,
+    guidance: str = "continuous",
+    refine_steps: int = 0,
+    estimator=None,
+    refine_weights=None,
 ):
     """An evaluation method (image, guidance_binary, guidance) -> edited that runs G.
 
@@ -51,6 +55,9 @@ def generator_method(
             this many steps against ``estimator``
             (:class:`~sagim_tf.models.refine.FieldRefiner`). Defaults to 0 (G alone).
         estimator: the E that refinement follows; needed when ``refine_steps`` > 0.
+        refine_weights: dict or None. Refinement's objective weights (``rec``,
+            ``locality``, ``settings``); None keeps
+            :data:`~sagim_tf.models.refine.REFINE_WEIGHTS`.
     """
     if guidance not in ("continuous", "binary"):
         raise ValueError(f"guidance must be 'continuous' or 'binary', got {guidance!r}")
@@ -58,7 +65,7 @@ def generator_method(
     if refine_steps:
         if estimator is None:
             raise ValueError("refine_steps > 0 needs the estimator E that refinement follows")
-        refiner = FieldRefiner(generator, estimator, steps=refine_steps)
+        refiner = FieldRefiner(generator, estimator, steps=refine_steps, weights=refine_weights)
 
     def method(image, guidance_binary, guidance_map):
         g = np.asarray(guidance_binary if guidance == "binary" else guidance_map, np.float32)

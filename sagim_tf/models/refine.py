@@ -86,6 +86,12 @@ class FieldRefiner:
         unknown = sorted(set(self.weights) - set(REFINE_WEIGHTS))
         if unknown:
             raise ConfigError(f"unknown refine weights {unknown}; known: {sorted(REFINE_WEIGHTS)}")
+        for name, value in self.weights.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise InputError(f"refine weight {name!r} must be a number, got {value!r}")
+            if not np.isfinite(value) or value < 0:
+                raise InputError(f"refine weight {name!r} must be finite and >= 0, got {value!r}")
+        self.weights = {name: float(value) for name, value in self.weights.items()}
         self.generator = generator
         self.estimator = estimator
         self.stride = int(getattr(generator, "field_stride", 8))
