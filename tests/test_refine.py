@@ -11,10 +11,10 @@ from sagim_tf.inference.editor import Editor, edit_image
 from sagim_tf.layers import BilinearUpsample, PhotoOperators
 from sagim_tf.losses.locality import locality_loss
 from sagim_tf.losses.reconstruction import reconstruction_loss
-from sagim_tf.losses.settings import settings_loss
+from sagim_tf.losses.settings import OPERATOR_COSTS, settings_loss
 from sagim_tf.models.generate import apply_fields, predict_fields
 from sagim_tf.models.generator import SaGIMGenerator
-from sagim_tf.models.refine import REFINE_WEIGHTS, FieldRefiner
+from sagim_tf.models.refine import REFINE_COSTS, REFINE_WEIGHTS, FieldRefiner
 from sagim_tf.utils.errors import ConfigError, InputError
 from tests.helpers import nudge_operator_head, random_batch, tiny_estimator, tiny_operator_g
 
@@ -33,14 +33,14 @@ def parts():
 
 
 def _objective(e, image, guidance, fields):
-    """The refinement objective, from the public losses (REFINE_WEIGHTS)."""
+    """The refinement objective, from the public losses (REFINE_WEIGHTS, REFINE_COSTS)."""
     x, g, f = image[None], guidance[None], fields[None]
     edited = PhotoOperators()([x, f])
     w = REFINE_WEIGHTS
     return float(
         w["rec"] * reconstruction_loss(g, e(edited))
         + w["locality"] * locality_loss(x, edited, g, e(x))
-        + w["settings"] * settings_loss(f)
+        + w["settings"] * settings_loss(f, REFINE_COSTS)
     )
 
 
@@ -50,7 +50,7 @@ def test_zero_steps_return_gs_fields(parts):
     assert np.array_equal(FieldRefiner(g, e, steps=0)(image, guidance, fields), fields)
 
 
-def test_refinement_lowers_the_objective_g_was_trained_on(parts):
+def test_refinement_lowers_its_objective(parts):
     g, e, image, guidance = parts
     fields = predict_fields(g, image, guidance)
     values = [
@@ -107,6 +107,24 @@ def test_edit_image_refines_and_strength_zero_still_returns_the_photo(parts):
         edit_image(residual, image, guidance=guidance, refine=2)
 
 
+def test_refinement_prices_colour_with_its_own_costs(parts):
+    g, e, image, guidance = parts
+    fields = np.random.default_rng(5).normal(0, 0.5, (H, W, 7)).astype(np.float32)
+    x, gd, f = image[None], guidance[None], fields[None]
+
+    def inside(costs):
+        return float(FieldRefiner(g, e, costs=costs)._objective(x, gd, f, e(x)))
+
+    # the same float32 losses summed in another order: a few ulps of a value near 1
+    assert inside(None) == pytest.approx(_objective(e, image, guidance, fields), rel=1e-5)
+    w = REFINE_WEIGHTS["settings"]
+    gap = w * float(settings_loss(f, REFINE_COSTS) - settings_loss(f, OPERATOR_COSTS))
+    # a difference of two float32 objectives: their rounding, against a gap of about 5
+    assert inside(None) - inside(OPERATOR_COSTS) == pytest.approx(gap, rel=1e-4)
+    assert REFINE_COSTS["temperature"] > OPERATOR_COSTS["temperature"]
+    assert REFINE_COSTS["exposure"] == OPERATOR_COSTS["exposure"]
+
+
 def test_refiner_rejects_bad_input(parts):
     g, e, image, guidance = parts
     fields = predict_fields(g, image, guidance)
@@ -123,6 +141,10 @@ def test_refiner_rejects_bad_input(parts):
     for bad in (-1.0, float("nan"), "5", True):
         with pytest.raises(InputError, match="refine weight 'rec'"):
             FieldRefiner(g, e, weights={"rec": bad})
+        with pytest.raises(InputError, match="refine cost 'tint'"):
+            FieldRefiner(g, e, costs={"tint": bad})
+    with pytest.raises(ConfigError, match="unknown refine costs.*'hue'"):
+        FieldRefiner(g, e, costs={"hue": 1.0})
     refiner = FieldRefiner(g, e, steps=1)
     with pytest.raises(InputError, match="NaN"):
         refiner(image, guidance, np.full_like(fields, np.nan))
