@@ -19,8 +19,6 @@ import os
 import sys
 import time
 
-ROWS = ("psnr", "non_affine", "colour_cast_outside")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -48,6 +46,7 @@ def main(argv=None) -> int:
     from sagim_tf.training.config import load_config, replace_config
     from sagim_tf.training.run import run_training
     from sagim_tf.workflows.demo import JUDGES, demo_config
+    from sagim_tf.workflows.strength_curve import summary_row
 
     cfg = demo_config(args.demo, head=args.head)
     cfg = replace_config(
@@ -74,10 +73,7 @@ def main(argv=None) -> int:
     result = evaluate_methods(records, methods, judges, progress=False)
     out = {"g_steps": summary["g_steps"], "train_seconds": round(trained), "methods": {}}
     for name, agg in result.aggregates.items():
-        row = {key: round(float(agg[key]), 4) for key in ROWS}
-        for judge in JUDGES:
-            row[judge] = [round(agg["judges"][judge][k], 1) for k in ("c1", "c2")]
-        out["methods"][name] = row
+        out["methods"][name] = summary_row(agg, JUDGES)
     text = json.dumps(out, indent=1)
     print(text)
     os.makedirs(args.out, exist_ok=True)

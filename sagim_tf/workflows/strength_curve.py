@@ -16,11 +16,11 @@ and prints the table (docs/evaluation.md, "Strength against consistency").
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from sagim_tf.baselines._common import check_strength
 from sagim_tf.baselines.operator_rule import DEFAULT_DEEMPHASIZE, DEFAULT_EMPHASIZE, operator_rule
 from sagim_tf.evaluation.evaluator import evaluate_methods
 from sagim_tf.evaluation.records import generator_method
@@ -42,13 +42,7 @@ def check_scale(scale) -> float:
     """A rule strength as a float in [0, 3], or an ``InputError`` that names it."""
     if isinstance(scale, bool):
         raise InputError(f"rule scale must be a number, got {scale!r}")
-    try:
-        value = float(scale)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"rule scale must be a number, got {scale!r}") from exc
-    if not math.isfinite(value) or not 0.0 <= value <= 3.0:
-        raise InputError(f"rule scale must lie in [0, 3], got {scale!r}")
-    return value
+    return check_strength("rule scale", scale, 0.0, 3.0)
 
 
 def rule_settings(scale) -> tuple[dict, dict]:
@@ -121,14 +115,16 @@ def strength_curve(records, methods: Mapping, judges: Mapping) -> dict:
         in the order of ``methods``, numbers rounded for printing and JSON.
     """
     result = evaluate_methods(records, methods, judges, progress=False, n_examples=0)
-    out = {}
-    for name in methods:
-        agg = result.aggregates[name]
-        row = {key: round(float(agg[key]), 4) for key in COLUMNS}
-        for judge in judges:
-            row[judge] = [round(float(agg["judges"][judge][k]), 1) for k in ("c1", "c2")]
-        out[name] = row
-    return out
+    return {name: summary_row(result.aggregates[name], judges) for name in methods}
+
+
+def summary_row(aggregate: Mapping, judges) -> dict:
+    """One method's aggregate as ``{"psnr", "colour_cast_outside", "non_affine", judge:
+    [c1, c2], ...}``, rounded for printing and JSON (also ``scripts/head_experiment.py``'s)."""
+    row = {key: round(float(aggregate[key]), 4) for key in COLUMNS}
+    for judge in judges:
+        row[judge] = [round(float(aggregate["judges"][judge][k]), 1) for k in ("c1", "c2")]
+    return row
 
 
 def format_curve(curve: Mapping, judges: Sequence[str]) -> str:
