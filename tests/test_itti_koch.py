@@ -131,3 +131,21 @@ def test_bad_configs():
         IttiKochSaliency(working_size=(16, 12))
     with pytest.raises(ConfigError, match="centre_bias"):
         IttiKochSaliency(centre_bias=2.0)
+
+
+def test_fine_copy_reads_the_outline_where_the_default_reads_the_blob(model):
+    fine = model.fine_copy()
+    assert fine.centre_levels == (0,) and fine.map_level == 1
+    for key in ("working_size", "surround_deltas", "centre_bias", "antialias"):
+        assert getattr(fine, key) == getattr(model, key), key
+    # a large, plain bright disc: its rim is an edge, its middle is flat
+    img = np.full((H, W, 3), 0.5, np.float32)
+    yy, xx = np.mgrid[:H, :W]
+    d = np.hypot(xx - 64, yy - 48)
+    img[d < 30] = 0.8
+    centre, rim = d < 8, (d > 26) & (d < 34)
+    for m, low, high in ((model, 0.5, 1.0), (fine, 0.0, 0.1)):
+        s = np.asarray(m(img[None]))[0, ..., 0]
+        ratio = s[centre].mean() / s[rim].mean()
+        # measured 0.66 (default) and 0.0 (fine): the bounds leave wide room either side
+        assert low <= ratio <= high, (m.name, ratio)

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from sagim_tf.estimators.itti_koch import IttiKochSaliency
 from sagim_tf.evaluation.records import generator_method
 from sagim_tf.inference.editor import Editor, edit_image
 from sagim_tf.layers import BilinearUpsample, PhotoOperators
@@ -32,16 +33,20 @@ def parts():
     return g, e, image[0], guidance
 
 
-def _objective(e, image, guidance, fields):
-    """The refinement objective, from the public losses (REFINE_WEIGHTS, REFINE_COSTS)."""
+def _objective(e, image, guidance, fields, fine=None, weights=None):
+    """The refinement objective, from the public losses (REFINE_WEIGHTS, REFINE_COSTS);
+    ``fine`` is E's fine-scale copy, when E has one."""
     x, g, f = image[None], guidance[None], fields[None]
     edited = PhotoOperators()([x, f])
-    w = REFINE_WEIGHTS
-    return float(
+    w = {**REFINE_WEIGHTS, **(weights or {})}
+    total = (
         w["rec"] * reconstruction_loss(g, e(edited))
         + w["locality"] * locality_loss(x, edited, g, e(x))
         + w["settings"] * settings_loss(f, REFINE_COSTS)
     )
+    if fine is not None:
+        total += w["fine"] * reconstruction_loss(g, fine(edited))
+    return float(total)
 
 
 def test_zero_steps_return_gs_fields(parts):
@@ -123,6 +128,26 @@ def test_refinement_prices_colour_with_its_own_costs(parts):
     assert inside(None) - inside(OPERATOR_COSTS) == pytest.approx(gap, rel=1e-4)
     assert REFINE_COSTS["temperature"] > OPERATOR_COSTS["temperature"]
     assert REFINE_COSTS["exposure"] == OPERATOR_COSTS["exposure"]
+
+
+def test_an_itti_koch_e_adds_its_fine_copy_to_the_objective(parts):
+    g, _, image, guidance = parts
+    e = IttiKochSaliency()
+    fields = np.random.default_rng(6).normal(0, 0.5, (H, W, 7)).astype(np.float32)
+    x, gd, f = image[None], guidance[None], fields[None]
+
+    def inside(weights):
+        return float(FieldRefiner(g, e, weights=weights)._objective(x, gd, f, e(x)))
+
+    refiner = FieldRefiner(g, e)
+    fine = e.fine_copy()
+    assert refiner.fine_estimator.get_config() == fine.get_config()
+    # the same float32 losses summed in another order: a few ulps of a value near 1
+    assert inside(None) == pytest.approx(_objective(e, image, guidance, fields, fine), rel=1e-5)
+    assert inside({"fine": 0.0}) == pytest.approx(_objective(e, image, guidance, fields), rel=1e-5)
+    assert inside({"fine": 0.0}) < inside(None)
+    # an E without a fine copy (the tiny conv E here, SalGAN) is used alone
+    assert FieldRefiner(g, parts[1]).fine_estimator is None
 
 
 def test_refiner_rejects_bad_input(parts):

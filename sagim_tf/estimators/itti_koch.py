@@ -277,6 +277,22 @@ class IttiKochSaliency(keras.Model):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (1,)
 
+    def fine_copy(self) -> IttiKochSaliency:
+        """The same model read at finer scales: centre level 0, maps combined at level 1.
+
+        Same working size, surrounds, centre bias and resizing; only the scales change. At
+        the default 128 x 96 the centres are the working image itself and the map is built
+        at 64 x 48 (the default reads centres at 64 x 48 to 16 x 12 and combines at
+        32 x 24). Its centre-surround differences answer a change along an object's outline
+        more than a blob in its middle, which is what refinement adds it for
+        (:mod:`sagim_tf.models.refine`).
+        """
+        config = self.get_config()
+        config.update(centre_levels=[0], map_level=1, name=f"{self.name}_fine")
+        config.pop("trainable", None)
+        config.pop("dtype", None)
+        return type(self)(**config)
+
     def get_config(self):
         config = super().get_config()
         config.update(
