@@ -60,6 +60,19 @@ def test_compare_heads_keeps_the_operator_head_unless_it_loses_too_much_c1():
     assert far["pick"] == "residual" and "10.0 points below" in far["reason"]
 
 
+def test_the_photos_head_is_chosen_on_the_edits_the_photos_get():
+    res = _aggregate(80.0, 0.02, 10.0, 20.0)
+    faint = _aggregate(70.0, 0.004, 4.0, 22.5)  # G alone: 10 points below
+    aggregates = {"sagim": faint, "sagim-residual": res}
+    alone = demo.compare_both_heads(aggregates)
+    assert "refined" not in alone and alone["photos"]["pick"] == "residual"
+    refined = _aggregate(85.0, 0.004, 4.0, 22.5)
+    both = demo.compare_both_heads({**aggregates, demo.REFINED_METHOD: refined})
+    assert both["pick"] == "residual"  # G alone's own comparison is kept as it was
+    assert both["photos"] == {"pick": "operators", "reason": both["refined"]["reason"]}
+    assert "5.0 points above or at" in both["photos"]["reason"]
+
+
 def test_departures_give_the_run_step_count():
     text = demo.demo_departures(get_experiment(demo.DEMO_EXPERIMENT), 1234)
     assert "1234 G steps" in text and "~" not in text

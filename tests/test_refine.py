@@ -146,8 +146,25 @@ def test_an_itti_koch_e_adds_its_fine_copy_to_the_objective(parts):
     assert inside(None) == pytest.approx(_objective(e, image, guidance, fields, fine), rel=1e-5)
     assert inside({"fine": 0.0}) == pytest.approx(_objective(e, image, guidance, fields), rel=1e-5)
     assert inside({"fine": 0.0}) < inside(None)
+    # a continuous map: the term is left out
+    soft = 0.2 + 0.6 * guidance
+    assert (
+        refiner.fine_weight(guidance) == REFINE_WEIGHTS["fine"] and refiner.fine_weight(soft) == 0
+    )
+    got = float(refiner._objective(x, soft[None], f, e(x)))
+    # the same float32 losses summed in another order: a few ulps of a value near 1
+    assert got == pytest.approx(_objective(e, image, soft, fields), rel=1e-5)
+    # in refinement: the mask's edit changes with the term, the continuous map's does not
+    fields = predict_fields(g, image, guidance)
+    with_fine, without = (
+        FieldRefiner(g, e, steps=3),
+        FieldRefiner(g, e, steps=3, weights={"fine": 0}),
+    )
+    assert not np.allclose(with_fine(image, guidance, fields), without(image, guidance, fields))
+    assert np.array_equal(with_fine(image, soft, fields), without(image, soft, fields))
     # an E without a fine copy (the tiny conv E here, SalGAN) is used alone
     assert FieldRefiner(g, parts[1]).fine_estimator is None
+    assert FieldRefiner(g, parts[1]).fine_weight(guidance) == 0
 
 
 def test_refiner_rejects_bad_input(parts):

@@ -88,6 +88,7 @@ def run(args) -> int:
     for key, path in out["paths"].items():
         print(f"{key}: {path}")
     if out["comparison"]:
-        print(f"\nPhotos edited with the {out['head']} head: {out['comparison']['reason']}.")
+        reason = out["comparison"]["photos"]["reason"]
+        print(f"\nPhotos edited with the {out['head']} head: {reason}.")
     print(f"\nDone in {out['seconds'] / 60:.1f} minutes ({out['g_steps']} G steps).")
     return 0

@@ -6,7 +6,8 @@ photographs (``synth-coco --style photo``). Its training setup is the registered
 operator head), with the run's folder, size, seed and time budget laid over it; the same
 setup with the paper's residual head trains beside it on the same time budget, and the
 report sets the two side by side (:func:`compare_heads`). The photographs are edited at
-their own size by the head the comparison picks. Every stage writes under one folder and
+their own size by the head the comparison picks (comparing the refined edits when the
+operator head's are refined). Every stage writes under one folder and
 is skipped or resumed when run again (the synthetic set and SAM are kept; training resumes
 from its last checkpoint and trains for another time budget). Progress is logged at INFO
 by this module's logger.
@@ -252,6 +253,20 @@ def compare_heads(aggregates, judges=UNSEEN_JUDGES, method=HEAD_METHODS["operato
     }
 
 
+def compare_both_heads(aggregates) -> dict:
+    """:func:`compare_heads` for G alone, its ``"refined"`` entry for the refined edits
+    (when ``sagim-refined`` was evaluated), and ``"photos"``: ``{"pick", "reason"}``, the
+    head that edits the photographs. The operator head edits them refined when refinement
+    is on, so that choice compares the refined edits; otherwise G's own.
+    """
+    comparison = compare_heads(aggregates)
+    if REFINED_METHOD in aggregates:
+        comparison["refined"] = compare_heads(aggregates, method=REFINED_METHOD)
+    decision = comparison.get("refined") or comparison
+    comparison["photos"] = {"pick": decision["pick"], "reason": decision["reason"]}
+    return comparison
+
+
 def _head_lines(comparison, summaries) -> list[str]:
     c = comparison
     steps = ", ".join(f"{head} head {summaries[head]['g_steps']}" for head in summaries)
@@ -264,13 +279,19 @@ def _head_lines(comparison, summaries) -> list[str]:
         f"map, the operator head's non-affine share is {c['non_affine_ratio']:.2f}x the "
         f"residual head's, its ΔE outside the guided regions {c['cast_ratio']:.2f}x, its "
         f"PSNR {c['psnr_gain']:+.2f} dB, and its C1 over the unseen judges "
-        f"{-c['c1_drop']:+.1f} points. The photographs below are edited with the "
-        f"**{c['pick']} head**: {c['reason']}.",
+        f"{-c['c1_drop']:+.1f} points."
+        + ("" if c.get("refined") else _photo_sentence(c["photos"])),
         "",
-    ] + _refined_lines(c.get("refined"))
+    ] + _refined_lines(c.get("refined"), c["photos"])
 
 
-def _refined_lines(r) -> list[str]:
+def _photo_sentence(photos) -> str:
+    return (
+        f" The photographs below are edited with the **{photos['pick']} head**: {photos['reason']}."
+    )
+
+
+def _refined_lines(r, photos) -> list[str]:
     if r is None:
         return []
     return [
@@ -278,8 +299,9 @@ def _refined_lines(r) -> list[str]:
         f"by {DEMO_REFINE_STEPS} steps against E (`sagim edit --refine`). Under the "
         f"continuous map its non-affine share is {r['non_affine_ratio']:.2f}x the residual "
         f"head's, its ΔE outside {r['cast_ratio']:.2f}x, its PSNR {r['psnr_gain']:+.2f} dB, "
-        f"and its C1 over the unseen judges {-r['c1_drop']:+.1f} points. The photographs "
-        "below are edited with refinement when the operator head edits them.",
+        f"and its C1 over the unseen judges {-r['c1_drop']:+.1f} points."
+        + _photo_sentence(photos)
+        + " The operator head edits them refined, so the choice compares the refined edits.",
         "",
     ]
 
@@ -394,8 +416,8 @@ def run_demo(
     Returns:
         ``{"paths", "aggregates", "photos", "table", "seconds", "g_steps", "comparison",
         "head"}``: ``g_steps`` is the operator head's, ``comparison`` that of
-        :func:`compare_heads` (None with one head; with refinement its ``"refined"`` entry
-        compares the refined edits), ``head`` the head that edited the photos.
+        :func:`compare_both_heads` (None with one head), ``head`` the head that edited the
+        photos.
     """
     heads = tuple(heads)
     refine_steps = check_refine_steps(refine_steps)
@@ -472,12 +494,11 @@ def run_demo(
     eval_paths = write_report(result, eval_dir, title="SaGIM demo: evaluation")
     table = format_table1(result.aggregates, result.judges)
     details = format_details_table(result.aggregates, result.judges)
-    comparison = compare_heads(result.aggregates) if len(heads) > 1 else None
-    if comparison and REFINED_METHOD in result.aggregates:
-        comparison["refined"] = compare_heads(result.aggregates, method=REFINED_METHOD)
-    pick = comparison["pick"] if comparison else "operators"
+    comparison = compare_both_heads(result.aggregates) if len(heads) > 1 else None
+    pick = comparison["photos"]["pick"] if comparison else "operators"
     if comparison:
-        log.info("the photographs are edited with the %s head: %s", pick, comparison["reason"])
+        reason = comparison["photos"]["reason"]
+        log.info("the photographs are edited with the %s head: %s", pick, reason)
 
     log.info("[5/5] editing held-out synthetic images and scikit-image's photographs")
     fig_dir = os.path.join(out_dir, "figures")
