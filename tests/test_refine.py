@@ -160,8 +160,12 @@ def test_an_itti_koch_e_adds_its_fine_copy_to_the_objective(parts):
         FieldRefiner(g, e, steps=3),
         FieldRefiner(g, e, steps=3, weights={"fine": 0}),
     )
-    assert not np.allclose(with_fine(image, guidance, fields), without(image, guidance, fields))
-    assert np.array_equal(with_fine(image, soft, fields), without(image, soft, fields))
+    gap = np.abs(with_fine(image, guidance, fields) - without(image, guidance, fields)).max()
+    assert gap > 0.01, gap  # measured 0.26
+    # two separate traces of one graph may sum float32 terms in another order (1 ulp seen)
+    np.testing.assert_allclose(
+        with_fine(image, soft, fields), without(image, soft, fields), rtol=0, atol=1e-6
+    )
     # an E without a fine copy (the tiny conv E here, SalGAN) is used alone
     assert FieldRefiner(g, parts[1]).fine_estimator is None
     assert FieldRefiner(g, parts[1]).fine_weight(guidance) == 0
