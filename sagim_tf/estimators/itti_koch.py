@@ -287,11 +287,8 @@ class IttiKochSaliency(keras.Model):
         more than a blob in its middle, which is what refinement adds it for
         (:mod:`sagim_tf.models.refine`).
         """
-        config = self.get_config()
-        config.update(centre_levels=[0], map_level=1, name=f"{self.name}_fine")
-        config.pop("trainable", None)
-        config.pop("dtype", None)
-        return type(self)(**config)
+        config = {**self.get_config(), "centre_levels": [0], "map_level": 1}
+        return type(self).from_config({**config, "name": f"{self.name}_fine"})
 
     def get_config(self):
         config = super().get_config()
