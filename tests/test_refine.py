@@ -65,11 +65,15 @@ def test_refinement_lowers_its_objective(parts):
     assert values[2] < values[1] < values[0], values
 
 
-def test_the_correction_is_a_bilinear_field_of_gs_coarse_grid(parts):
+@pytest.mark.parametrize("stride", [None, 1, 4])
+def test_the_correction_is_a_bilinear_field_of_a_coarse_grid(parts, stride):
     g, e, image, guidance = parts  # no guided filter: the correction is the bilinear field
     fields = predict_fields(g, image, guidance)
-    change = FieldRefiner(g, e, steps=10)(image, guidance, fields) - fields
-    stride = g.field_stride
+    refiner = FieldRefiner(g, e, steps=10, stride=stride)
+    # by default twice as fine as G's grid
+    assert refiner.stride == (max(1, g.field_stride // 2) if stride is None else stride)
+    change = refiner(image, guidance, fields) - fields
+    stride = refiner.stride
     ch, cw = -(-H // stride), -(-W // stride)
     basis = []
     for i in range(ch * cw):
@@ -182,6 +186,9 @@ def test_refiner_rejects_bad_input(parts):
             FieldRefiner(g, e, steps=steps)
     with pytest.raises(InputError, match="learning rate"):
         FieldRefiner(g, e, learning_rate=0.0)
+    for stride in (0, 2.0, True, "4"):
+        with pytest.raises(InputError, match="refine stride"):
+            FieldRefiner(g, e, stride=stride)
     with pytest.raises(ConfigError, match="unknown refine weights.*'adv'"):
         FieldRefiner(g, e, weights={"adv": 1.0})
     for bad in (-1.0, float("nan"), "5", True):
