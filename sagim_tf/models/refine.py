@@ -95,18 +95,21 @@ DEFAULT_REFINE_LEARNING_RATE = 0.1
 _BETA_1, _BETA_2, _EPSILON = 0.9, 0.999, 1e-7
 
 
+def _whole_number(value, what: str, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``, or an ``InputError`` that names ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def check_refine_steps(steps) -> int:
     """``steps`` as a non-negative int, or an ``InputError`` that names it."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise InputError(f"refine steps must be a whole number >= 0, got {steps!r}")
-    return int(steps)
+    return _whole_number(steps, "refine steps", 0)
 
 
 def check_refine_stride(stride) -> int:
     """``stride`` as an int >= 1, or an ``InputError`` that names it."""
-    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
-        raise InputError(f"refine stride must be a whole number >= 1, got {stride!r}")
-    return int(stride)
+    return _whole_number(stride, "refine stride", 1)
 
 
 def _prices(kind: str, defaults: dict, given) -> dict:
