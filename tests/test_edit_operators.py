@@ -10,6 +10,7 @@ from sagim_tf.cli import main
 from sagim_tf.inference.explain import describe, explain, operator_settings
 from sagim_tf.layers.photo_operators import NUM_OPERATORS, OPERATOR_NAMES
 from sagim_tf.models.generator import SaGIMGenerator
+from sagim_tf.utils.errors import InputError
 from tests.helpers import nudge_operator_head, tiny_estimator
 
 H, W = 60, 84
@@ -122,6 +123,9 @@ def test_refine_follows_the_guidance_more_and_needs_the_operator_head(files, tmp
         args = ("--emphasize-mask", files["mask"], "--no-figure", "--params-out", str(out))
         assert _edit(files, tmp_path / "o.png", *args, *extra) == 0
     assert not np.array_equal(np.load(plain)["fields"], np.load(refined)["fields"])
+    # refinement also sets clarity: an eighth field, and its setting saved beside the rest
+    assert np.load(plain)["fields"].shape[-1] == 7 and "clarity" not in np.load(plain)
+    assert np.load(refined)["fields"].shape[-1] == 8 and "clarity" in np.load(refined)
     out = tmp_path / "never.png"
     assert _edit(files, out, "--emphasize", "1,1,9,9", "--refine", "3", model="residual") == 2
     assert "operator head" in capsys.readouterr().err and not out.exists()
@@ -140,3 +144,11 @@ def test_explain_settings_and_words():
     summary = explain(fields, {"top": top, "bottom": ~top})
     assert describe(summary["top"]) == "+0.40 EV, saturation x1.25"
     assert describe(summary["bottom"]) == "unchanged"
+    # refined fields have an eighth, clarity
+    refined = np.concatenate([fields, np.zeros_like(fields[..., :1])], axis=-1)
+    refined[2:, :, 7] = np.arctanh(-0.3)
+    summary = explain(refined, {"top": top, "bottom": ~top})
+    assert describe(summary["bottom"]) == "clarity -0.30 (less local contrast)"
+    assert describe(summary["top"]) == "+0.40 EV, saturation x1.25"
+    with pytest.raises(InputError, match=r"\(h, w, 7\) or \(h, w, 8\)"):
+        operator_settings(fields[..., :5])

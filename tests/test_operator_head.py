@@ -132,6 +132,55 @@ def test_the_strip_apply_is_the_2d_resize_of_the_coefficients_then_the_operators
     np.testing.assert_array_equal(apply_fields(big, fields, strip_rows=strip_rows), got)
 
 
+def _smooth_fields(h, w, channels, seed):
+    rng = np.random.default_rng(seed)
+    raw = rng.normal(0, 1, (max(2, h // 8), max(2, w // 8), channels)).astype(np.float32)
+    return cv2.resize(raw, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+@pytest.mark.parametrize("strip_rows", [5, 512])
+def test_refined_fields_with_clarity_apply_as_the_layer_does(strip_rows):
+    """Eight fields (refinement's, clarity last) at the photo's own size: apply_fields
+    against the keras.ops layer; clarity's change is made on the whole image first."""
+    from sagim_tf.layers import PhotoOperators
+
+    img, _ = _inputs(45, 61)
+    fields = _smooth_fields(45, 61, 8, seed=1)
+    own = np.asarray(PhotoOperators()([img[None], fields[None]]))[0]
+    applied = apply_fields(img, fields, strip_rows=strip_rows)
+    # the same operators in NumPy/OpenCV and in TensorFlow: float32 rounding of two blurs
+    np.testing.assert_allclose(applied, own, atol=2e-6)
+    seven = apply_fields(img, fields[..., :7], strip_rows=strip_rows)
+    assert np.abs(applied - seven).max() > 0.01  # clarity did something
+
+
+def test_clarity_is_made_on_the_working_copy_and_interpolated():
+    """At another size, clarity's change is the one made on the working copy (after the
+    other seven operators), resized to the photo like the detail change."""
+    from sagim_tf.layers import PhotoOperators
+
+    big, _ = _inputs(96, 128, seed=2)
+    small = cv2.resize(big, (32, 24), interpolation=cv2.INTER_AREA)
+    fields = _smooth_fields(24, 32, 8, seed=2)
+    with_clarity = apply_fields(big, fields, work_image=small)
+    without = apply_fields(big, fields[..., :7], work_image=small)
+    # on the working copy: the layer's edit with and without clarity, before the clip
+    layer = PhotoOperators()
+    unclipped = fields.copy()
+    small_with = np.asarray(layer([small[None], unclipped[None]]))[0]
+    small_without = np.asarray(layer([small[None], unclipped[None, ..., :7]]))[0]
+    inside = (small_with > 0.02) & (small_with < 0.98) & (small_without > 0.02)
+    inside &= small_without < 0.98
+    change = np.where(inside, small_with - small_without, 0.0).astype(np.float32)
+    up = cv2.resize(change, (128, 96), interpolation=cv2.INTER_LINEAR)
+    mask = (with_clarity > 0.02) & (with_clarity < 0.98) & (without > 0.02) & (without < 0.98)
+    mask &= cv2.resize(inside.astype(np.uint8), (128, 96), interpolation=cv2.INTER_NEAREST) > 0
+    # away from the clip, the photo's change is the copy's change interpolated (bilinear
+    # weights of a clipped neighbour aside: 1e-3 is a quarter of an 8-bit level)
+    np.testing.assert_allclose((with_clarity - without)[mask], up[mask], atol=1e-3)
+    assert np.abs(up).max() > 0.01
+
+
 def test_the_detail_operator_acts_at_the_scale_g_saw_not_on_the_photos_noise():
     """Sharpening fields from a 32x24 copy applied to a 4x larger photo of a flat, noisy
     sky: the detail change is G's, interpolated, so the pixel noise is not amplified (a

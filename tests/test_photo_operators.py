@@ -1,18 +1,28 @@
-"""The photographic operators: identity at zero, monotone, bounded, finite gradients."""
+"""The photographic operators: identity at zero, monotone, bounded, finite gradients.
+
+G's seven are tested with fields of seven channels; clarity, which only refinement sets,
+with fields of eight.
+"""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from sagim_tf.layers.photo_operators import (
+    CLARITY_SCALE,
     LUMA,
     NUM_OPERATORS,
+    NUM_REFINED_OPERATORS,
     OPERATOR_NAMES,
     OPERATOR_RANGES,
+    REFINED_OPERATOR_NAMES,
     PhotoOperators,
     bounded,
+    clarity_taps,
+    operator_names,
 )
 
 
@@ -28,9 +38,11 @@ def _photo(seed=0, h=24, w=32):
 
 
 def _fields(name=None, value=0.0, h=24, w=32):
-    f = np.zeros((1, h, w, NUM_OPERATORS), np.float32)
+    """Fields with one operator set: G's seven channels, or eight for clarity."""
+    channels = NUM_REFINED_OPERATORS if name == "clarity" else NUM_OPERATORS
+    f = np.zeros((1, h, w, channels), np.float32)
     if name is not None:
-        f[..., OPERATOR_NAMES.index(name)] = value
+        f[..., REFINED_OPERATOR_NAMES.index(name)] = value
     return f
 
 
@@ -43,6 +55,8 @@ def test_zero_fields_return_the_photo_bit_for_bit():
     assert np.array_equal(_apply(img, _fields()), img)
     # coarse zero fields are resized first; still the identity
     assert np.array_equal(_apply(img, np.zeros((1, 3, 4, NUM_OPERATORS), np.float32)), img)
+    # and with a clarity field
+    assert np.array_equal(_apply(img, _fields("clarity", 0.0)), img)
 
 
 def _luma(x):
@@ -57,6 +71,12 @@ def _high_freq(x):
     return np.abs(np.diff(x, axis=1)).mean() + np.abs(np.diff(x, axis=2)).mean()
 
 
+def _mid_contrast(x):
+    """Mean distance of each pixel from its neighbourhood's mean at clarity's scale."""
+    sigma = CLARITY_SCALE * min(x.shape[1:3])
+    return np.abs(x[0] - cv2.GaussianBlur(x[0], (0, 0), sigma)).mean()
+
+
 # name -> a statistic that must rise with the operator's parameter
 MONOTONE = {
     "temperature": lambda x: (x[..., 0] - x[..., 2]).mean(),
@@ -66,10 +86,11 @@ MONOTONE = {
     "tone": lambda x: x.mean(),
     "saturation": _chroma,
     "detail": _high_freq,
+    "clarity": _mid_contrast,
 }
 
 
-@pytest.mark.parametrize("name", OPERATOR_NAMES)
+@pytest.mark.parametrize("name", REFINED_OPERATOR_NAMES)
 def test_each_operator_is_monotone_in_its_parameter(name):
     img = _photo()
     values = [-2.0, -1.0, -0.3, 0.0, 0.3, 1.0, 2.0]
@@ -77,7 +98,7 @@ def test_each_operator_is_monotone_in_its_parameter(name):
     assert all(b > a for a, b in zip(stats, stats[1:])), (name, stats)
 
 
-@pytest.mark.parametrize("name", OPERATOR_NAMES)
+@pytest.mark.parametrize("name", REFINED_OPERATOR_NAMES)
 def test_settings_are_bounded_and_outputs_stay_in_range(name):
     img = _photo()
     huge = _apply(img, _fields(name, 1e4))
@@ -86,7 +107,7 @@ def test_settings_are_bounded_and_outputs_stay_in_range(name):
     assert np.array_equal(huge, _apply(img, _fields(name, 50.0)))
     settings = np.asarray(bounded(_fields(name, 1e4)))[0, 0, 0]
     limit = OPERATOR_RANGES[name]
-    assert np.isclose(settings[OPERATOR_NAMES.index(name)], limit, rtol=1e-6)  # float32 tanh(1e4)
+    assert np.isclose(settings[REFINED_OPERATOR_NAMES.index(name)], limit, rtol=1e-6)  # f32 tanh
 
 
 def test_white_balance_keeps_brightness():
@@ -137,10 +158,11 @@ def test_gains_and_contrast_clip_nothing_before_the_end():
     assert np.all(np.diff(out) > 0) and out[-1] == 1.0  # every grey level stays distinct
 
 
+@pytest.mark.parametrize("channels", [NUM_OPERATORS, NUM_REFINED_OPERATORS])
 @pytest.mark.parametrize("value", [0.0, 0.7, -3.0, 30.0])
-def test_gradients_are_finite(value):
+def test_gradients_are_finite(value, channels):
     img = tf.constant(_photo())
-    fields = tf.Variable(np.full((1, 6, 8, NUM_OPERATORS), value, np.float32))
+    fields = tf.Variable(np.full((1, 6, 8, channels), value, np.float32))
     layer = PhotoOperators()
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(tf.square(layer([img, fields]) - 0.5))
@@ -168,3 +190,66 @@ def test_serialization_round_trip():
     img = _photo()
     f = _fields("detail", 1.0)
     np.testing.assert_array_equal(np.asarray(clone([img, f])), np.asarray(layer([img, f])))
+
+
+def test_clarity_works_at_a_twentieth_of_the_short_side():
+    for h, w in [(72, 96), (192, 256), (300, 120)]:
+        taps = clarity_taps(h, w)
+        r = np.arange(len(taps)) - len(taps) // 2
+        sigma = CLARITY_SCALE * min(h, w)
+        assert taps.sum() == pytest.approx(1.0, abs=1e-6)  # float32 taps
+        # cut at 3 sigma, a Gaussian keeps 97.3% of its variance
+        assert np.sqrt((taps * r**2).sum()) == pytest.approx(0.973**0.5 * sigma, rel=0.01)
+    # never longer than reflect padding allows
+    assert len(clarity_taps(8, 4000)) <= 2 * 7 + 1
+    with pytest.raises(ValueError, match="2x2"):
+        clarity_taps(1, 50)
+
+
+def test_clarity_raises_texture_and_leaves_strong_edges_without_a_halo():
+    rng = np.random.default_rng(2)
+    img = np.full((1, 60, 80, 3), 0.25, np.float32)
+    img[:, :, 40:] = 0.75  # a strong edge down the middle
+    texture = 0.02 * np.sin(np.arange(80) * 0.9)[None, None, :, None]  # faint, fine
+    img[:, 20:40] += texture[:, :, :]  # on a band across both sides
+    img += rng.normal(0, 0.002, img.shape).astype(np.float32)
+    out = _apply(img, _fields("clarity", 50.0, 60, 80))  # clarity +1: twice the texture
+    band = slice(22, 38)
+    gain = np.std(np.diff(out[0, band, 5:35, 0], axis=1)) / np.std(
+        np.diff(img[0, band, 5:35, 0], axis=1)
+    )
+    assert gain > 1.5, gain
+    # beside the edge, away from the texture, the rim clarity draws is a quarter of a
+    # Gaussian base's (0.05 against 0.22 measured; 0.3x leaves room for float32 rounding)
+    rows = slice(45, 60)
+    rim = np.abs(out[0, rows, 30:50] - img[0, rows, 30:50]).max()
+    gaussian = img + (img - cv2.GaussianBlur(img[0], (0, 0), CLARITY_SCALE * 60)[None])
+    gaussian_rim = np.abs(gaussian[0, rows, 30:50] - img[0, rows, 30:50]).max()
+    assert gaussian_rim > 0.15 and rim < 0.3 * gaussian_rim, (rim, gaussian_rim)
+
+
+def test_seven_fields_are_eight_with_no_clarity():
+    img = _photo()
+    fields = np.random.default_rng(1).normal(0, 0.7, (1, 24, 32, NUM_OPERATORS)).astype("f4")
+    eight = np.concatenate([fields, np.zeros_like(fields[..., :1])], axis=-1)
+    assert np.array_equal(_apply(img, eight), _apply(img, fields))
+    assert operator_names(7) == OPERATOR_NAMES and operator_names(8)[-1] == "clarity"
+    with pytest.raises(ValueError, match="7 channels .* or 8 .* got 5"):
+        operator_names(5)
+
+
+@pytest.mark.parametrize("size", [(72, 96), (5, 40), (192, 256)])
+def test_clarity_filters_by_matrices_as_the_depthwise_blur_does(size):
+    from sagim_tf.layers.gaussian_blur import separable_blur
+    from sagim_tf.layers.photo_operators import matrix_blur
+
+    h, w = size
+    taps = clarity_taps(h, w)
+    x = tf.constant(np.random.default_rng(3).random((2, h, w, 1)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        a, b = matrix_blur(x, taps), separable_blur(x, taps)
+        la, lb = tf.reduce_sum(a * a), tf.reduce_sum(b * b)
+    # the same float32 sums in another order (up to 59 taps of values in [0, 1])
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(la, x), tape.gradient(lb, x), atol=1e-5)

@@ -49,10 +49,34 @@ def _objective(e, image, guidance, fields, fine=None, weights=None):
     return float(total)
 
 
+def _with_clarity(fields):
+    """G's seven fields with a zero clarity field, as refinement starts from them."""
+    return np.concatenate([fields, np.zeros_like(fields[..., :1])], axis=-1)
+
+
 def test_zero_steps_return_gs_fields(parts):
     g, e, image, guidance = parts
     fields = predict_fields(g, image, guidance)
-    assert np.array_equal(FieldRefiner(g, e, steps=0)(image, guidance, fields), fields)
+    assert fields.shape == (H, W, 7)
+    # G's seven fields and a clarity field of zero, which applies as G's fields do
+    same = FieldRefiner(g, e, steps=0)(image, guidance, fields)
+    assert np.array_equal(same, _with_clarity(fields))
+    np.testing.assert_array_equal(apply_fields(image, same), apply_fields(image, fields))
+
+
+def test_refinement_sets_clarity_unless_told_not_to(parts):
+    g, e, image, guidance = parts
+    fields = predict_fields(g, image, guidance)
+    refined = FieldRefiner(g, e, steps=10)(image, guidance, fields)
+    assert refined.shape == (H, W, 8) and np.abs(refined[..., 7]).max() > 1e-3
+    without = FieldRefiner(g, e, steps=10, clarity=False)(image, guidance, fields)
+    assert np.array_equal(without[..., 7], np.zeros((H, W), np.float32))
+    assert np.abs(without[..., :7] - fields).max() > 1e-3  # G's seven still move
+    # fields that already have clarity are refined from it
+    again = FieldRefiner(g, e, steps=0)(image, guidance, refined)
+    assert np.array_equal(again, refined)
+    with pytest.raises(InputError, match="True or False"):
+        FieldRefiner(g, e, clarity="yes")
 
 
 def test_refinement_lowers_its_objective(parts):
@@ -72,7 +96,7 @@ def test_the_correction_is_a_bilinear_field_of_a_coarse_grid(parts, stride):
     refiner = FieldRefiner(g, e, steps=10, stride=stride)
     # by default twice as fine as G's grid
     assert refiner.stride == (max(1, g.field_stride // 2) if stride is None else stride)
-    change = refiner(image, guidance, fields) - fields
+    change = refiner(image, guidance, fields) - _with_clarity(fields)
     stride = refiner.stride
     ch, cw = -(-H // stride), -(-W // stride)
     basis = []
@@ -203,6 +227,8 @@ def test_refiner_rejects_bad_input(parts):
         refiner(image, guidance, np.full_like(fields, np.nan))
     with pytest.raises(InputError, match="fields of shape"):
         refiner(image, guidance, fields[:-1])
+    with pytest.raises(InputError, match="need 7 or 8 channels, got 5"):
+        refiner(image, guidance, fields[..., :5])
     with pytest.raises(InputError, match="guid"):
         refiner(image, guidance[:-1], fields)
     with pytest.raises(InputError, match=r"\[0, 1\]"):

@@ -9,22 +9,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from sagim_tf.layers.photo_operators import NUM_OPERATORS, OPERATOR_NAMES, OPERATOR_RANGES
+from sagim_tf.layers.photo_operators import (
+    NUM_OPERATORS,
+    NUM_REFINED_OPERATORS,
+    OPERATOR_RANGES,
+    operator_names,
+)
 from sagim_tf.utils.errors import InputError
 
 
 def operator_settings(fields) -> dict:
-    """Raw fields (h, w, 7) -> ``{operator: (h, w) setting}`` in the operators' units.
+    """Raw fields (h, w, 7 or 8) -> ``{operator: (h, w) setting}`` in the operators' units.
 
     ``exposure`` in EV; ``contrast`` and ``saturation`` as factors (x1 = unchanged);
     ``temperature`` and ``tint`` as log gains (positive: warmer / more magenta); ``tone``
-    as the mid-tone lift ``a``; ``detail`` as the sharpening amount (negative: softer).
+    as the mid-tone lift ``a``; ``detail`` as the sharpening amount (negative: softer);
+    with 8 fields (refined), ``clarity`` as the mid-scale contrast amount (negative:
+    flatter).
     """
     f = np.asarray(fields, np.float64)
-    if f.ndim != 3 or f.shape[-1] != NUM_OPERATORS:
-        raise InputError(f"fields: expected (h, w, {NUM_OPERATORS}), got {f.shape}")
+    if f.ndim != 3 or f.shape[-1] not in (NUM_OPERATORS, NUM_REFINED_OPERATORS):
+        raise InputError(
+            f"fields: expected (h, w, {NUM_OPERATORS}) or (h, w, {NUM_REFINED_OPERATORS}), "
+            f"got {f.shape}"
+        )
     out = {}
-    for k, name in enumerate(OPERATOR_NAMES):
+    for k, name in enumerate(operator_names(f.shape[-1])):
         value = OPERATOR_RANGES[name] * np.tanh(f[..., k])
         if name in ("contrast", "saturation"):
             value = np.exp2(value)
@@ -47,7 +57,7 @@ def explain(fields, regions: dict) -> dict:
     """Mean operator settings in each region.
 
     Args:
-        fields: (h, w, 7) raw fields of one edit.
+        fields: (h, w, 7 or 8) raw fields of one edit.
         regions: ``{name: mask}``, masks of any size (resized to the fields' grid,
             nearest neighbour); an empty region is left out.
 
@@ -86,4 +96,7 @@ def describe(settings: dict) -> str:
     detail = settings.get("detail", 0.0)
     if abs(detail) >= 0.02:
         parts.append(f"{'sharper' if detail > 0 else 'softer'} ({detail:+.2f})")
+    clarity = settings.get("clarity", 0.0)
+    if abs(clarity) >= 0.02:
+        parts.append(f"clarity {clarity:+.2f} ({'more' if clarity > 0 else 'less'} local contrast)")
     return ", ".join(parts) if parts else "unchanged"

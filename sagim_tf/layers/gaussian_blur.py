@@ -24,6 +24,21 @@ def gaussian_kernel_1d(size: int, sigma: float | None = None) -> np.ndarray:
     return (k / k.sum()).astype(np.float32)
 
 
+def separable_blur(x, taps):
+    """Filter images x (B, H, W, C) with the separable kernel ``taps`` (odd length), per
+    channel, with reflect padding (H and W must exceed ``len(taps) // 2``)."""
+    x = ops.convert_to_tensor(x)
+    size = len(taps)
+    channels = x.shape[-1]
+    pad = size // 2
+    taps = ops.cast(ops.convert_to_tensor(np.asarray(taps, np.float32)), x.dtype)
+    kx = ops.tile(ops.reshape(taps, (1, size, 1, 1)), (1, 1, channels, 1))
+    ky = ops.tile(ops.reshape(taps, (size, 1, 1, 1)), (1, 1, channels, 1))
+    x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
+    x = ops.depthwise_conv(x, kx, strides=1, padding="valid")
+    return ops.depthwise_conv(x, ky, strides=1, padding="valid")
+
+
 @keras.saving.register_keras_serializable(package="sagim_tf")
 class GaussianBlur(keras.layers.Layer):
     """Separable Gaussian filter applied to each channel, with reflect padding.
@@ -57,15 +72,7 @@ class GaussianBlur(keras.layers.Layer):
         self._taps = gaussian_kernel_1d(self.size, self.sigma)
 
     def call(self, x):
-        x = ops.convert_to_tensor(x)
-        channels = x.shape[-1]
-        pad = self.size // 2
-        taps = ops.cast(ops.convert_to_tensor(self._taps), x.dtype)
-        kx = ops.tile(ops.reshape(taps, (1, self.size, 1, 1)), (1, 1, channels, 1))
-        ky = ops.tile(ops.reshape(taps, (self.size, 1, 1, 1)), (1, 1, channels, 1))
-        x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect")
-        x = ops.depthwise_conv(x, kx, strides=1, padding="valid")
-        return ops.depthwise_conv(x, ky, strides=1, padding="valid")
+        return separable_blur(x, self._taps)
 
     def compute_output_shape(self, input_shape):
         return input_shape

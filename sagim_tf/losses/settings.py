@@ -28,9 +28,10 @@ from __future__ import annotations
 
 from keras import ops
 
-from sagim_tf.layers.photo_operators import OPERATOR_NAMES
+from sagim_tf.layers.photo_operators import REFINED_OPERATOR_NAMES, operator_names
 
-#: What one unit of each setting (its whole ``tanh`` range) costs: colour 2, tone 0.5.
+#: What one unit of each setting (its whole ``tanh`` range) costs: colour 2, tone 0.5
+#: (clarity, which only refinement sets, is priced as tone).
 OPERATOR_COSTS = {
     "temperature": 2.0,
     "tint": 2.0,
@@ -39,11 +40,13 @@ OPERATOR_COSTS = {
     "tone": 0.5,
     "saturation": 2.0,
     "detail": 0.5,
+    "clarity": 0.5,
 }
 
 
 def settings_loss(fields, costs=None):
-    """L_settings of raw operator fields (B, H, W, 7), channels in ``OPERATOR_NAMES`` order.
+    """L_settings of raw operator fields (B, H, W, 7 or 8), channels in
+    ``REFINED_OPERATOR_NAMES`` order (G's seven, then clarity when there are 8).
 
     Args:
         fields: raw fields, before the ``tanh``.
@@ -55,9 +58,12 @@ def settings_loss(fields, costs=None):
         most the mean cost (8/7 with the defaults) when every setting is at its bound.
     """
     costs = OPERATOR_COSTS if costs is None else costs
-    unknown = sorted(set(costs) - set(OPERATOR_NAMES))
+    unknown = sorted(set(costs) - set(REFINED_OPERATOR_NAMES))
     if unknown:
-        raise ValueError(f"settings_loss: unknown operators {unknown}; known: {OPERATOR_NAMES}")
-    per_operator = ops.convert_to_tensor([float(costs.get(n, 1.0)) for n in OPERATOR_NAMES])
+        raise ValueError(
+            f"settings_loss: unknown operators {unknown}; known: {REFINED_OPERATOR_NAMES}"
+        )
+    names = operator_names(fields.shape[-1])
+    per_operator = ops.convert_to_tensor([float(costs.get(n, 1.0)) for n in names])
     share = ops.mean(ops.abs(ops.tanh(ops.cast(fields, "float32"))), axis=(0, 1, 2))
     return ops.mean(share * per_operator)

@@ -27,8 +27,10 @@ from sagim_tf.layers.photo_operators import (
     DETAIL_KERNEL_SIZE,
     DETAIL_SIGMA,
     LUMA,
-    NUM_COEFFICIENTS,
     NUM_OPERATORS,
+    NUM_REFINED_OPERATORS,
+    clarity_base,
+    clarity_taps,
     coefficients,
 )
 from sagim_tf.models.operator_head import field_model
@@ -201,11 +203,15 @@ def _add_product(x, t, coef):
         cv2.accumulateProduct(t[:, ch], coef[:, 0], x[:, ch])
 
 
-def _apply_strips(image, planes, taps, out, rows, strip_rows):
+def _apply_strips(image, planes, taps, out, rows, strip_rows, upsampled_detail, clarity):
     """Apply coefficient rows to the strips of ``image`` that start in ``rows``, into ``out``.
 
-    ``planes`` (h, 7, W) are the coefficients on the fields' rows at the photo's width and
-    ``taps`` their vertical interpolation (:func:`_source_rows`). Works in the layout
+    ``planes`` (h, P, W) are the coefficients on the fields' rows at the photo's width and
+    ``taps`` their vertical interpolation (:func:`_source_rows`). The first six planes are
+    the gains, contrast, tone and saturation; then the detail amount (blurred here, at the
+    fields' own size) or, with ``upsampled_detail``, the change made at G's size by detail
+    and clarity together (three planes, see :func:`apply_fields`); then, with ``clarity``
+    (at the fields' own size only), the clarity change (three planes). Works in the layout
     (rows, channel, width), so that every step is one NumPy call on contiguous rows, with
     the steps of :func:`~sagim_tf.layers.photo_operators.apply_coefficients`. A uint8
     ``image`` is read as ``k / 255`` and a uint8 ``out`` written as
@@ -214,9 +220,6 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
     """
     height, width = image.shape[:2]
     first, second, weight = taps
-    # 7 planes: the detail amount, blurred here at the photo's size (the fields' own
-    # size); 9 planes: the detail change already made at G's size (see apply_fields)
-    upsampled_detail = planes.shape[1] == NUM_COEFFICIENTS - 1 + 3
     halo = 0 if upsampled_detail else _APPLY_HALO
     n = min(height, strip_rows + 2 * halo)
     coef = np.empty((n, planes.shape[1], width), np.float32)
@@ -237,7 +240,8 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
             else:
                 cv2.addWeighted(planes[first[row]], 1.0 - t, planes[second[row]], t, 0.0, c[j])
         gains, contrast, tone = c[:, 0:3], c[:, 3:4], c[:, 4:5]
-        saturation, detail = c[:, 5:6], c[:, 6:]
+        saturation = c[:, 5:6]
+        detail = c[:, 6:9] if upsampled_detail else c[:, 6:7]
         # white balance and exposure, read from the (rows, width, channel) photo, with
         # the highlights rolled off: g x / (1 + max(m - 1, 0) x), m the gains' luma
         pixels = image[a0:a1].transpose(0, 2, 1)
@@ -283,6 +287,9 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows):
                 )
             np.subtract(xs, ts, out=ts)
             _add_product(xs, ts, detail)
+        if clarity:
+            # clarity: the change made on the whole image at G's size (see apply_fields)
+            xs += c[:, -3:]
         done = xs[r0 - a0 : r1 - a0]
         np.clip(done, 0.0, 1.0, out=done)
         if rounded is not None:
@@ -313,24 +320,35 @@ def _work_copy(image, work_image, height: int, width: int) -> np.ndarray:
     return check_image(small, "work_image").astype(np.float32)
 
 
-def _detail_change(work_image, coef) -> np.ndarray:
-    """G's detail change ``d (x - blur(x))`` (h, w, 3) at its own size: the first five
-    operators applied to ``work_image`` (h, w, 3) under coefficients ``coef`` (h, w, 7),
-    then the detail operator's high-pass of the result, times its amount."""
+def _blurred(x, taps) -> np.ndarray:
+    """x (h, w, 3) or (h, w) float32 filtered with the separable ``taps``, edges reflected
+    as G's ``GaussianBlur`` reflects them."""
+    return cv2.sepFilter2D(
+        np.ascontiguousarray(x, np.float32), -1, taps, taps, borderType=cv2.BORDER_REFLECT_101
+    )
+
+
+def _changes_at_work_size(work_image, coef):
+    """The operators applied on the image G saw, at its own size: ``(x, detail change)``,
+    ``x`` (h, w, 3) after the first five operators of ``work_image`` (h, w, 3) under
+    coefficients ``coef`` (h, w, 7 or 8), and the detail change ``d (x - blur(x))``."""
     gains = coef[..., 0:3]
     excess = np.maximum(gains @ _LUMA - np.float32(1.0), 0)[..., None]
     x = gains * work_image / (np.float32(1.0) + excess * work_image)
     x = x + coef[..., 3:4] * x * (np.float32(1.0) - x) * (np.float32(2.0) * x - np.float32(1.0))
     x = x + coef[..., 4:5] * x * (np.float32(1.0) - x)
     x = x + (x - (x @ _LUMA)[..., None]) * coef[..., 5:6]
-    blurred = cv2.sepFilter2D(
-        np.ascontiguousarray(x, np.float32),
-        -1,
-        _DETAIL_TAPS,
-        _DETAIL_TAPS,
-        borderType=cv2.BORDER_REFLECT_101,
-    )
-    return (coef[..., 6:7] * (x - blurred)).astype(np.float32)
+    return x, (coef[..., 6:7] * (x - _blurred(x, _DETAIL_TAPS))).astype(np.float32)
+
+
+def _clarity_change(x, amount) -> np.ndarray:
+    """The clarity change ``c (Y - base(Y))`` (h, w, 3), the same in each channel, of ``x``
+    (h, w, 3) after detail, at G's size, ``amount`` (h, w, 1): the layer's
+    :func:`clarity_base` of the luma ``Y``, filtered with OpenCV."""
+    y = np.ascontiguousarray(x @ _LUMA, np.float32)  # (h, w)
+    base = clarity_base(y, clarity_taps(x.shape[0], x.shape[1]), blur=_blurred)
+    change = (amount * (y - base)[..., None]).astype(np.float32)
+    return np.repeat(change, 3, axis=-1)
 
 
 def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS, work_image=None) -> np.ndarray:
@@ -352,14 +370,20 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS, work_image=N
     texture and the sensor noise, an edit G never judged. So at another size the detail
     change ``d (x - blur(x))`` is made where G made it, on the working copy
     (``work_image``: the photo at the fields' size, as G saw it; made with OpenCV's area
-    resize when not given), and interpolated to the photo like the coefficients.
+    resize when not given), and interpolated to the photo like the coefficients. Clarity
+    (fields with an eighth channel) works at a larger scale still, a blur of 5% of the
+    short side: its change is always made on the working copy, after the other seven
+    operators, and interpolated the same way (at the fields' own size, that is G's own
+    output again).
 
     Args:
         image: (H, W, 3) float32 in [0, 1], or uint8. A uint8 photo is read as ``k / 255``
             and its edit returned as uint8, rounded as
             :func:`~sagim_tf.utils.io.to_uint8` rounds (the float edit, rounded), without
             a float copy of the photo.
-        fields: (h, w, 7) raw fields (:func:`predict_fields`, :func:`scale_fields`).
+        fields: (h, w, 7) raw fields (:func:`predict_fields`, :func:`scale_fields`), or
+            (h, w, 8) with clarity last, as refinement returns them
+            (:class:`~sagim_tf.models.refine.FieldRefiner`).
         strip_rows: int. Rows per strip. Defaults to :data:`APPLY_STRIP_ROWS`.
         work_image: (h, w, 3) float in [0, 1], or uint8, or None. The photo at the
             fields' size, as G saw it; only used when the photo's size differs. Defaults
@@ -378,11 +402,11 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS, work_image=N
         image.ndim != 3
         or image.shape[-1] != 3
         or fields.ndim != 3
-        or fields.shape[-1] != NUM_OPERATORS
+        or fields.shape[-1] not in (NUM_OPERATORS, NUM_REFINED_OPERATORS)
     ):
         raise ConfigError(
-            f"apply_fields: expected an (H, W, 3) image and (h, w, "
-            f"{NUM_OPERATORS}) fields, got {image.shape} and {fields.shape}"
+            f"apply_fields: expected an (H, W, 3) image and (h, w, {NUM_OPERATORS}) or "
+            f"(h, w, {NUM_REFINED_OPERATORS}) fields, got {image.shape} and {fields.shape}"
         )
     if isinstance(strip_rows, bool) or not isinstance(strip_rows, int) or strip_rows < 1:
         raise ConfigError(
@@ -393,28 +417,46 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS, work_image=N
         return image.copy()
     # eager: a compiled step would save a few ms per call but cost a trace per process
     coef = np.asarray(coefficients(fields[None]), np.float32)[0]
-    if coef.shape[:2] != (height, width):
-        small = _work_copy(image, work_image, coef.shape[0], coef.shape[1])
-        coef = np.concatenate([coef[..., :6], _detail_change(small, coef)], axis=-1)
+    upsampled_detail = coef.shape[:2] != (height, width)
+    clarity = coef.shape[-1] == NUM_REFINED_OPERATORS
+    if upsampled_detail or clarity:
+        if upsampled_detail:
+            small = _work_copy(image, work_image, coef.shape[0], coef.shape[1])
+        else:  # the photo is at the fields' size: it is the working copy
+            small = (
+                image.astype(np.float32) / np.float32(255.0) if image.dtype == np.uint8 else image
+            )
+        x, detail = _changes_at_work_size(small, coef)
+        clarity_change = _clarity_change(x + detail, coef[..., 7:8]) if clarity else None
+        if upsampled_detail:
+            # both changes are added after saturation: one set of planes carries their sum
+            change = detail if clarity_change is None else detail + clarity_change
+            coef = np.concatenate([coef[..., :6], change], axis=-1)
+            clarity = False
+        else:  # detail blurred per strip at the photo's size, then clarity's change added
+            coef = np.concatenate([coef[..., :7], clarity_change], axis=-1)
     if coef.shape[1] != width:
         # across first; OpenCV's bilinear resize is separable, so interpolating down per
         # strip afterwards is its 2-D resize up to float32 rounding
         coef = cv2.resize(coef, (width, coef.shape[0]), interpolation=cv2.INTER_LINEAR)
         coef = coef.reshape(-1, width, coef.shape[-1])
-    planes = np.ascontiguousarray(coef.transpose(0, 2, 1))  # (h, 7, W): rows of planes
+    planes = np.ascontiguousarray(coef.transpose(0, 2, 1))  # (h, P, W): rows of planes
     taps = _source_rows(height, planes.shape[0])
     out = np.empty_like(image)
     starts = list(range(0, height, strip_rows))
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = max(1, min(_APPLY_THREADS, cpus or 1, len(starts)))
     if workers == 1:
-        _apply_strips(image, planes, taps, out, starts, strip_rows)
+        _apply_strips(image, planes, taps, out, starts, strip_rows, upsampled_detail, clarity)
         return out
     # strips dealt round-robin to the threads; NumPy and OpenCV release the GIL
     runs = [starts[i::workers] for i in range(workers)]
     with ThreadPoolExecutor(workers) as pool:
         for done in [
-            pool.submit(_apply_strips, image, planes, taps, out, run, strip_rows) for run in runs
+            pool.submit(
+                _apply_strips, image, planes, taps, out, run, strip_rows, upsampled_detail, clarity
+            )
+            for run in runs
         ]:
             done.result()
     return out
