@@ -379,8 +379,8 @@ def edit_image(
         ``guidance`` (the map G used, (H, W, 1)), ``target`` (the unblended target),
         ``saliency_before`` = E(I) and ``saliency_after`` = E(edited); with the operator
         head also ``fields``, the raw fields applied (h, w, 7) at G's working size
-        ((h, w, 8), with clarity, when refined), already scaled by ``strength``. The operator head's maps are resized to the
-        photo's size when first read.
+        ((h, w, 8), with clarity, when refined), already scaled by ``strength``. The
+        operator head's maps are resized to the photo's size when first read.
     """
     limit = editor.max_pixels if max_pixels is None else max_pixels
     check_array_pixels(image, "image", limit)  # from the shapes: before any copy or run

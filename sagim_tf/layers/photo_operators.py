@@ -40,9 +40,10 @@ Image Filtering", ECCV 2010) over those Gaussian windows, with ``eps`` 0.01: whe
 window's standard deviation is well above 0.1, an object's outline, the base keeps most
 of the edge, so the rim clarity draws beside it is a quarter of a plain Gaussian base's
 (0.05 against 0.22 at +1 beside a step from 0.25 to 0.75); the base is locally affine in
-the photo, so the edit stays close to one a local colour map explains. On a demo model's 80 test images under the binary map, refinement with the
-edge-aware base scored within one image of a Gaussian base under both unseen judges, at
-a non-affine share of 0.0017 against 0.0030 (0.0015 without clarity).
+the photo, so the edit stays close to one a local colour map explains. On a demo model's
+80 test images under the binary map, refinement with the edge-aware base on the luma
+scored within two images of a per-channel Gaussian base under both unseen judges, at a
+non-affine share of 0.0016 against 0.0030 (0.0015 without clarity; docs/training.md).
 
 The white-balance gains are divided by their luma-weighted mean, so temperature and tint
 change colour, not brightness. The ranges follow the peers: Realistic Saliency Guided

@@ -300,14 +300,18 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows, upsampled_detail, 
         cv2.merge([done[:, 0], done[:, 1], done[:, 2]], out[r0:r1])
 
 
+def _as_float(image) -> np.ndarray:
+    """``image`` as float32 in [0, 1]: a uint8 photo read as ``k / 255``, a float one as is."""
+    return image.astype(np.float32) / np.float32(255.0) if image.dtype == np.uint8 else image
+
+
 def _work_copy(image, work_image, height: int, width: int) -> np.ndarray:
     """The photo at the fields' size (h, w, 3) float32 in [0, 1]: ``work_image`` checked,
     or ``image`` shrunk with OpenCV's area resize."""
     if work_image is None:
         # float first, so that a uint8 photo's copy is its float copy's (a float copy of
         # the photo for the moment: the editor passes the copy G saw instead)
-        source = image.astype(np.float32) / np.float32(255.0) if image.dtype == np.uint8 else image
-        return cv2.resize(source, (width, height), interpolation=cv2.INTER_AREA)
+        return cv2.resize(_as_float(image), (width, height), interpolation=cv2.INTER_AREA)
     else:
         small = np.asarray(work_image)
         if small.shape != (height, width, 3):
@@ -418,23 +422,22 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS, work_image=N
     # eager: a compiled step would save a few ms per call but cost a trace per process
     coef = np.asarray(coefficients(fields[None]), np.float32)[0]
     upsampled_detail = coef.shape[:2] != (height, width)
-    clarity = coef.shape[-1] == NUM_REFINED_OPERATORS
-    if upsampled_detail or clarity:
+    has_clarity = coef.shape[-1] == NUM_REFINED_OPERATORS
+    # at the fields' own size with clarity, its change travels in planes of its own; at
+    # another size it rides in detail's planes
+    clarity_planes = has_clarity and not upsampled_detail
+    if upsampled_detail or has_clarity:
         if upsampled_detail:
             small = _work_copy(image, work_image, coef.shape[0], coef.shape[1])
         else:  # the photo is at the fields' size: it is the working copy
-            small = (
-                image.astype(np.float32) / np.float32(255.0) if image.dtype == np.uint8 else image
-            )
+            small = _as_float(image)
         x, detail = _changes_at_work_size(small, coef)
-        clarity_change = _clarity_change(x + detail, coef[..., 7:8]) if clarity else None
         if upsampled_detail:
             # both changes are added after saturation: one set of planes carries their sum
-            change = detail if clarity_change is None else detail + clarity_change
+            change = detail + _clarity_change(x + detail, coef[..., 7:8]) if has_clarity else detail
             coef = np.concatenate([coef[..., :6], change], axis=-1)
-            clarity = False
         else:  # detail blurred per strip at the photo's size, then clarity's change added
-            coef = np.concatenate([coef[..., :7], clarity_change], axis=-1)
+            coef = np.concatenate([coef[..., :7], _clarity_change(x + detail, coef[..., 7:8])], -1)
     if coef.shape[1] != width:
         # across first; OpenCV's bilinear resize is separable, so interpolating down per
         # strip afterwards is its 2-D resize up to float32 rounding
@@ -447,14 +450,24 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS, work_image=N
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = max(1, min(_APPLY_THREADS, cpus or 1, len(starts)))
     if workers == 1:
-        _apply_strips(image, planes, taps, out, starts, strip_rows, upsampled_detail, clarity)
+        _apply_strips(
+            image, planes, taps, out, starts, strip_rows, upsampled_detail, clarity_planes
+        )
         return out
     # strips dealt round-robin to the threads; NumPy and OpenCV release the GIL
     runs = [starts[i::workers] for i in range(workers)]
     with ThreadPoolExecutor(workers) as pool:
         for done in [
             pool.submit(
-                _apply_strips, image, planes, taps, out, run, strip_rows, upsampled_detail, clarity
+                _apply_strips,
+                image,
+                planes,
+                taps,
+                out,
+                run,
+                strip_rows,
+                upsampled_detail,
+                clarity_planes,
             )
             for run in runs
         ]:

@@ -55,8 +55,9 @@ demo's test images under the binary map, spectral residual C1/C2 went from 82.5/
 training images: 85.0/73.3 to 88.3/80.0 and 96.7/85.0 to 100.0/88.3 (docs/training.md).
 
 Refinement also sets an eighth operator G's head does not predict: clarity, the
-mid-scale contrast of a photo editor's slider (``x + c (x - blur(x))``, the blur's sigma
-5% of the short side; :mod:`sagim_tf.layers.photo_operators`), so the refined fields have
+mid-scale contrast of a photo editor's slider (``x + c (Y - base(Y))``, ``Y`` the luma
+and ``base`` its edge-aware mean over windows of sigma 5% of the short side;
+:mod:`sagim_tf.layers.photo_operators`), so the refined fields have
 8 channels. The fixed ``operator-rule`` and G's seven operators change a region's tone as
 a whole; the classical HAG baseline, which led both unseen judges under the binary map,
 raises local contrast inside its target at about this scale and flattens it elsewhere.
