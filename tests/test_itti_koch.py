@@ -133,10 +133,10 @@ def test_bad_configs():
         IttiKochSaliency(centre_bias=2.0)
 
 
-def test_fine_copy_reads_the_outline_where_the_default_reads_the_blob(model):
+def test_fine_copy_reads_outlines_and_texture_where_the_default_reads_the_blob(model):
     fine = model.fine_copy()
-    assert fine.centre_levels == (0,) and fine.map_level == 1
-    for key in ("working_size", "surround_deltas", "centre_bias", "antialias"):
+    assert fine.centre_levels == (0,) and fine.surround_deltas == (1, 2) and fine.map_level == 0
+    for key in ("working_size", "centre_bias", "centre_bias_sigma", "antialias"):
         assert getattr(fine, key) == getattr(model, key), key
     # a large, plain bright disc: its rim is an edge, its middle is flat
     img = np.full((H, W, 3), 0.5, np.float32)
@@ -149,3 +149,15 @@ def test_fine_copy_reads_the_outline_where_the_default_reads_the_blob(model):
         ratio = s[centre].mean() / s[rim].mean()
         # measured 0.66 (default) and 0.0 (fine): the bounds leave wide room either side
         assert low <= ratio <= high, (m.name, ratio)
+
+    # a small patch of fine texture (2-pixel checks) on grey: the fine copy's map keeps
+    # to the patch, the default's spreads around it
+    img = np.full((H, W, 3), 0.5, np.float32)
+    patch = (yy >= 40) & (yy < 56) & (xx >= 56) & (xx < 72)
+    img[patch] = np.where(((yy + xx) % 4 < 2)[patch, None], 0.3, 0.7)
+    shares = []
+    for m in (model, fine):
+        s = np.asarray(m(img[None]))[0, ..., 0]
+        shares.append(s[patch].sum() / s.sum())
+    # measured 0.38 (default) and 0.79 (fine)
+    assert shares[1] > shares[0] + 0.2, shares

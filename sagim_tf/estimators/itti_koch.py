@@ -278,16 +278,23 @@ class IttiKochSaliency(keras.Model):
         return tuple(input_shape[:-1]) + (1,)
 
     def fine_copy(self) -> IttiKochSaliency:
-        """The same model read at finer scales: centre level 0, maps combined at level 1.
+        """The same model read at its finest scales: centres at level 0, surrounds one and
+        two levels up, maps combined at level 0.
 
-        Same working size, surrounds, centre bias and resizing; only the scales change. At
-        the default 128 x 96 the centres are the working image itself and the map is built
-        at 64 x 48 (the default reads centres at 64 x 48 to 16 x 12 and combines at
+        Same working size, centre bias and resizing; only the scales change. At the
+        default 128 x 96 the centres are the working image itself, the surrounds 64 x 48
+        and 32 x 24, and the map is built at 128 x 96 (the default reads centres at
+        64 x 48 to 16 x 12 against surrounds two and three levels up, and combines at
         32 x 24). Its centre-surround differences answer a change along an object's outline
-        more than a blob in its middle, which is what refinement adds it for
-        (:mod:`sagim_tf.models.refine`).
+        and in its texture more than a blob in its middle, which is what refinement adds it
+        for (:mod:`sagim_tf.models.refine`).
         """
-        config = {**self.get_config(), "centre_levels": [0], "map_level": 1}
+        config = {
+            **self.get_config(),
+            "centre_levels": [0],
+            "surround_deltas": [1, 2],
+            "map_level": 0,
+        }
         return type(self).from_config({**config, "name": f"{self.name}_fine"})
 
     def get_config(self):
