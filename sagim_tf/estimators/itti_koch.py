@@ -294,8 +294,9 @@ class IttiKochSaliency(keras.Model):
             "centre_levels": [0],
             "surround_deltas": [1, 2],
             "map_level": 0,
+            "name": f"{self.name}_fine",
         }
-        return type(self).from_config({**config, "name": f"{self.name}_fine"})
+        return type(self).from_config(config)
 
     def get_config(self):
         config = super().get_config()
