@@ -11,6 +11,7 @@ from sagim_tf.layers.photo_operators import NUM_OPERATORS, OPERATOR_NAMES
 from sagim_tf.models.generate import apply_fields, predict_fields, scale_fields
 from sagim_tf.models.generator import SaGIMGenerator
 from sagim_tf.utils.errors import ConfigError
+from sagim_tf.utils.images import small_copy
 from sagim_tf.utils.io import to_uint8
 from tests.helpers import nudge_operator_head, tiny_estimator, tiny_operator_g
 from tests.test_case import run_model_saving_test, run_serialization_test
@@ -200,6 +201,24 @@ def test_the_detail_operator_acts_at_the_scale_g_saw_not_on_the_photos_noise():
     assert np.std(apply_fields(sky, fine) - sky) > 0.3 * noise
     with pytest.raises(ConfigError, match="work_image"):
         apply_fields(sky, fields, work_image=sky)
+
+
+def test_apply_fields_without_a_working_copy_makes_the_editors():
+    """Without ``work_image``, apply_fields shrinks the photo as the editor does for G
+    (:func:`small_copy`, read a strip at a time for uint8), so both give one edit; and a
+    uint8 photo's small copy is its float copy's area resize."""
+    rng = np.random.default_rng(4)
+    photo = (rng.random((150, 200, 3)) * 255).astype(np.uint8)  # 150 rows: 3 strips of 64
+    fields = np.zeros((30, 40, NUM_OPERATORS + 1), np.float32)
+    fields[..., OPERATOR_NAMES.index("detail")] = 2.0
+    fields[..., -1] = 1.0  # clarity: made on the working copy too
+    small = small_copy(photo, 30, 40)
+    float_small = resize_image(photo.astype(np.float32) / 255.0, 30, 40)
+    # separable area resize, across then down per strip: float32 rounding only
+    np.testing.assert_allclose(small, float_small, atol=1e-6)
+    np.testing.assert_array_equal(
+        apply_fields(photo, fields), apply_fields(photo, fields, work_image=small)
+    )
 
 
 def test_a_uint8_photo_gives_the_float_edit_rounded():

@@ -45,6 +45,7 @@ from sagim_tf.models.refine import FieldRefiner, check_refine_steps
 from sagim_tf.models.sagim import SaGIM
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError, InputError
+from sagim_tf.utils.images import resize_image, small_copy
 from sagim_tf.utils.io import check_array_pixels, to_uint8
 
 logger = logging.getLogger(__name__)
@@ -183,14 +184,6 @@ def resize_map(x, height: int, width: int) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)[..., None]
 
 
-def resize_image(x: np.ndarray, height: int, width: int) -> np.ndarray:
-    interp = cv2.INTER_AREA if x.shape[0] > height else cv2.INTER_LINEAR
-    out = cv2.resize(
-        np.ascontiguousarray(x, np.float32), (int(width), int(height)), interpolation=interp
-    )
-    return out.reshape(height, width, -1)
-
-
 def budget_side(height: int, width: int, pixels: int) -> int | None:
     """The longer side of a copy of about ``pixels`` pixels (None: the photo fits)."""
     if height * width <= pixels:
@@ -270,33 +263,6 @@ def _checked_photo(image) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[-1] != 3 or arr.size == 0:
         raise InputError(f"image: expected one image (H, W, 3), got shape {arr.shape}")
     return arr
-
-
-def _small_copy(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A float32 copy in [0, 1] of a float or uint8 photo at (height, width) <= its size.
-
-    A uint8 photo is read as ``k / 255`` a strip at a time and shrunk across, then down
-    (OpenCV's area resize is separable, so this is :func:`resize_image` of the float photo
-    up to float32 rounding), without a float copy of the whole photo.
-    """
-    h, w = image.shape[:2]
-    if image.dtype != np.uint8:
-        if (height, width) == (h, w):
-            return image
-        return np.clip(resize_image(image, height, width), 0.0, 1.0)
-    if (height, width) == (h, w):
-        return image.astype(np.float32) / np.float32(255.0)
-    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR  # as resize_image
-    across = np.empty((h, width, 3), np.float32)
-    strip = np.empty((min(h, 64), w, 3), np.float32)
-    for r0 in range(0, h, len(strip)):
-        rows = image[r0 : r0 + len(strip)]
-        part = np.divide(rows, np.float32(255.0), out=strip[: len(rows)])
-        across[r0 : r0 + len(rows)] = cv2.resize(
-            part, (width, len(rows)), interpolation=interp
-        ).reshape(len(rows), width, 3)
-    down = cv2.resize(across, (width, height), interpolation=interp)
-    return np.clip(down.reshape(height, width, 3), 0.0, 1.0)
 
 
 def _checked_target(guidance, height: int, width: int) -> np.ndarray:
@@ -498,7 +464,7 @@ def _edit_with_operators(
             w,
             h,
         )
-    small = _small_copy(image, wh, ww)
+    small = small_copy(image, wh, ww)
     before = editor._saliency(small)
     if guidance is not None:
         target = _checked_target(guidance, h, w)

@@ -36,6 +36,7 @@ from sagim_tf.layers.photo_operators import (
 from sagim_tf.models.operator_head import field_model
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError
+from sagim_tf.utils.images import small_copy
 
 #: generator -> its compiled step. Weak keys: a step does not keep its G alive.
 _GENERATE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -307,18 +308,16 @@ def _as_float(image) -> np.ndarray:
 
 def _work_copy(image, work_image, height: int, width: int) -> np.ndarray:
     """The photo at the fields' size (h, w, 3) float32 in [0, 1]: ``work_image`` checked,
-    or ``image`` shrunk with OpenCV's area resize."""
+    or ``image``'s small copy as the editor makes it for G
+    (:func:`~sagim_tf.utils.images.small_copy`: no float copy of a uint8 photo)."""
     if work_image is None:
-        # float first, so that a uint8 photo's copy is its float copy's (a float copy of
-        # the photo for the moment: the editor passes the copy G saw instead)
-        return cv2.resize(_as_float(image), (width, height), interpolation=cv2.INTER_AREA)
-    else:
-        small = np.asarray(work_image)
-        if small.shape != (height, width, 3):
-            raise ConfigError(
-                f"apply_fields: work_image must be the photo at the fields' size "
-                f"{(height, width, 3)}, got {small.shape}"
-            )
+        return small_copy(image, height, width)
+    small = np.asarray(work_image)
+    if small.shape != (height, width, 3):
+        raise ConfigError(
+            f"apply_fields: work_image must be the photo at the fields' size "
+            f"{(height, width, 3)}, got {small.shape}"
+        )
     if small.dtype == np.uint8:
         return small.astype(np.float32) / np.float32(255.0)
     return check_image(small, "work_image").astype(np.float32)
