@@ -36,7 +36,7 @@ from sagim_tf.layers.photo_operators import (
 from sagim_tf.models.operator_head import field_model
 from sagim_tf.utils.checks import check_image, check_map
 from sagim_tf.utils.errors import ConfigError
-from sagim_tf.utils.images import small_copy
+from sagim_tf.utils.images import as_float, small_copy
 
 #: generator -> its compiled step. Weak keys: a step does not keep its G alive.
 _GENERATE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -301,11 +301,6 @@ def _apply_strips(image, planes, taps, out, rows, strip_rows, upsampled_detail, 
         cv2.merge([done[:, 0], done[:, 1], done[:, 2]], out[r0:r1])
 
 
-def _as_float(image) -> np.ndarray:
-    """``image`` as float32 in [0, 1]: a uint8 photo read as ``k / 255``, a float one as is."""
-    return image.astype(np.float32) / np.float32(255.0) if image.dtype == np.uint8 else image
-
-
 def _work_copy(image, work_image, height: int, width: int) -> np.ndarray:
     """The photo at the fields' size (h, w, 3) float32 in [0, 1]: ``work_image`` checked,
     or ``image``'s small copy as the editor makes it for G
@@ -319,7 +314,7 @@ def _work_copy(image, work_image, height: int, width: int) -> np.ndarray:
             f"{(height, width, 3)}, got {small.shape}"
         )
     if small.dtype == np.uint8:
-        return small.astype(np.float32) / np.float32(255.0)
+        return as_float(small)
     return check_image(small, "work_image").astype(np.float32)
 
 
@@ -429,7 +424,7 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS, work_image=N
         if upsampled_detail:
             small = _work_copy(image, work_image, coef.shape[0], coef.shape[1])
         else:  # the photo is at the fields' size: it is the working copy
-            small = _as_float(image)
+            small = as_float(image)
         x, detail = _changes_at_work_size(small, coef)
         if upsampled_detail:
             # both changes are added after saturation: one set of planes carries their sum

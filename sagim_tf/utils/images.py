@@ -7,6 +7,11 @@ import cv2
 import numpy as np
 
 
+def as_float(image: np.ndarray) -> np.ndarray:
+    """``image`` as float32 in [0, 1]: a uint8 photo read as ``k / 255``, a float one as is."""
+    return image.astype(np.float32) / np.float32(255.0) if image.dtype == np.uint8 else image
+
+
 def resize_image(x: np.ndarray, height: int, width: int) -> np.ndarray:
     """x (H, W, C) float resized to (height, width, C): OpenCV's area resize when it
     shrinks, bilinear when it grows."""
@@ -25,12 +30,10 @@ def small_copy(image: np.ndarray, height: int, width: int) -> np.ndarray:
     up to float32 rounding), without a float copy of the whole photo.
     """
     h, w = image.shape[:2]
-    if image.dtype != np.uint8:
-        if (height, width) == (h, w):
-            return image
-        return np.clip(resize_image(image, height, width), 0.0, 1.0)
     if (height, width) == (h, w):
-        return image.astype(np.float32) / np.float32(255.0)
+        return as_float(image)
+    if image.dtype != np.uint8:
+        return np.clip(resize_image(image, height, width), 0.0, 1.0)
     interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR  # as resize_image
     across = np.empty((h, width, 3), np.float32)
     strip = np.empty((min(h, 64), w, 3), np.float32)
