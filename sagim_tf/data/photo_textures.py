@@ -28,6 +28,8 @@ import functools
 import cv2
 import numpy as np
 
+from sagim_tf.utils.images import interpolation
+
 #: ``skimage.data`` loaders that textures are cut from.
 TEXTURE_SOURCES = (
     "stereo_motorcycle",
@@ -106,7 +108,7 @@ def texture(rng: np.random.Generator, h: int, w: int, sources=None) -> np.ndarra
     y0 = int(rng.integers(0, sh - ch + 1))
     x0 = int(rng.integers(0, sw - cw + 1))
     patch = src[y0:y0 + ch, x0:x0 + cw]
-    patch = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA if ch > h else cv2.INTER_LINEAR)
+    patch = cv2.resize(patch, (w, h), interpolation=interpolation(ch, h))
     if rng.random() < 0.5:
         patch = patch[:, ::-1]
     if rng.random() < 0.3:

@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from sagim_tf.utils.checks import check_image
 from sagim_tf.utils.errors import InputError
+from sagim_tf.utils.images import interpolation
 from sagim_tf.utils.io import atomic_write
 
 FIGURE_LABELS = ("original", "guidance", "edited", "saliency before", "saliency after")
@@ -57,8 +58,9 @@ def _fit(panel, ph: int, pw: int) -> np.ndarray:
         a = a[..., 0]
     if a.shape[:2] == (ph, pw):
         return a
-    interp = cv2.INTER_AREA if a.shape[0] > ph else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(a), (pw, ph), interpolation=interp)
+    return cv2.resize(
+        np.ascontiguousarray(a), (pw, ph), interpolation=interpolation(a.shape[0], ph)
+    )
 
 
 def write_edit_figure(

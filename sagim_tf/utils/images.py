@@ -12,10 +12,16 @@ def as_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / np.float32(255.0) if image.dtype == np.uint8 else image
 
 
+def interpolation(rows: int, new_rows: int) -> int:
+    """OpenCV's interpolation for resizing ``rows`` rows to ``new_rows``: area averaging
+    when it shrinks, bilinear when it grows (or keeps the height)."""
+    return cv2.INTER_AREA if rows > new_rows else cv2.INTER_LINEAR
+
+
 def resize_image(x: np.ndarray, height: int, width: int) -> np.ndarray:
     """x (H, W, C) float resized to (height, width, C): OpenCV's area resize when it
-    shrinks, bilinear when it grows."""
-    interp = cv2.INTER_AREA if x.shape[0] > height else cv2.INTER_LINEAR
+    shrinks, bilinear when it grows (:func:`interpolation`)."""
+    interp = interpolation(x.shape[0], height)
     out = cv2.resize(
         np.ascontiguousarray(x, np.float32), (int(width), int(height)), interpolation=interp
     )
@@ -34,7 +40,7 @@ def small_copy(image: np.ndarray, height: int, width: int) -> np.ndarray:
         return as_float(image)
     if image.dtype != np.uint8:
         return np.clip(resize_image(image, height, width), 0.0, 1.0)
-    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR  # as resize_image
+    interp = interpolation(h, height)
     across = np.empty((h, width, 3), np.float32)
     strip = np.empty((min(h, 64), w, 3), np.float32)
     for r0 in range(0, h, len(strip)):
