@@ -21,9 +21,11 @@ from sagim_tf.layers.photo_operators import (
     REFINED_OPERATOR_NAMES,
     PhotoOperators,
     bounded,
+    check_fields,
     clarity_taps,
     operator_names,
 )
+from sagim_tf.utils.errors import InputError
 
 
 def _photo(seed=0, h=24, w=32):
@@ -236,6 +238,29 @@ def test_seven_fields_are_eight_with_no_clarity():
     assert operator_names(7) == OPERATOR_NAMES and operator_names(8)[-1] == "clarity"
     with pytest.raises(ValueError, match="7 channels .* or 8 .* got 5"):
         operator_names(5)
+
+
+def test_every_reader_of_fields_checks_them_the_same_way():
+    """Applying, explaining and refining share one check: 7 or 8 channels, every value finite."""
+    from sagim_tf.inference.explain import operator_settings
+    from sagim_tf.models.generate import apply_fields
+
+    img = _photo()[0]
+    good = np.zeros((3, 4, NUM_OPERATORS), np.float64)
+    checked = check_fields(good)
+    assert checked.dtype == np.float32 and checked.shape == good.shape
+    assert check_fields(np.zeros((3, 4, NUM_REFINED_OPERATORS))).shape[-1] == 8
+    nan = good.copy()
+    nan[1, 2, 3] = np.nan
+    for read in (check_fields, operator_settings, lambda f: apply_fields(img, f)):
+        with pytest.raises(InputError, match=r"need 7 or 8 channels.*got shape \(3, 4, 5\)"):
+            read(good[..., :5])
+        with pytest.raises(InputError, match="channels"):
+            read(good[0])  # (w, 7): a plane, not a grid of settings
+        with pytest.raises(InputError, match="NaN or infinite"):
+            read(nan)
+    with pytest.raises(InputError, match="apply_fields: the fields contain NaN"):
+        apply_fields(img, np.full((3, 4, 7), np.inf))
 
 
 @pytest.mark.parametrize("size", [(72, 96), (5, 40), (192, 256)])

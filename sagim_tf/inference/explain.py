@@ -10,12 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from sagim_tf.layers.photo_operators import (
-    NUM_OPERATORS,
-    NUM_REFINED_OPERATORS,
     OPERATOR_RANGES,
+    check_fields,
     operator_names,
 )
-from sagim_tf.utils.errors import InputError
 
 
 def operator_settings(fields) -> dict:
@@ -27,12 +25,7 @@ def operator_settings(fields) -> dict:
     with 8 fields (refined), ``clarity`` as the mid-scale contrast amount (negative:
     flatter).
     """
-    f = np.asarray(fields, np.float64)
-    if f.ndim != 3 or f.shape[-1] not in (NUM_OPERATORS, NUM_REFINED_OPERATORS):
-        raise InputError(
-            f"fields: expected (h, w, {NUM_OPERATORS}) or (h, w, {NUM_REFINED_OPERATORS}), "
-            f"got {f.shape}"
-        )
+    f = check_fields(fields).astype(np.float64)
     out = {}
     for k, name in enumerate(operator_names(f.shape[-1])):
         value = OPERATOR_RANGES[name] * np.tanh(f[..., k])

@@ -84,6 +84,7 @@ import numpy as np
 from keras import ops
 
 from sagim_tf.layers.gaussian_blur import GaussianBlur, gaussian_kernel_1d
+from sagim_tf.utils.errors import InputError
 
 #: The operators in the order they are applied; a field's channel index is its position.
 OPERATOR_NAMES = ("temperature", "tint", "exposure", "contrast", "tone", "saturation", "detail")
@@ -116,6 +117,25 @@ CLARITY_SCALE = 0.05
 #: The clarity operator's guided-filter ``eps``: edges stronger than about sqrt(eps) = 0.1
 #: (standard deviation in a window) are kept in its base, so clarity leaves them alone.
 CLARITY_EPS = 0.01
+
+
+def check_fields(fields, what: str = "fields") -> np.ndarray:
+    """Raw operator fields as a float32 array (h, w, 7) or (h, w, 8), or an ``InputError``.
+
+    One check for every reader of fields (applying, explaining, refining): the shape must be
+    (h, w, :data:`NUM_OPERATORS`) or (h, w, :data:`NUM_REFINED_OPERATORS`) and every value
+    finite (a NaN would otherwise spread through the edit). ``what`` names them in the
+    message.
+    """
+    f = np.asarray(fields, np.float32)
+    if f.ndim != 3 or f.shape[-1] not in (NUM_OPERATORS, NUM_REFINED_OPERATORS):
+        raise InputError(
+            f"{what}: need {NUM_OPERATORS} or {NUM_REFINED_OPERATORS} channels, "
+            f"(h, w, {NUM_OPERATORS}) or (h, w, {NUM_REFINED_OPERATORS}); got shape {f.shape}"
+        )
+    if not np.isfinite(f).all():
+        raise InputError(f"{what}: the fields contain NaN or infinite values")
+    return f
 
 
 def operator_names(channels: int) -> tuple:

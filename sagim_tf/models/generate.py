@@ -27,15 +27,15 @@ from sagim_tf.layers.photo_operators import (
     DETAIL_KERNEL_SIZE,
     DETAIL_SIGMA,
     LUMA,
-    NUM_OPERATORS,
     NUM_REFINED_OPERATORS,
+    check_fields,
     clarity_base,
     clarity_taps,
     coefficients,
 )
 from sagim_tf.models.operator_head import field_model
 from sagim_tf.utils.checks import check_image, check_map
-from sagim_tf.utils.errors import ConfigError
+from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.utils.images import as_float, small_copy
 
 #: generator -> its compiled step. Weak keys: a step does not keep its G alive.
@@ -395,17 +395,9 @@ def apply_fields(image, fields, strip_rows: int = APPLY_STRIP_ROWS, work_image=N
         image = np.ascontiguousarray(image)
     else:
         image = np.ascontiguousarray(check_image(image), np.float32)
-    fields = np.asarray(fields, np.float32)
-    if (
-        image.ndim != 3
-        or image.shape[-1] != 3
-        or fields.ndim != 3
-        or fields.shape[-1] not in (NUM_OPERATORS, NUM_REFINED_OPERATORS)
-    ):
-        raise ConfigError(
-            f"apply_fields: expected an (H, W, 3) image and (h, w, {NUM_OPERATORS}) or "
-            f"(h, w, {NUM_REFINED_OPERATORS}) fields, got {image.shape} and {fields.shape}"
-        )
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise InputError(f"apply_fields: expected an (H, W, 3) image, got {image.shape}")
+    fields = check_fields(fields, "apply_fields")
     if isinstance(strip_rows, bool) or not isinstance(strip_rows, int) or strip_rows < 1:
         raise ConfigError(
             f"apply_fields: strip_rows must be a positive integer, got {strip_rows!r}"

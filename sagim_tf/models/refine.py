@@ -92,7 +92,11 @@ import numpy as np
 import tensorflow as tf
 
 from sagim_tf.layers import BilinearUpsample, GuidedFilter, PhotoOperators
-from sagim_tf.layers.photo_operators import NUM_OPERATORS, NUM_REFINED_OPERATORS
+from sagim_tf.layers.photo_operators import (
+    NUM_OPERATORS,
+    NUM_REFINED_OPERATORS,
+    check_fields,
+)
 from sagim_tf.losses.locality import locality_loss
 from sagim_tf.losses.reconstruction import reconstruction_loss
 from sagim_tf.losses.settings import OPERATOR_COSTS, settings_loss
@@ -276,20 +280,13 @@ class FieldRefiner:
         if image.ndim != 3:
             raise InputError(f"refine: expected one image (H, W, 3), got shape {image.shape}")
         guidance = check_map(guidance, "guidance", like=image)  # (H, W, 1), the image's size
-        fields = np.asarray(fields, np.float32)
-        if not np.isfinite(fields).all():
-            raise InputError("refine: the fields contain NaN or infinite values")
-        if fields.ndim != 3 or fields.shape[:2] != image.shape[:2]:
+        fields = check_fields(fields, "refine")
+        if fields.shape[:2] != image.shape[:2]:
             raise InputError(
                 f"refine: fields of shape {fields.shape} do not match the image's {image.shape[:2]}"
             )
         if fields.shape[-1] == NUM_OPERATORS:  # G's: no clarity yet
             fields = np.concatenate([fields, np.zeros_like(fields[..., :1])], axis=-1)
-        if fields.shape[-1] != NUM_REFINED_OPERATORS:
-            raise InputError(
-                f"refine: fields need {NUM_OPERATORS} or {NUM_REFINED_OPERATORS} channels, "
-                f"got {fields.shape[-1]}"
-            )
         if self.steps == 0:
             return fields
         refined = self._step(
