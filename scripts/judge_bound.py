@@ -20,6 +20,9 @@ import json
 import os
 import sys
 
+from sagim_tf.utils.errors import InputError
+from sagim_tf.workflows.demo_folder import demo_inputs
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -36,12 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    model_path = os.path.join(args.demo, "run", "generator.keras")
-    sam = os.path.join(args.demo, "sam")
-    for path in (model_path, sam):
-        if not os.path.exists(path):
-            print(f"judge_bound: {path} not found; run `sagim demo` first", file=sys.stderr)
-            return 2
+    try:
+        model_path, sam = demo_inputs(args.demo)
+    except InputError as exc:
+        print(f"judge_bound: {exc}", file=sys.stderr)
+        return 2
     if args.limit < 0 or args.refine_steps < 1:
         print("judge_bound: --limit must be >= 0 and --refine-steps >= 1", file=sys.stderr)
         return 2

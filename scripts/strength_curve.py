@@ -19,6 +19,9 @@ import json
 import os
 import sys
 
+from sagim_tf.utils.errors import InputError
+from sagim_tf.workflows.demo_folder import demo_inputs
+
 
 def parse_weighting(text: str) -> dict:
     """``"rec=20,locality=10"`` -> ``{"rec": 20.0, "locality": 10.0}``; ``""`` -> ``{}``."""
@@ -55,12 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    model_path = os.path.join(args.demo, "run", "generator.keras")
-    sam = os.path.join(args.demo, "sam")
-    for path in (model_path, sam):
-        if not os.path.exists(path):
-            print(f"strength_curve: {path} not found; run `sagim demo` first", file=sys.stderr)
-            return 2
+    try:
+        model_path, sam = demo_inputs(args.demo)
+    except InputError as exc:
+        print(f"strength_curve: {exc}", file=sys.stderr)
+        return 2
     if args.limit < 0:
         print("strength_curve: --limit must be >= 0", file=sys.stderr)
         return 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import keras
 import numpy as np
 
@@ -81,3 +84,28 @@ def nudge_operator_head(generator, seed: int = 1, kernel_std: float = 0.3, bias_
         ]
     )
     return generator
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script(name: str):
+    """``scripts/NAME.py`` imported as a module (the scripts folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_script", os.path.join(ROOT, "scripts", f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_demo_folder(root, sam_dir):
+    """A folder laid out as ``sagim demo`` leaves it, for the scripts that read one: a
+    nudged tiny operator-head G in ``run/generator.keras`` and ``sam`` linked to
+    ``sam_dir``. Returns the folder."""
+    demo = root / "demo"
+    (demo / "run").mkdir(parents=True)
+    os.symlink(sam_dir, demo / "sam")
+    g = nudge_operator_head(tiny_operator_g(), seed=3, kernel_std=0.1, bias_std=0.2)
+    g.save(demo / "run" / "generator.keras")
+    return demo

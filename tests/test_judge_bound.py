@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
@@ -12,19 +11,14 @@ from sagim_tf.evaluation.records import load_records
 from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.workflows import judge_bound as jb
 from sagim_tf.workflows.strength_curve import strength_curve
-from tests.helpers import nudge_operator_head, tiny_estimator, tiny_operator_g
+from tests.helpers import (
+    load_script,
+    nudge_operator_head,
+    tiny_demo_folder,
+    tiny_estimator,
+    tiny_operator_g,
+)
 from tests.sam_helpers import contrast_estimator
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "judge_bound_script", os.path.join(ROOT, "scripts", "judge_bound.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_two_refinements_differ_only_in_the_estimator(tiny_sam):
@@ -56,7 +50,7 @@ def test_bad_settings_are_refused_before_any_edit():
 
 
 def test_script_checks_its_input(tmp_path, capsys):
-    script = _script()
+    script = load_script("judge_bound")
     assert script.main(["--demo", str(tmp_path)]) == 2
     assert "generator.keras not found" in capsys.readouterr().err
     assert not os.listdir(tmp_path)
@@ -64,13 +58,9 @@ def test_script_checks_its_input(tmp_path, capsys):
 
 def test_script_writes_the_table_of_a_demo_folder(tmp_path, tiny_sam, capsys):
     data, _ = tiny_sam
-    demo = tmp_path / "demo"
-    (demo / "run").mkdir(parents=True)
-    os.symlink(data, demo / "sam")
-    g = nudge_operator_head(tiny_operator_g(), seed=3, kernel_std=0.1, bias_std=0.2)
-    g.save(demo / "run" / "generator.keras")
+    demo = tiny_demo_folder(tmp_path, data)
     argv = ["--demo", str(demo), "--split", "train", "--limit", "2", "--refine-steps", "2"]
-    assert _script().main(argv) == 0
+    assert load_script("judge_bound").main(argv) == 0
     printed = capsys.readouterr().out
     assert "2 train images" in printed and f"| {jb.AGAINST_JUDGE} |" in printed
     saved = json.loads((demo / "judge_bound.json").read_text())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
@@ -13,19 +12,14 @@ from sagim_tf.baselines.operator_rule import DEFAULT_DEEMPHASIZE, DEFAULT_EMPHAS
 from sagim_tf.evaluation.records import load_records
 from sagim_tf.utils.errors import ConfigError, InputError
 from sagim_tf.workflows import strength_curve as sc
-from tests.helpers import nudge_operator_head, tiny_estimator, tiny_operator_g
+from tests.helpers import (
+    load_script,
+    nudge_operator_head,
+    tiny_demo_folder,
+    tiny_estimator,
+    tiny_operator_g,
+)
 from tests.sam_helpers import contrast_estimator
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "strength_curve_script", os.path.join(ROOT, "scripts", "strength_curve.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _photo_and_mask(seed=0):
@@ -104,7 +98,7 @@ def test_curve_scores_every_method_under_every_judge(tiny_sam):
 
 
 def test_script_checks_its_input_and_parses_weightings(tmp_path, capsys):
-    script = _script()
+    script = load_script("strength_curve")
     assert script.parse_weighting("rec=20, locality=10") == {"rec": 20.0, "locality": 10.0}
     assert script.parse_weighting("") == {}
     for bad in ("rec", "rec=high"):
@@ -117,14 +111,10 @@ def test_script_checks_its_input_and_parses_weightings(tmp_path, capsys):
 
 def test_script_writes_the_curve_of_a_demo_folder(tmp_path, tiny_sam, capsys):
     data, _ = tiny_sam
-    demo = tmp_path / "demo"
-    (demo / "run").mkdir(parents=True)
-    os.symlink(data, demo / "sam")
-    g = nudge_operator_head(tiny_operator_g(), seed=3, kernel_std=0.1, bias_std=0.2)
-    g.save(demo / "run" / "generator.keras")
+    demo = tiny_demo_folder(tmp_path, data)
     argv = ["--demo", str(demo), "--rule-scale", "1", "--refine", "rec=20", "--limit", "2"]
     argv += ["--refine-steps", "2"]
-    assert _script().main(argv) == 0
+    assert load_script("strength_curve").main(argv) == 0
     printed = capsys.readouterr().out
     assert "2 test images" in printed and "| G refined (rec=20) |" in printed
     saved = json.loads((demo / "strength_curve.json").read_text())
